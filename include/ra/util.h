@@ -1,0 +1,72 @@
+/* Small shared helpers: checked allocation, whole-file I/O, atomic writes,
+ * SHA-256, hex, and 16-bit float conversions. */
+#ifndef RA_UTIL_H
+#define RA_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ra/status.h"
+
+/* calloc that records RA_ERR_NOMEM on failure; also fails (instead of
+ * overflowing) when n * size does not fit in size_t. */
+ra_status ra_calloc(void *out_ptr, size_t n, size_t size);
+/* strdup with the same failure convention. */
+ra_status ra_strdup(char **out, const char *s);
+
+/* Read a whole file into a malloc'd buffer (NUL-terminated for convenience;
+ * *len excludes the terminator). */
+ra_status ra_read_file(const char *path, uint8_t **data, size_t *len);
+
+/* Write data to path atomically: a temporary file in the same directory,
+ * fsync, then rename over path. A crash leaves either the old file or the new. */
+ra_status ra_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* mkdir -p */
+ra_status ra_mkdirs(const char *path);
+/* rm -rf of a directory we created (used to discard an incomplete bundle). */
+ra_status ra_remove_tree(const char *path);
+bool ra_path_exists(const char *path);
+
+/* SHA-256 (OpenSSL EVP). */
+typedef struct ra_sha256_ctx ra_sha256_ctx;
+ra_status ra_sha256_new(ra_sha256_ctx **out);
+void ra_sha256_update(ra_sha256_ctx *c, const void *data, size_t len);
+void ra_sha256_final(ra_sha256_ctx *c, uint8_t out[32]); /* also frees c */
+void ra_sha256(const void *data, size_t len, uint8_t out[32]);
+ra_status ra_sha256_file(const char *path, uint8_t out[32]);
+
+/* Lower-case hex: out must hold 2*n + 1 bytes. */
+void ra_hex(const uint8_t *bytes, size_t n, char *out);
+/* Parse exactly 2*n hex digits. */
+ra_status ra_unhex(const char *hex, uint8_t *bytes, size_t n);
+
+/* IEEE half and bfloat16. ra_f32_to_bf16 rounds to nearest, ties to even,
+ * and keeps NaN a (quiet) NaN. */
+float ra_f16_to_f32(uint16_t h);
+uint16_t ra_f32_to_f16(float f);
+float ra_bf16_to_f32(uint16_t b);
+uint16_t ra_f32_to_bf16(float f);
+
+/* Little-endian loads from unaligned bytes (files are little-endian). */
+static inline uint16_t ra_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t ra_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t ra_le64(const uint8_t *p) { return (uint64_t)ra_le32(p) | ((uint64_t)ra_le32(p + 4) << 32); }
+static inline void ra_put_le32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline void ra_put_le64(uint8_t *p, uint64_t v) { ra_put_le32(p, (uint32_t)v); ra_put_le32(p + 4, (uint32_t)(v >> 32)); }
+
+/* A growable byte buffer, for building files in memory before an atomic write. */
+typedef struct { uint8_t *data; size_t len, cap; } ra_buf;
+ra_status ra_buf_append(ra_buf *b, const void *data, size_t len);
+ra_status ra_buf_printf(ra_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ra_buf_free(ra_buf *b);
+
+/* Monotonic seconds, for progress and timings. */
+double ra_now(void);
+
+#endif
