@@ -1,0 +1,76 @@
+/* The audit: prompts in, a bundle of hashed traces out. */
+#ifndef RA_AUDIT_H
+#define RA_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ra/model.h"
+#include "ra/status.h"
+#include "ra/tokenizer.h"
+
+/* A prompt set is JSONL, one object per line:
+ *   {"id": "greeting", "text": "<|im_start|>user\nHi<|im_end|>\n"}   (special tokens parsed)
+ *   {"id": "raw", "ids": [1, 2, 3]}                                      (token ids as given)
+ * optional "continuation": text or "continuation_ids": [...] for score mode. */
+typedef struct {
+    char *id;
+    int32_t *ids;
+    size_t n_ids;
+    int32_t *cont;      /* continuation ids, NULL when none */
+    size_t n_cont;
+} ra_prompt;
+
+typedef struct {
+    char *path;
+    uint8_t sha256[32];
+    size_t n;
+    ra_prompt *items;
+} ra_prompt_set;
+
+ra_status ra_prompts_load(const char *path, const ra_tokenizer *tok, uint32_t n_vocab, ra_prompt_set **out);
+void ra_prompts_free(ra_prompt_set *p);
+
+typedef enum { RA_STORE_NONE, RA_STORE_FIRST, RA_STORE_ALL } ra_store_full;
+
+typedef struct {
+    const char *model_path;
+    const char *prompts_path;
+    const char *out_dir;
+    const char *const *formats;
+    size_t n_formats;
+    uint32_t max_new_tokens;
+    uint32_t repeats;
+    uint32_t top_k;
+    uint32_t threads;           /* 0 = all CPUs */
+    bool score;                 /* score mode (teacher-forced) instead of generate */
+    bool ignore_eos;
+    ra_store_full store_full;
+    bool progress;              /* progress lines on stderr */
+} ra_run_opts;
+
+/* Runs the audit and writes the bundle at opts->out_dir (atomically: the
+ * directory appears only when complete). */
+ra_status ra_run(const ra_run_opts *opts);
+
+/* One greedy generation (or scoring) pass of every prompt with one model;
+ * exposed for tests. For each prompt, steps[i] holds n_steps[i] tokens and
+ * n_steps[i] x n_vocab log-probs. */
+typedef struct {
+    size_t n_seqs;
+    uint32_t *n_steps;
+    int32_t **tokens;
+    float **logprobs;
+    double decode_seconds;
+    uint64_t decode_tokens;
+} ra_gen_result;
+
+typedef void (*ra_progress_fn)(void *ctx, uint32_t step, uint32_t total);
+ra_status ra_generate(ra_model *m, const ra_prompt_set *ps, uint32_t max_new_tokens, bool score, bool ignore_eos,
+                      ra_progress_fn progress, void *progress_ctx, ra_gen_result *out);
+/* Index of the largest value; ties go to the lowest index (greedy decoding). */
+int32_t ra_argmax(const float *v, uint32_t n);
+void ra_gen_result_free(ra_gen_result *r);
+
+#endif

@@ -1,0 +1,33 @@
+/* Elementwise and row-wise CPU ops. Sums run left to right in double where a
+ * long reduction feeds a float result; transcendentals go through double. */
+#include <math.h>
+
+#include "ra/cpu.h"
+
+float ra_cpu_exp(float x) { return (float)exp((double)x); }
+
+void ra_cpu_rmsnorm(const float *x, const float *g, uint32_t dim, float eps, float *y)
+{
+    double ss = 0;
+    for (uint32_t i = 0; i < dim; i++) ss += (double)x[i] * (double)x[i];
+    float scale = (float)(1.0 / sqrt(ss / dim + (double)eps));
+    for (uint32_t i = 0; i < dim; i++) y[i] = (x[i] * scale) * g[i];
+}
+
+void ra_cpu_log_softmax(float *x, uint32_t n)
+{
+    float mx = -INFINITY;
+    for (uint32_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0;
+    for (uint32_t i = 0; i < n; i++) sum += exp((double)x[i] - (double)mx);
+    double lse = (double)mx + log(sum);
+    for (uint32_t i = 0; i < n; i++) x[i] = (float)((double)x[i] - lse);
+}
+
+void ra_cpu_swiglu(float *gate, const float *up, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        double g = gate[i];
+        gate[i] = (float)(g / (1.0 + exp(-g))) * up[i];
+    }
+}

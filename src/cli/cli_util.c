@@ -1,0 +1,35 @@
+#include "cli_util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ra_cli_report(ra_status s)
+{
+    if (s == RA_OK) return RA_EXIT_OK;
+    fprintf(stderr, "repro-audit: %s\n", *ra_errmsg() ? ra_errmsg() : ra_status_name(s));
+    return RA_EXIT_USAGE;
+}
+
+ra_status ra_cli_u32(const char *opt, const char *val, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(val, &end, 10);
+    if (errno || end == val || *end || val[0] == '-' || v < lo || v > hi)
+        return ra_fail(RA_ERR_USAGE, "%s expects an integer in %u..%u, got '%s'", opt, lo, hi, val);
+    *out = (uint32_t)v;
+    return RA_OK;
+}
+
+const char *ra_cli_value(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        ra_fail(RA_ERR_USAGE, "%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+bool ra_cli_is_help(const char *arg) { return !strcmp(arg, "--help") || !strcmp(arg, "-h"); }

@@ -1,0 +1,85 @@
+/* repro-audit run */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "ra/audit.h"
+#include "ra/util.h"
+
+static const char usage[] =
+    "usage: repro-audit run --model FILE.gguf --out DIR [options]\n"
+    "\n"
+    "Runs every prompt through the model in each format, REPEATS times, and\n"
+    "writes a bundle: manifest.json, one hashed trace per (format, repeat),\n"
+    "report.json and report.md. DIR appears only when the run is complete.\n"
+    "\n"
+    "options:\n"
+    "  --model FILE          GGUF model (llama architecture)\n"
+    "  --out DIR             bundle directory to create (must not exist)\n"
+    "  --formats A,B,...     formats to run (default q4_1,f32,bf16; see `repro-audit formats`)\n"
+    "  --prompts FILE.jsonl  prompt set (default data/prompts.jsonl)\n"
+    "  --max-new-tokens N    tokens to generate per prompt (default 32)\n"
+    "  --repeats R           runs of each format in this process (default 3)\n"
+    "  --mode generate|score greedy generation, or teacher-forced scoring of each\n"
+    "                        prompt's continuation (default generate)\n"
+    "  --top-k K             top-k log-probs stored per step (default 20)\n"
+    "  --store-full first|all|none  full log-prob vectors stored: in repeat 0 only\n"
+    "                        (default), in every repeat, or never\n"
+    "  --ignore-eos          keep generating after the end-of-sequence token\n"
+    "  --threads N           CPU threads (default: all); results do not depend on it\n"
+    "  --quiet               no progress on stderr\n";
+
+int ra_cmd_run(int argc, char **argv)
+{
+    ra_run_opts o = {.prompts_path = "data/prompts.jsonl", .max_new_tokens = 32, .repeats = 3, .top_k = 20,
+                     .store_full = RA_STORE_FIRST, .progress = isatty(2)};
+    const char *formats = "q4_1,f32,bf16";
+    ra_status s = RA_OK;
+    for (int i = 1; i < argc && s == RA_OK; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (ra_cli_is_help(a)) { fputs(usage, stdout); return RA_EXIT_OK; }
+        else if (!strcmp(a, "--ignore-eos")) o.ignore_eos = true;
+        else if (!strcmp(a, "--quiet")) o.progress = false;
+        else if (!strcmp(a, "--progress")) o.progress = true;
+        else if (strncmp(a, "--", 2) != 0) s = ra_fail(RA_ERR_USAGE, "unexpected argument '%s' (see run --help)", a);
+        else if (!(v = ra_cli_value(argc, argv, &i))) s = RA_ERR_USAGE;
+        else if (!strcmp(a, "--model")) o.model_path = v;
+        else if (!strcmp(a, "--out")) o.out_dir = v;
+        else if (!strcmp(a, "--formats")) formats = v;
+        else if (!strcmp(a, "--prompts")) o.prompts_path = v;
+        else if (!strcmp(a, "--max-new-tokens")) s = ra_cli_u32(a, v, 1, 100000, &o.max_new_tokens);
+        else if (!strcmp(a, "--repeats")) s = ra_cli_u32(a, v, 1, 1000, &o.repeats);
+        else if (!strcmp(a, "--top-k")) s = ra_cli_u32(a, v, 1, 1000, &o.top_k);
+        else if (!strcmp(a, "--threads")) s = ra_cli_u32(a, v, 1, 256, &o.threads);
+        else if (!strcmp(a, "--mode")) {
+            if (!strcmp(v, "generate")) o.score = false;
+            else if (!strcmp(v, "score")) o.score = true;
+            else s = ra_fail(RA_ERR_USAGE, "--mode is generate or score, not '%s'", v);
+        } else if (!strcmp(a, "--store-full")) {
+            if (!strcmp(v, "first")) o.store_full = RA_STORE_FIRST;
+            else if (!strcmp(v, "all")) o.store_full = RA_STORE_ALL;
+            else if (!strcmp(v, "none")) o.store_full = RA_STORE_NONE;
+            else s = ra_fail(RA_ERR_USAGE, "--store-full is first, all or none, not '%s'", v);
+        } else s = ra_fail(RA_ERR_USAGE, "unknown option '%s' (see run --help)", a);
+    }
+    if (s == RA_OK && (!o.model_path || !o.out_dir)) s = ra_fail(RA_ERR_USAGE, "run needs --model and --out (see run --help)");
+
+    /* Split the comma list in place. */
+    char *list = NULL;
+    const char *names[64];
+    if (s == RA_OK) s = ra_strdup(&list, formats);
+    if (s == RA_OK) {
+        for (char *tok = strtok(list, ","); tok && s == RA_OK; tok = strtok(NULL, ",")) {
+            if (o.n_formats == 64) s = ra_fail(RA_ERR_USAGE, "too many formats");
+            else names[o.n_formats++] = tok;
+        }
+        o.formats = names;
+    }
+    if (s == RA_OK) s = ra_run(&o);
+    free(list);
+    if (s != RA_OK) return ra_cli_report(s);
+    return RA_EXIT_OK;
+}

@@ -1,0 +1,75 @@
+/* repro-audit tokenize: prompt texts to token ids, as the run will see them. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "ra/audit.h"
+#include "ra/model.h"
+#include "ra/util.h"
+
+static const char usage[] =
+    "usage: repro-audit tokenize MODEL.gguf (--prompts FILE.jsonl | TEXT)\n"
+    "\n"
+    "Prints token ids: for a prompt set, one JSON line per prompt\n"
+    "{\"id\", \"ids\", \"continuation_ids\"?}; for TEXT, one JSON array.\n"
+    "Special tokens such as <|im_start|> in the text are parsed.\n";
+
+static void print_ids(const int32_t *ids, size_t n)
+{
+    putchar('[');
+    for (size_t i = 0; i < n; i++) printf(i ? ", %d" : "%d", ids[i]);
+    putchar(']');
+}
+
+int ra_cmd_tokenize(int argc, char **argv)
+{
+    const char *model = NULL, *prompts = NULL, *text = NULL;
+    ra_status s = RA_OK;
+    for (int i = 1; i < argc && s == RA_OK; i++) {
+        if (ra_cli_is_help(argv[i])) { fputs(usage, stdout); return RA_EXIT_OK; }
+        if (!strcmp(argv[i], "--prompts")) {
+            if (!(prompts = ra_cli_value(argc, argv, &i))) s = RA_ERR_USAGE;
+        } else if (!model) model = argv[i];
+        else if (!text) text = argv[i];
+        else s = ra_fail(RA_ERR_USAGE, "too many arguments (see tokenize --help)");
+    }
+    if (s == RA_OK && (!model || !!prompts == !!text))
+        s = ra_fail(RA_ERR_USAGE, "tokenize needs MODEL and either --prompts FILE or TEXT (see tokenize --help)");
+    ra_gguf *g = NULL;
+    ra_tokenizer *tok = NULL;
+    ra_prompt_set *ps = NULL;
+    if (s == RA_OK) s = ra_gguf_open(model, &g);
+    if (s == RA_OK) s = ra_tokenizer_from_gguf(g, &tok);
+    if (s == RA_OK && prompts) {
+        s = ra_prompts_load(prompts, tok, (uint32_t)ra_tokenizer_n_vocab(tok), &ps);
+        for (size_t i = 0; s == RA_OK && i < ps->n; i++) {
+            cJSON *js = cJSON_CreateString(ps->items[i].id);
+            char *id = cJSON_PrintUnformatted(js); /* JSON-escaped */
+            cJSON_Delete(js);
+            printf("{\"id\": %s, \"ids\": ", id ? id : "\"?\"");
+            free(id);
+            print_ids(ps->items[i].ids, ps->items[i].n_ids);
+            if (ps->items[i].cont) {
+                printf(", \"continuation_ids\": ");
+                print_ids(ps->items[i].cont, ps->items[i].n_cont);
+            }
+            printf("}\n");
+        }
+    } else if (s == RA_OK) {
+        int32_t *ids;
+        size_t n;
+        s = ra_tokenizer_encode(tok, text, strlen(text), true, &ids, &n);
+        if (s == RA_OK) {
+            print_ids(ids, n);
+            putchar('\n');
+            free(ids);
+        }
+    }
+    ra_prompts_free(ps);
+    ra_tokenizer_free(tok);
+    ra_gguf_close(g);
+    return ra_cli_report(s);
+}

@@ -1,0 +1,71 @@
+/* repro-audit: command dispatch. Each command lives in src/cli/cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "ra/format.h"
+
+#ifndef RA_VERSION
+#define RA_VERSION "dev"
+#endif
+#ifndef RA_GIT_COMMIT
+#define RA_GIT_COMMIT "unknown"
+#endif
+
+static int cmd_formats(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("%-8s %-8s %-14s %s\n", "format", "kernel", "deterministic", "description");
+    for (size_t i = 0; i < ra_format_count(); i++) {
+        const ra_format *f = ra_format_at(i);
+        printf("%-8s %-8s %-14s %s\n", f->name, f->kernel, f->deterministic ? "yes" : "no", f->description);
+    }
+    return RA_EXIT_OK;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} commands[] = {
+    {"run", ra_cmd_run, "run prompts through the model in several formats; write a hashed bundle"},
+    {"compare", ra_cmd_compare, "verdicts and distance tables for one or more bundles"},
+    {"verify", ra_cmd_verify, "re-hash a bundle and check every digest"},
+    {"inspect", ra_cmd_inspect, "print a GGUF file's metadata and tensor table"},
+    {"tokenize", ra_cmd_tokenize, "show the token ids of a text or a prompt set"},
+    {"export-hf", ra_cmd_export_hf, "write the model as HF safetensors + config.json"},
+    {"formats", cmd_formats, "list the weight formats and their kernels"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "repro-audit %s: determinism and reproducibility audits of LLM inference\n\n"
+               "usage: repro-audit COMMAND [options]   (repro-audit COMMAND --help for more)\n\ncommands:\n",
+            RA_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nexit codes: 0 ok, 1 a determinism expectation failed, 2 bad input or usage\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return RA_EXIT_USAGE;
+    }
+    if (ra_cli_is_help(argv[1]) || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return RA_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("repro-audit %s (%s)\n", RA_VERSION, RA_GIT_COMMIT);
+        return RA_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "repro-audit: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return RA_EXIT_USAGE;
+}

@@ -1,0 +1,57 @@
+#include "ra/safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ra/util.h"
+
+ra_status ra_safetensors_write(const char *path, const ra_st_tensor *t, size_t n, const char *const *meta_keys,
+                               const char *const *meta_vals, size_t n_meta)
+{
+    cJSON *h = cJSON_CreateObject();
+    if (n_meta) {
+        cJSON *meta = cJSON_AddObjectToObject(h, "__metadata__");
+        for (size_t i = 0; i < n_meta; i++) cJSON_AddStringToObject(meta, meta_keys[i], meta_vals[i]);
+    }
+    uint64_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        cJSON *e = cJSON_AddObjectToObject(h, t[i].name);
+        cJSON_AddStringToObject(e, "dtype", t[i].dtype);
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+        for (uint32_t d = 0; d < t[i].n_dims; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t[i].shape[d]));
+        cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + t[i].nbytes)));
+        off += t[i].nbytes;
+    }
+    char *json = cJSON_PrintUnformatted(h);
+    cJSON_Delete(h);
+    if (!json) return ra_fail(RA_ERR_NOMEM, "out of memory building the safetensors header");
+    size_t jlen = strlen(json), padded = (jlen + 7) / 8 * 8;
+
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        free(json);
+        return ra_fail(RA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    }
+    uint8_t len8[8];
+    ra_put_le64(len8, padded);
+    bool ok = fwrite(len8, 1, 8, f) == 8 && fwrite(json, 1, jlen, f) == jlen;
+    for (size_t i = jlen; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
+    for (size_t i = 0; ok && i < n; i++) ok = fwrite(t[i].data, 1, t[i].nbytes, f) == t[i].nbytes;
+    free(json);
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return ra_fail(RA_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    }
+    return RA_OK;
+}

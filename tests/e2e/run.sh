@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# End-to-end tests of the CLI on the real model. Usage: run.sh BIN ASAN_BIN MODEL
+set -uo pipefail
+BIN=$1; ASAN=$2; MODEL=$3
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+ok()   { pass=$((pass+1)); }
+bad()  { fail=$((fail+1)); echo "FAIL: $*"; }
+expect_rc() { # expect_rc WANT DESC -- cmd...
+  local want=$1 desc=$2; shift 3
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [ $rc -eq "$want" ]; then ok; else bad "$desc: exit $rc, want $want"; sed 's/^/    /' "$T/err" | head -5; fi
+}
+contains() { if grep -q -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(basename "$1")"; sed 's/^/    /' "$1" | head -8; fi; }
+
+# --- usage and help ---
+expect_rc 0 "help" -- "$BIN" --help
+expect_rc 2 "no command" -- "$BIN"
+expect_rc 2 "unknown command" -- "$BIN" frobnicate
+for c in run compare verify inspect tokenize export-hf; do expect_rc 0 "$c --help" -- "$BIN" $c --help; done
+expect_rc 2 "run without --out" -- "$BIN" run --model "$MODEL"
+expect_rc 2 "run with bad format" -- "$BIN" run --model "$MODEL" --formats nope --out "$T/x"
+contains "$T/err" "unknown format 'nope'" "bad format message"
+
+# --- inspect, on the real file and on malformed ones (under ASan) ---
+expect_rc 0 "inspect model" -- "$ASAN" inspect "$MODEL"
+contains "$T/out" "llama.block_count" "inspect output"
+contains "$T/out" "blk.29.ffn_down.weight" "inspect tensor table"
+head -c 100000 "$MODEL" >"$T/trunc.gguf"
+expect_rc 2 "inspect truncated" -- "$ASAN" inspect "$T/trunc.gguf"
+contains "$T/err" "trunc.gguf" "truncated message names the file"
+printf 'GGUX\003\000\000\000' >"$T/magic.gguf"; head -c 4000 "$MODEL" | tail -c +9 >>"$T/magic.gguf"
+expect_rc 2 "inspect bad magic" -- "$ASAN" inspect "$T/magic.gguf"
+contains "$T/err" "magic" "bad magic message"
+expect_rc 2 "inspect missing file" -- "$ASAN" inspect "$T/none.gguf"
+expect_rc 2 "run on truncated model" -- "$ASAN" run --model "$T/trunc.gguf" --out "$T/bad" --quiet
+[ ! -e "$T/bad" ] && ok || bad "failed run left a bundle"
+
+# --- tokenize ---
+expect_rc 0 "tokenize" -- "$BIN" tokenize "$MODEL" "<|im_start|>user
+Hello<|im_end|>"
+contains "$T/out" "^\[1, " "tokenize keeps <|im_start|> whole"
+
+# --- a small real audit, twice with different thread counts ---
+head -3 data/prompts.jsonl >"$T/p.jsonl"
+expect_rc 0 "run A (1 thread)" -- "$BIN" run --model "$MODEL" --prompts "$T/p.jsonl" --max-new-tokens 6 --repeats 2 \
+  --formats q4_1,f32,bf16 --threads 1 --quiet --out "$T/A"
+for f in manifest.json report.json report.md traces/q4_1@cpu.r0.ratrace traces/bf16@cpu.r1.ratrace; do
+  [ -f "$T/A/$f" ] && ok || bad "bundle lacks $f"
+done
+ls "$T" | grep -q partial && bad "a .partial directory was left behind" || ok
+expect_rc 0 "run B (2 threads)" -- "$BIN" run --model "$MODEL" --prompts "$T/p.jsonl" --max-new-tokens 6 --repeats 1 \
+  --formats q4_1,f32 --threads 2 --quiet --out "$T/B"
+expect_rc 2 "run refuses an existing --out" -- "$BIN" run --model "$MODEL" --prompts "$T/p.jsonl" --out "$T/B" --quiet
+expect_rc 0 "compare A" -- "$BIN" compare "$T/A"
+contains "$T/out" "bit-identical" "repeat verdict"
+contains "$T/out" "bf16@cpu" "pairwise table"
+expect_rc 0 "compare A B (thread count must not change numbers)" -- "$BIN" compare "$T/A" "$T/B"
+expect_rc 0 "verify A" -- "$ASAN" verify "$T/A"
+
+# --- tampering: verify and compare must notice ---
+cp -r "$T/A" "$T/C"
+python3 - "$T/C/manifest.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+t = [t for t in m["traces"] if t["format"] == "f32" and t["repeat"] == 1][0]
+t["digest"] = "00" * 32
+json.dump(m, open(sys.argv[1], "w"))
+PY
+expect_rc 1 "verify notices a changed digest" -- "$ASAN" verify "$T/C"
+f="$T/C/traces/q4_1@cpu.r1.ratrace"; sz=$(stat -c %s "$f")
+printf '\xff' | dd of="$f" bs=1 seek=$((sz / 2)) conv=notrunc 2>/dev/null
+expect_rc 1 "verify notices a flipped byte" -- "$ASAN" verify "$T/C"
+
+echo "e2e: $pass passed, $fail failed"
+[ $fail -eq 0 ]
