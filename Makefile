@@ -73,7 +73,13 @@ unit: $(UNITS)
 	@tests/run_units.sh $(UNITS)
 unit-asan: $(ASAN_UNITS)
 	@ASAN_OPTIONS=detect_leaks=1 tests/run_units.sh $(ASAN_UNITS)
-e2e: $(BIN) $(BUILD)/repro-audit-asan $(MODEL)
+# The CPU engine against HF transformers (fixture made on the GPU machine by tools/hf_reference.py).
+HF_FIXTURE := $(BUILD)/tests/test_hf_fixture
+$(HF_FIXTURE): tests/e2e/test_hf_fixture.c tests/unit/check.h $(BUILD)/libra.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) -o $@
+e2e: $(BIN) $(BUILD)/repro-audit-asan $(HF_FIXTURE) $(MODEL)
+	@$(HF_FIXTURE) $(MODEL) tests/fixtures/hf_fixture.json tests/fixtures/hf_prompts.jsonl
 	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL)
 
 test: unit unit-asan e2e

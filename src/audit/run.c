@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ra/audit.h"
+#include "ra/compare.h"
 #include "ra/cpu.h"
 #include "ra/gguf.h"
 #include "ra/trace.h"
@@ -273,6 +274,28 @@ static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
     return s;
 }
 
+/* The bundle's own report, computed from the traces just written (the same
+ * as `repro-audit compare DIR` will print). */
+static ra_status write_report(const char *tmp, const char *out_dir, bool print)
+{
+    const char *dirs[1] = {tmp};
+    ra_comparison *c;
+    RA_TRY(ra_compare_bundles(dirs, 1, &c));
+    char *name = NULL;
+    ra_status s = ra_strdup(&name, out_dir);
+    if (s == RA_OK) {
+        free(c->bundle_dirs[0]);
+        c->bundle_dirs[0] = name; /* report the final name, not the temporary one */
+        char json[4096], md[4096];
+        snprintf(json, sizeof json, "%s/report.json", tmp);
+        snprintf(md, sizeof md, "%s/report.md", tmp);
+        s = ra_report_write(c, json, md);
+    }
+    if (s == RA_OK && print) fprintf(stderr, "%s\n", c->ok ? "every expectation held" : "a determinism expectation FAILED");
+    ra_comparison_free(c);
+    return s;
+}
+
 ra_status ra_run(const ra_run_opts *o)
 {
     if (o->repeats == 0 || o->repeats > 1000) return ra_fail(RA_ERR_USAGE, "--repeats must be 1..1000");
@@ -331,6 +354,7 @@ ra_status ra_run(const ra_run_opts *o)
     }
     for (size_t i = 0; s == RA_OK && i < o->n_formats; i++) s = run_format(&r, r.formats[i]);
     if (s == RA_OK) s = write_manifest(&r, started, ra_now() - t0);
+    if (s == RA_OK) s = write_report(r.tmp, o->out_dir, o->progress);
     if (s == RA_OK && rename(r.tmp, o->out_dir) != 0)
         s = ra_fail(RA_ERR_IO, "cannot rename %s to %s: %s", r.tmp, o->out_dir, strerror(errno));
     if (s != RA_OK && r.tmp) {

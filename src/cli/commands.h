@@ -1,0 +1,12 @@
+/* One entry point per command; each returns the process exit code (cli_util.h). */
+#ifndef RA_COMMANDS_H
+#define RA_COMMANDS_H
+
+int ra_cmd_run(int argc, char **argv);
+int ra_cmd_compare(int argc, char **argv);
+int ra_cmd_verify(int argc, char **argv);
+int ra_cmd_inspect(int argc, char **argv);
+int ra_cmd_tokenize(int argc, char **argv);
+int ra_cmd_export_hf(int argc, char **argv);
+
+#endif
