@@ -4,7 +4,10 @@
 Runs on the GPU machine (torch + transformers installed there):
   1. loads `repro-audit export-hf` output with transformers' LlamaForCausalLM
      in float32 on the CPU, eager attention;
-  2. for each prompt (token ids from `repro-audit tokenize --prompts`), greedily
+  2. tokenizes each prompt text with HF `tokenizers` (a byte-level BPE built
+     from the GGUF's vocabulary and merges, pre-split as the model's "smollm"
+     pre-tokenizer says: each digit alone, then the GPT-2 byte-level regex), and
+     for each prompt greedily
      generates N tokens (EOS ignored), recomputing the whole sequence each step,
      and records each chosen token, its log-probability and the top 5;
   3. if the `gguf` package is importable, also loads the original GGUF through
@@ -37,12 +40,35 @@ def greedy(model, prompt_ids, n_new, device):
     return steps
 
 
+def hf_tokenizer(gguf_path):
+    """A HF `tokenizers` BPE built from the GGUF tokenizer metadata."""
+    import gguf
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    r = gguf.GGUFReader(gguf_path)
+
+    def strings(key):
+        f = r.fields[key]
+        return [bytes(f.parts[i]).decode("utf-8") for i in f.data]
+
+    tokens, merges = strings("tokenizer.ggml.tokens"), strings("tokenizer.ggml.merges")
+    types = [int(r.fields["tokenizer.ggml.token_type"].parts[i][0]) for i in r.fields["tokenizer.ggml.token_type"].data]
+    pre = bytes(r.fields["tokenizer.ggml.pre"].parts[-1]).decode()
+    assert pre == "smollm", pre
+    bpe = models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=[tuple(m.split(" ", 1)) for m in merges],
+                     fuse_unk=False)
+    tok = Tokenizer(bpe)
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, ty in zip(tokens, types) if ty == 3])
+    return tok
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--export", required=True, help="directory written by repro-audit export-hf")
-    ap.add_argument("--prompt-ids", required=True, help="JSONL from repro-audit tokenize --prompts")
-    ap.add_argument("--prompts", help="the prompt texts (JSONL), for the GGUF tokenizer cross-check")
-    ap.add_argument("--gguf", help="the original GGUF, for the transformers GGUF-loader cross-check")
+    ap.add_argument("--prompts", required=True, help="the prompt texts (JSONL: id, text)")
+    ap.add_argument("--gguf", required=True, help="the original GGUF: its tokenizer, and the transformers GGUF-loader cross-check")
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -50,10 +76,16 @@ def main():
     torch.manual_seed(0)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    prompts = [json.loads(l) for l in open(a.prompt_ids) if l.strip()]
+    tok = hf_tokenizer(a.gguf)
+    prompts = [json.loads(l) for l in open(a.prompts) if l.strip()]
+    for p in prompts:
+        p["ids"] = tok.encode(p["text"], add_special_tokens=False).ids
+        assert tok.decode(p["ids"], skip_special_tokens=False) == p["text"], p["id"]
     model = LlamaForCausalLM.from_pretrained(a.export, torch_dtype=torch.float32, attn_implementation="eager").eval()
 
+    import tokenizers
     out = {"generator": "tools/hf_reference.py", "transformers": transformers.__version__, "torch": torch.__version__,
+           "tokenizers": tokenizers.__version__,
            "python": platform.python_version(), "device": "cpu", "dtype": "float32", "attn": "eager",
            "new_tokens": a.new_tokens, "prompts": []}
     t0 = time.time()
@@ -63,7 +95,7 @@ def main():
               flush=True)
     out["cpu_seconds"] = time.time() - t0
 
-    if a.gguf:
+    if True:
         try:
             import gguf  # noqa: F401  (transformers' GGUF support needs it)
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -78,15 +110,13 @@ def main():
             out["gguf_loader_check"] = {"tensors_compared": len(diffs), "max_abs_diff": worst[1], "worst_tensor": worst[0],
                                         "missing_in_ours": sorted(set(ref.state_dict()) - set(ours))[:10]}
             print("gguf loader check:", out["gguf_loader_check"], flush=True)
-            if a.prompts:
-                tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
-                texts = [json.loads(l) for l in open(a.prompts) if l.strip()]
-                enc = []
-                for t, p in zip(texts, prompts):
-                    ids = tok(t["text"], add_special_tokens=False)["input_ids"]
-                    enc.append({"id": t["id"], "hf_gguf_ids": ids, "equal": ids == p["ids"]})
-                out["gguf_tokenizer_check"] = enc
-                print("gguf tokenizer check:", [(e["id"], e["equal"]) for e in enc], flush=True)
+            hf_tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+            enc = []
+            for p in prompts:
+                ids = hf_tok(p["text"], add_special_tokens=False)["input_ids"]
+                enc.append({"id": p["id"], "transformers_gguf_ids": ids, "equal": ids == p["ids"]})
+            out["gguf_tokenizer_check"] = enc
+            print("transformers GGUF tokenizer check:", [(e["id"], e["equal"]) for e in enc], flush=True)
         except Exception as e:  # the cross-checks are extra evidence, not the fixture
             out["gguf_check_error"] = repr(e)
             print("gguf cross-check failed:", repr(e), flush=True)

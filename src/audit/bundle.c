@@ -115,7 +115,7 @@ static ra_status parse_manifest(ra_bundle *b, const cJSON *m, const char *where)
     b->n_traces = (uint32_t)n;
     for (int i = 0; i < n; i++) {
         char w[1200];
-        snprintf(w, sizeof w, "%s: traces[%d]", where, i);
+        snprintf(w, sizeof w, "%.1000s: traces[%d]", where, i);
         RA_TRY(parse_trace(cJSON_GetArrayItem(traces, i), b->dir, w, &b->traces[i]));
         for (int k = 0; k < i; k++)
             if (!strcmp(b->traces[k].format, b->traces[i].format) && !strcmp(b->traces[k].kernel, b->traces[i].kernel) &&
