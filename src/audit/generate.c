@@ -58,7 +58,7 @@ ra_status ra_generate(ra_model *m, const ra_prompt_set *ps, uint32_t max_new, bo
     bool *done = NULL;
     ra_status s;
 
-    size_t rows = 0, total_steps = 0;
+    size_t rows = 0;
     for (size_t i = 0; i < n; i++) {
         if (score && !ps->items[i].cont)
             return ra_fail(RA_ERR_USAGE, "score mode: prompt '%s' has no continuation", ps->items[i].id);
@@ -73,7 +73,6 @@ ra_status ra_generate(ra_model *m, const ra_prompt_set *ps, uint32_t max_new, bo
     for (size_t i = 0; i < n; i++) {
         const ra_prompt *p = &ps->items[i];
         limit[i] = score ? (uint32_t)p->n_cont : max_new;
-        total_steps += limit[i];
         if ((s = ra_kv_new(m, (uint32_t)(p->n_ids + limit[i] + 1), &kv[i])) != RA_OK ||
             (s = ra_calloc(&out->tokens[i], limit[i] ? limit[i] : 1, sizeof(int32_t))) != RA_OK ||
             (s = ra_calloc(&out->logprobs[i], (size_t)(limit[i] ? limit[i] : 1) * V, sizeof(float))) != RA_OK)

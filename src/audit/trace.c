@@ -219,7 +219,8 @@ static void close_seq(ra_trace_writer *w)
     size_t n = w->n_hashes - w->seq_first;
     uint8_t *slot = w->payload.data + w->seq_slot;
     ra_put_le32(slot, (uint32_t)n);
-    ra_merkle_root((const uint8_t (*)[32])(w->hashes + w->seq_first), n, slot + 4);
+    /* hashes is NULL until the first step: no pointer arithmetic on it then (UB). */
+    ra_merkle_root(n ? (const uint8_t (*)[32])(w->hashes + w->seq_first) : NULL, n, slot + 4);
     w->in_seq = false;
 }
 
@@ -532,7 +533,7 @@ static ra_status read_seq(reader *r, uint32_t i, ra_trace_seq *q, uint64_t steps
         RA_TRY(read_step(r, i, j, &q->steps[j]));
     }
     uint8_t d[32];
-    ra_merkle_root((const uint8_t (*)[32])(r->hashes + first), n_steps, d);
+    ra_merkle_root(n_steps ? (const uint8_t (*)[32])(r->hashes + first) : NULL, n_steps, d); /* NULL + 0 is UB */
     if (memcmp(d, q->digest, 32)) return fmt_err(r, i, "digest does not match its step hashes");
     return RA_OK;
 }
@@ -604,6 +605,9 @@ static ra_status read_header(const char *path, const uint8_t *h, size_t file_len
 static ra_status decompress(const char *path, const uint8_t *src, size_t n, size_t raw, uint8_t **out)
 {
     *out = NULL;
+    /* A zstd frame proper: a skippable frame "declares" 0 bytes and would pass for an empty payload. */
+    if (n < 4 || ra_le32(src) != ZSTD_MAGICNUMBER)
+        return ra_fail(RA_ERR_FORMAT, "%s: the payload is not a zstd frame", path);
     unsigned long long fcs = ZSTD_getFrameContentSize(src, n);
     if (fcs != raw)
         return ra_fail(RA_ERR_FORMAT, "%s: the zstd frame does not declare the header's uncompressed size", path);

@@ -55,7 +55,7 @@ expect_rc 2 "run refuses an existing --out" -- "$BIN" run --model "$MODEL" --pro
 expect_rc 0 "compare A" -- "$BIN" compare "$T/A"
 contains "$T/out" "bit-identical" "repeat verdict"
 contains "$T/out" "bf16@cpu" "pairwise table"
-expect_rc 0 "compare A B (thread count must not change numbers)" -- "$BIN" compare "$T/A" "$T/B"
+expect_rc 0 "compare A B (thread count must not change numbers)" -- "$BIN" compare --json "$T/ab.json" --md "$T/ab.md" "$T/A" "$T/B"
 expect_rc 0 "verify A" -- "$ASAN" verify "$T/A"
 
 # --- tampering: verify and compare must notice ---
