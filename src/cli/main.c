@@ -5,13 +5,8 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "ra/format.h"
+#include "ra/version.h"
 
-#ifndef RA_VERSION
-#define RA_VERSION "dev"
-#endif
-#ifndef RA_GIT_COMMIT
-#define RA_GIT_COMMIT "unknown"
-#endif
 
 static int cmd_formats(int argc, char **argv)
 {

@@ -7,10 +7,8 @@
 
 #include "ra/compare.h"
 #include "ra/util.h"
+#include "ra/version.h"
 
-#ifndef RA_VERSION
-#define RA_VERSION "dev"
-#endif
 
 #define REPORT_SCHEMA_VERSION 1
 
