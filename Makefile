@@ -87,13 +87,16 @@ unit: $(UNITS)
 	@tests/run_units.sh $(UNITS)
 unit-asan: $(ASAN_UNITS)
 	@ASAN_OPTIONS=detect_leaks=1 tests/run_units.sh $(ASAN_UNITS)
-# The CPU engine against HF transformers (fixture made on the GPU machine by tools/hf_reference.py).
-HF_FIXTURE := $(BUILD)/tests/test_hf_fixture
-$(HF_FIXTURE): tests/e2e/test_hf_fixture.c tests/unit/check.h $(BUILD)/libra.a
+# Tests on the real model: the CPU engine against HF transformers (fixture made
+# on the GPU machine by tools/hf_reference.py), the tokenizer against HF
+# tokenizers (tools/hf_tokenizer_ids.py), then the CLI end to end.
+E2E_TESTS := $(patsubst tests/e2e/%.c,$(BUILD)/e2e/%,$(wildcard tests/e2e/test_*.c))
+$(BUILD)/e2e/%: tests/e2e/%.c tests/unit/check.h $(BUILD)/libra.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) -o $@
-e2e: $(BIN) $(BUILD)/repro-audit-asan $(HF_FIXTURE) $(MODEL)
-	@$(HF_FIXTURE) $(MODEL) tests/fixtures/hf_fixture.json tests/fixtures/hf_prompts.jsonl
+e2e: $(BIN) $(BUILD)/repro-audit-asan $(E2E_TESTS) $(MODEL)
+	@$(BUILD)/e2e/test_tokenizer_model $(MODEL)
+	@$(BUILD)/e2e/test_hf_fixture $(MODEL) tests/fixtures/hf_fixture.json tests/fixtures/hf_prompts.jsonl
 	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL)
 
 test: unit unit-asan fuzz-replay e2e

@@ -24,6 +24,8 @@ import torch
 import transformers
 from transformers import LlamaForCausalLM
 
+from hf_gguf_tokenizer import hf_tokenizer  # tools/, next to this script
+
 
 def greedy(model, prompt_ids, n_new, device):
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
@@ -38,30 +40,6 @@ def greedy(model, prompt_ids, n_new, device):
                           "top5_ids": [int(i) for i in top.indices], "top5_logprobs": [float(v) for v in top.values]})
             ids = torch.cat([ids, torch.tensor([[tok]], device=device)], dim=1)
     return steps
-
-
-def hf_tokenizer(gguf_path):
-    """A HF `tokenizers` BPE built from the GGUF tokenizer metadata."""
-    import gguf
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
-    r = gguf.GGUFReader(gguf_path)
-
-    def strings(key):
-        f = r.fields[key]
-        return [bytes(f.parts[i]).decode("utf-8") for i in f.data]
-
-    tokens, merges = strings("tokenizer.ggml.tokens"), strings("tokenizer.ggml.merges")
-    types = [int(r.fields["tokenizer.ggml.token_type"].parts[i][0]) for i in r.fields["tokenizer.ggml.token_type"].data]
-    pre = bytes(r.fields["tokenizer.ggml.pre"].parts[-1]).decode()
-    assert pre == "smollm", pre
-    bpe = models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=[tuple(m.split(" ", 1)) for m in merges],
-                     fuse_unk=False)
-    tok = Tokenizer(bpe)
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
-                                                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, ty in zip(tokens, types) if ty == 3])
-    return tok
 
 
 def main():

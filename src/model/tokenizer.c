@@ -16,9 +16,12 @@
 #include "ra/tokenizer.h"
 #include "ra/util.h"
 
-/* The GPT-2 pre-tokenizer regex (contractions, letters, numbers, other, spaces). */
-static const char GPT2_SPLIT[] =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+/* The GPT-2 pre-tokenizer regex (contractions, letters, numbers, other,
+ * spaces). "Space" is spelled out as Unicode's White_Space property, which is
+ * what HF's regex engine means by \s; PCRE2's \s also takes U+180E. */
+#define WS "\\t\\n\\x0b\\f\\r \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
+static const char GPT2_SPLIT[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" WS "\\p{L}\\p{N}]+|[" WS "]+(?![^" WS
+                                 "])|[" WS "]+";
 static const char DIGIT_SPLIT[] = "\\p{N}";
 
 /* ---- string -> int32 hash map over bytes owned elsewhere ---- */
@@ -92,7 +95,7 @@ struct ra_tokenizer {
     int32_t *type;
     str_map vocab, merges;  /* merges: "left right" -> rank */
     char *arena;
-    int32_t bos, eos, unk;
+    int32_t bos, eos;
     bool add_bos;
     int32_t *special;       /* control and user-defined ids, longest text first */
     size_t n_special;
@@ -151,6 +154,28 @@ static ra_status compile(const char *pattern, pcre2_code **out)
     }
     pcre2_jit_compile(*out, PCRE2_JIT_COMPLETE); /* a speed-up only; the interpreter gives the same matches */
     return RA_OK;
+}
+
+/* Length of the valid UTF-8 sequence at s (strict: no overlongs, surrogates
+ * or code points past U+10FFFF), or 0 when it is not one. */
+static size_t utf8_len(const uint8_t *s, size_t n)
+{
+    uint8_t c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
+    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
+    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
 }
 
 /* Special tokens, longest text first (ties by id), so the first match is the longest. */
@@ -231,7 +256,6 @@ ra_status ra_tokenizer_create(const ra_tokenizer_spec *sp, ra_tokenizer **out)
     t->smollm = !strcmp(sp->pre, "smollm");
     t->bos = sp->bos_id;
     t->eos = sp->eos_id;
-    t->unk = sp->unk_id;
     t->add_bos = sp->add_bos;
     byte_map(t);
 
@@ -268,19 +292,31 @@ ra_status ra_tokenizer_create(const ra_tokenizer_spec *sp, ra_tokenizer **out)
         t->n_special += t->tok_len[i] > 0 && (t->type[i] == RA_TOK_CONTROL || t->type[i] == RA_TOK_USER_DEFINED);
         map_put(&t->vocab, t->tok[i], t->tok_len[i], (int32_t)i, true); /* a repeated string: the last id wins, as in HF */
     }
-    for (size_t i = 0; i < sp->n_merges; i++) {
+    for (size_t i = 0; i < sp->n_merges && s == RA_OK; i++) {
         memcpy(p, sp->merges[i], sp->merge_lens[i]);
         map_put(&t->merges, p, (uint32_t)sp->merge_lens[i], (int32_t)i, false); /* a repeated merge keeps its first rank */
+        /* Both sides and their concatenation must be tokens (HF refuses such a
+         * tokenizer too), so every symbol a merge makes has an id. */
+        size_t l = (size_t)((const char *)memchr(p + 1, ' ', sp->merge_lens[i] - 2) - p), r = sp->merge_lens[i] - l - 1;
+        if (map_get2(&t->vocab, p, l, 0, "", 0) < 0 || map_get2(&t->vocab, p + l + 1, r, 0, "", 0) < 0 ||
+            map_get2(&t->vocab, p, l, 0, p + l + 1, r) < 0)
+            s = ra_fail(RA_ERR_FORMAT, "tokenizer: merge %zu ('%.*s') involves a token that is not in the vocabulary", i,
+                        (int)sp->merge_lens[i], p);
         p += sp->merge_lens[i];
     }
-    s = ra_calloc(&t->special, t->n_special ? t->n_special : 1, sizeof *t->special);
+    if (s == RA_OK) s = ra_calloc(&t->special, t->n_special ? t->n_special : 1, sizeof *t->special);
     if (s == RA_OK) {
         size_t k = 0;
-        for (size_t i = 0; i < sp->n_tokens; i++)
-            if (t->tok_len[i] > 0 && (t->type[i] == RA_TOK_CONTROL || t->type[i] == RA_TOK_USER_DEFINED))
+        for (size_t i = 0; i < sp->n_tokens && s == RA_OK; i++)
+            if (t->tok_len[i] > 0 && (t->type[i] == RA_TOK_CONTROL || t->type[i] == RA_TOK_USER_DEFINED)) {
                 t->special[k++] = (int32_t)i;
+                /* Matched against text by bytes: it must be whole characters. */
+                for (size_t at = 0, n; at < t->tok_len[i] && s == RA_OK; at += n)
+                    if (!(n = utf8_len((const uint8_t *)t->tok[i] + at, t->tok_len[i] - at)))
+                        s = ra_fail(RA_ERR_FORMAT, "tokenizer: special token %zu is not valid UTF-8", i);
+            }
         qsort_r(t->special, t->n_special, sizeof *t->special, by_length_desc, t);
-        s = compile(GPT2_SPLIT, &t->re_words);
+        if (s == RA_OK) s = compile(GPT2_SPLIT, &t->re_words);
     }
     if (s == RA_OK && t->smollm) s = compile(DIGIT_SPLIT, &t->re_digits);
     if (s == RA_OK) s = compute_digest(t, sp);
@@ -412,90 +448,119 @@ static ra_status push_id(id_vec *v, int32_t id)
     return RA_OK;
 }
 
-/* Length of the valid UTF-8 sequence at s (strict: no overlongs, surrogates
- * or code points past U+10FFFF), or 0 when it is not one. */
-static size_t utf8_len(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
-/* BPE of one pre-tokenized piece. Symbols are contiguous slices of the
- * piece's byte-level text, so a merge only widens the left slice. */
+/* BPE of one pre-tokenized piece, in O(n log n). Symbols are contiguous
+ * slices of the piece's byte-level text kept in a linked list, so a merge only
+ * widens the left slice. Candidate pairs wait in a min-heap ordered by (rank,
+ * start of the left symbol): the lowest rank first, leftmost on ties. A popped
+ * pair is used only if both symbols still have the lengths it was made with. */
 typedef struct {
-    char *text;       /* byte-level form of the piece */
+    int32_t rank;
+    uint32_t left, right, left_len, right_len;
+} bpe_pair;
+
+typedef struct {
+    char *text;         /* byte-level form of the piece */
     uint32_t *start, *len;
-    int32_t *rank;    /* rank of the pair (i, i+1), -1 when it is no merge */
-    size_t cap;
+    int32_t *prev, *next; /* -1 at the ends */
+    bpe_pair *heap;     /* at most 3n pairs are ever pushed */
+    size_t n_heap, cap;
 } bpe_scratch;
+
+static void scratch_free(bpe_scratch *b)
+{
+    free(b->text);
+    free(b->start);
+    free(b->len);
+    free(b->prev);
+    free(b->next);
+    free(b->heap);
+}
 
 static ra_status scratch_reserve(bpe_scratch *b, size_t n)
 {
     if (n <= b->cap) return RA_OK;
     size_t cap = n < 64 ? 64 : n;
-    void *text = realloc(b->text, 2 * cap), *start = realloc(b->start, cap * 4);
-    if (text) b->text = text;
-    if (start) b->start = start;
-    void *len = realloc(b->len, cap * 4), *rank = realloc(b->rank, cap * 4);
-    if (len) b->len = len;
-    if (rank) b->rank = rank;
-    if (!text || !start || !len || !rank) return ra_fail(RA_ERR_NOMEM, "out of memory encoding a piece of %zu bytes", n);
+    scratch_free(b);
+    memset(b, 0, sizeof *b);
+    if (cap > SIZE_MAX / (3 * sizeof *b->heap) || !(b->text = malloc(2 * cap)) || !(b->start = malloc(cap * 4)) ||
+        !(b->len = malloc(cap * 4)) || !(b->prev = malloc(cap * 4)) || !(b->next = malloc(cap * 4)) ||
+        !(b->heap = malloc(3 * cap * sizeof *b->heap)))
+        return ra_fail(RA_ERR_NOMEM, "out of memory encoding a piece of %zu bytes", n);
     b->cap = cap;
     return RA_OK;
 }
 
-static int32_t pair_rank(const ra_tokenizer *t, const bpe_scratch *b, size_t i)
+static bool pair_before(const bpe_scratch *b, const bpe_pair *x, const bpe_pair *y)
 {
-    return map_get2(&t->merges, b->text + b->start[i], b->len[i], ' ', b->text + b->start[i + 1], b->len[i + 1]);
+    if (x->rank != y->rank) return x->rank < y->rank;
+    return b->start[x->left] < b->start[y->left];
+}
+
+/* Pushes the pair (l, r) if it is a merge. */
+static void push_pair(const ra_tokenizer *t, bpe_scratch *b, int32_t l, int32_t r)
+{
+    if (l < 0 || r < 0) return;
+    bpe_pair p = {map_get2(&t->merges, b->text + b->start[l], b->len[l], ' ', b->text + b->start[r], b->len[r]),
+                  (uint32_t)l, (uint32_t)r, b->len[l], b->len[r]};
+    if (p.rank < 0) return;
+    size_t i = b->n_heap++;
+    while (i > 0 && pair_before(b, &p, &b->heap[(i - 1) / 2])) {
+        b->heap[i] = b->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    b->heap[i] = p;
+}
+
+static bpe_pair pop_pair(bpe_scratch *b)
+{
+    bpe_pair top = b->heap[0], last = b->heap[--b->n_heap];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= b->n_heap) break;
+        if (c + 1 < b->n_heap && pair_before(b, &b->heap[c + 1], &b->heap[c])) c++;
+        if (!pair_before(b, &b->heap[c], &last)) break;
+        b->heap[i] = b->heap[c];
+        i = c;
+    }
+    if (b->n_heap) b->heap[i] = last;
+    return top;
 }
 
 static ra_status bpe(const ra_tokenizer *t, const uint8_t *piece, size_t n, bpe_scratch *b, id_vec *out)
 {
     if (n == 0) return RA_OK;
+    if (n > INT32_MAX) return ra_fail(RA_ERR_USAGE, "a piece of %zu bytes is too long to encode", n);
     RA_TRY(scratch_reserve(b, n));
     size_t at = 0;
     for (size_t i = 0; i < n; i++) {
         b->start[i] = (uint32_t)at;
         b->len[i] = t->byte_chr_len[piece[i]];
+        b->prev[i] = (int32_t)i - 1;
+        b->next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
         memcpy(b->text + at, t->byte_chr[piece[i]], b->len[i]);
         at += b->len[i];
     }
-    size_t m = n;
-    for (size_t i = 0; i + 1 < m; i++) b->rank[i] = pair_rank(t, b, i);
-    for (;;) {
-        size_t best = m;
-        for (size_t i = 0; i + 1 < m; i++)
-            if (b->rank[i] >= 0 && (best == m || b->rank[i] < b->rank[best])) best = i;
-        if (best == m) break;
-        b->len[best] += b->len[best + 1];
-        m--;
-        memmove(b->start + best + 1, b->start + best + 2, (m - best - 1) * 4);
-        memmove(b->len + best + 1, b->len + best + 2, (m - best - 1) * 4);
-        memmove(b->rank + best + 1, b->rank + best + 2, (m > best + 2 ? m - best - 2 : 0) * 4);
-        if (best > 0) b->rank[best - 1] = pair_rank(t, b, best - 1);
-        if (best + 1 < m) b->rank[best] = pair_rank(t, b, best);
+    b->n_heap = 0;
+    for (size_t i = 0; i + 1 < n; i++) push_pair(t, b, (int32_t)i, (int32_t)i + 1);
+    while (b->n_heap) {
+        bpe_pair p = pop_pair(b);
+        /* Stale when either side has merged since: a dead symbol's length is 0. */
+        if (b->len[p.left] != p.left_len || b->len[p.right] != p.right_len || b->next[p.left] != (int32_t)p.right)
+            continue;
+        b->len[p.left] += b->len[p.right];
+        b->len[p.right] = 0;
+        b->next[p.left] = b->next[p.right];
+        if (b->next[p.right] >= 0) b->prev[b->next[p.right]] = (int32_t)p.left;
+        push_pair(t, b, b->prev[p.left], (int32_t)p.left);
+        push_pair(t, b, (int32_t)p.left, b->next[p.left]);
     }
-    for (size_t i = 0; i < m; i++) {
+    /* Merged symbols are tokens (checked at creation); a single byte whose
+     * character is not in the vocabulary is dropped, as HF's byte-level BPE
+     * (no unknown token) and llama.cpp do. */
+    for (int32_t i = 0; i >= 0; i = b->next[i]) {
         int32_t id = map_get2(&t->vocab, b->text + b->start[i], b->len[i], 0, "", 0);
-        if (id < 0) id = t->unk;
-        if (id < 0)
-            return ra_fail(RA_ERR_FORMAT, "the symbol '%.*s' is not in the vocabulary and there is no unknown token",
-                           (int)b->len[i], b->text + b->start[i]);
-        RA_TRY(push_id(out, id));
+        if (id >= 0) RA_TRY(push_id(out, id));
     }
     return RA_OK;
 }
@@ -598,10 +663,7 @@ ra_status ra_tokenizer_encode(const ra_tokenizer *t, const char *text, size_t le
     }
     if (st == RA_OK) st = encode_plain(t, s + seg, len - seg, &b, &out, md);
     pcre2_match_data_free(md);
-    free(b.text);
-    free(b.start);
-    free(b.len);
-    free(b.rank);
+    scratch_free(&b);
     if (st == RA_OK && !out.ids) st = ra_calloc(&out.ids, 1, sizeof *out.ids); /* empty text: a valid empty array */
     if (st != RA_OK) {
         free(out.ids);
