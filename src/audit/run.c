@@ -152,8 +152,10 @@ static ra_status run_format(run_ctx *r, const ra_format *f)
         s = ra_generate(m, r->ps, o->max_new_tokens, o->score, o->ignore_eos, o->progress ? show_progress : NULL, &ps, &gen);
         if (s != RA_OK) break;
         if (o->progress) fputc('\n', stderr);
-        r->decode_seconds += gen.decode_seconds;
-        r->decode_tokens += gen.decode_tokens;
+        double decode_seconds = gen.decode_seconds;
+        uint64_t decode_tokens = gen.decode_tokens;
+        r->decode_seconds += decode_seconds;
+        r->decode_tokens += decode_tokens;
 
         ra_trace_meta meta = {0};
         snprintf(meta.format, sizeof meta.format, "%s", f->name);
@@ -184,6 +186,8 @@ static ra_status run_format(run_ctx *r, const ra_format *f)
         add_hex(t, "digest", digest, 32);
         cJSON_AddNumberToObject(t, "steps", (double)steps);
         cJSON_AddBoolToObject(t, "full", full);
+        cJSON_AddNumberToObject(t, "decode_tokens", (double)decode_tokens);
+        cJSON_AddNumberToObject(t, "decode_seconds", decode_seconds);
         cJSON_AddItemToArray(r->traces, t);
         if (o->progress) {
             char hex[65];
