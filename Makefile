@@ -18,8 +18,10 @@ VERSION_STAMP := $(BUILD)/version-stamp
 LIB_SRC  := $(filter-out src/cli/main.c, $(wildcard src/*/*.c src/backend/*/*.c formats/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-ASAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
+# The default prompt set is compiled in, so the tool runs from any directory.
+GEN_SRC  := $(BUILD)/gen/default_prompts.c
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/default_prompts.o
+ASAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/gen/default_prompts.o
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ASAN_UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan-tests/%)
 
@@ -33,6 +35,19 @@ $(BUILD)/obj/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 $(BUILD)/asan/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -O1 -c $< -o $@
+
+$(GEN_SRC): data/prompts.jsonl
+	@mkdir -p $(dir $@)
+	@{ echo '/* Generated from data/prompts.jsonl by the Makefile. */'; \
+	  echo 'const unsigned char ra_default_prompts[] = {'; \
+	  od -An -v -tx1 $< | sed -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '0};'; echo "const unsigned long ra_default_prompts_len = $$(wc -c <$<);"; } >$@.tmp && mv $@.tmp $@
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/asan/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -O1 -c $< -o $@
 
@@ -105,9 +120,9 @@ test: unit unit-asan fuzz-replay e2e
 FUZZ_SECONDS ?= 60
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(GEN_SRC)
 	@mkdir -p $(dir $@)
-	clang $(filter-out -Werror,$(CFLAGS)) -Werror -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(LDLIBS) -o $@
+	clang $(filter-out -Werror,$(CFLAGS)) -Werror -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(GEN_SRC) $(LDLIBS) -o $@
 fuzz: fuzz-deps $(FUZZERS)
 	@for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(BUILD)/corpus/$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; done

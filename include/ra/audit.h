@@ -29,6 +29,9 @@ typedef struct {
     ra_prompt *items;
 } ra_prompt_set;
 
+/* The name of the prompt set built into the binary (data/prompts.jsonl at build time). */
+#define RA_DEFAULT_PROMPTS "built-in:data/prompts.jsonl"
+/* path NULL: the built-in set. */
 ra_status ra_prompts_load(const char *path, const ra_tokenizer *tok, uint32_t n_vocab, ra_prompt_set **out);
 void ra_prompts_free(ra_prompt_set *p);
 
@@ -36,7 +39,7 @@ typedef enum { RA_STORE_NONE, RA_STORE_FIRST, RA_STORE_ALL } ra_store_full;
 
 typedef struct {
     const char *model_path;
-    const char *prompts_path;
+    const char *prompts_path;   /* NULL: the built-in set */
     const char *out_dir;
     const char *const *formats;
     size_t n_formats;

@@ -82,19 +82,19 @@ static ra_status parse_line(const char *line, size_t lineno, const char *path, c
     return s;
 }
 
-ra_status ra_prompts_load(const char *path, const ra_tokenizer *tok, uint32_t n_vocab, ra_prompt_set **out)
+/* Generated from data/prompts.jsonl by the Makefile (build/gen/default_prompts.c). */
+extern const unsigned char ra_default_prompts[];
+extern const unsigned long ra_default_prompts_len;
+
+static ra_status parse_set(const char *path, char *data, size_t len, const ra_tokenizer *tok, uint32_t n_vocab,
+                           ra_prompt_set *ps)
 {
-    uint8_t *data;
-    size_t len;
-    RA_TRY(ra_read_file(path, &data, &len));
-    ra_prompt_set *ps;
-    ra_status s = ra_calloc(&ps, 1, sizeof *ps);
-    if (s == RA_OK) s = ra_strdup(&ps->path, path);
+    ra_status s = ra_strdup(&ps->path, path);
     if (s == RA_OK) ra_sha256(data, len, ps->sha256);
     size_t cap = 0;
-    char *line = (char *)data;
-    for (size_t lineno = 1; s == RA_OK && line < (char *)data + len; lineno++) {
-        char *nl = memchr(line, '\n', (size_t)((char *)data + len - line));
+    char *line = data;
+    for (size_t lineno = 1; s == RA_OK && line < data + len; lineno++) {
+        char *nl = memchr(line, '\n', (size_t)(data + len - line));
         if (nl) *nl = 0;
         const char *t = line;
         while (*t == ' ' || *t == '\t' || *t == '\r') t++;
@@ -102,7 +102,7 @@ ra_status ra_prompts_load(const char *path, const ra_tokenizer *tok, uint32_t n_
             if (ps->n == cap) {
                 cap = cap ? cap * 2 : 16;
                 ra_prompt *grown = realloc(ps->items, cap * sizeof *grown);
-                if (!grown) { s = ra_fail(RA_ERR_NOMEM, "out of memory reading %s", path); break; }
+                if (!grown) return ra_fail(RA_ERR_NOMEM, "out of memory reading %s", path);
                 ps->items = grown;
             }
             memset(&ps->items[ps->n], 0, sizeof ps->items[ps->n]);
@@ -112,8 +112,25 @@ ra_status ra_prompts_load(const char *path, const ra_tokenizer *tok, uint32_t n_
         if (!nl) break;
         line = nl + 1;
     }
-    free(data);
     if (s == RA_OK && ps->n == 0) s = ra_fail(RA_ERR_FORMAT, "%s: no prompts", path);
+    return s;
+}
+
+ra_status ra_prompts_load(const char *path, const ra_tokenizer *tok, uint32_t n_vocab, ra_prompt_set **out)
+{
+    uint8_t *data;
+    size_t len;
+    if (path) {
+        RA_TRY(ra_read_file(path, &data, &len));
+    } else {
+        len = ra_default_prompts_len;
+        RA_TRY(ra_calloc(&data, len + 1, 1));
+        memcpy(data, ra_default_prompts, len);
+    }
+    ra_prompt_set *ps;
+    ra_status s = ra_calloc(&ps, 1, sizeof *ps);
+    if (s == RA_OK) s = parse_set(path ? path : RA_DEFAULT_PROMPTS, (char *)data, len, tok, n_vocab, ps);
+    free(data);
     if (s != RA_OK) {
         ra_prompts_free(ps);
         return s;

@@ -240,7 +240,7 @@ static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
     ra_tokenizer_digest(r->tok, sha);
     add_hex(tk, "sha256", sha, 32);
     cJSON *pr = cJSON_AddObjectToObject(root, "prompts");
-    cJSON_AddStringToObject(pr, "path", o->prompts_path);
+    cJSON_AddStringToObject(pr, "path", r->ps->path);
     add_hex(pr, "sha256", r->ps->sha256, 32);
     cJSON_AddNumberToObject(pr, "count", (double)r->ps->n);
 

@@ -20,7 +20,8 @@ static const char usage[] =
     "  --model FILE          GGUF model (llama architecture)\n"
     "  --out DIR             bundle directory to create (must not exist)\n"
     "  --formats A,B,...     formats to run (default q4_1,f32,bf16; see `repro-audit formats`)\n"
-    "  --prompts FILE.jsonl  prompt set (default data/prompts.jsonl)\n"
+    "  --prompts FILE.jsonl  prompt set (default: the 10 prompts of data/prompts.jsonl,\n"
+    "                        built into the binary)\n"
     "  --max-new-tokens N    tokens to generate per prompt (default 32)\n"
     "  --repeats R           runs of each format in this process (default 3)\n"
     "  --mode generate|score greedy generation, or teacher-forced scoring of each\n"
@@ -34,7 +35,7 @@ static const char usage[] =
 
 int ra_cmd_run(int argc, char **argv)
 {
-    ra_run_opts o = {.prompts_path = "data/prompts.jsonl", .max_new_tokens = 32, .repeats = 3, .top_k = 20,
+    ra_run_opts o = {.prompts_path = NULL, .max_new_tokens = 32, .repeats = 3, .top_k = 20,
                      .store_full = RA_STORE_FIRST, .progress = isatty(2)};
     const char *formats = "q4_1,f32,bf16";
     ra_status s = RA_OK;

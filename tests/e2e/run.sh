@@ -58,6 +58,13 @@ contains "$T/out" "bf16@cpu" "pairwise table"
 expect_rc 0 "compare A B (thread count must not change numbers)" -- "$BIN" compare --json "$T/ab.json" --md "$T/ab.md" "$T/A" "$T/B"
 expect_rc 0 "verify A" -- "$ASAN" verify "$T/A"
 
+# --- the built-in prompt set: runs from any directory, same bytes as data/prompts.jsonl ---
+ABS_MODEL=$(cd "$(dirname "$MODEL")" && pwd)/$(basename "$MODEL"); ABS_BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+expect_rc 0 "run with the built-in prompts, elsewhere" -- sh -c "cd '$T' && '$ABS_BIN' run --model '$ABS_MODEL' --formats q4_1 \
+  --max-new-tokens 1 --repeats 1 --quiet --out D"
+contains "$T/D/manifest.json" "built-in:data/prompts.jsonl" "manifest names the built-in set"
+contains "$T/D/manifest.json" "$(sha256sum data/prompts.jsonl | cut -c1-64)" "built-in set has the file's SHA-256"
+
 # --- tampering: verify and compare must notice ---
 cp -r "$T/A" "$T/C"
 python3 - "$T/C/manifest.json" <<'PY'
