@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ra/status.h"
 
@@ -48,6 +49,10 @@ float ra_f16_to_f32(uint16_t h);
 uint16_t ra_f32_to_f16(float f);
 float ra_bf16_to_f32(uint16_t b);
 uint16_t ra_f32_to_bf16(float f);
+
+/* The bits of a float and back (exact, whatever the value: NaN payloads too). */
+static inline uint32_t ra_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float ra_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
 /* Little-endian loads from unaligned bytes (files are little-endian). */
 static inline uint16_t ra_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }

@@ -30,14 +30,11 @@ enum {
 
 /* ---- float bytes: explicit little-endian, whatever the host ---- */
 
-static uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-
 /* Little-endian bytes of n floats; CHUNK floats at a time through a stack buffer. */
 #define CHUNK 1024
 static void f32s_to_le(const float *v, size_t n, uint8_t *out)
 {
-    for (size_t i = 0; i < n; i++) ra_put_le32(out + 4 * i, f32_bits(v[i]));
+    for (size_t i = 0; i < n; i++) ra_put_le32(out + 4 * i, ra_f32_bits(v[i]));
 }
 
 /* ---- step hash ---- */
@@ -297,13 +294,13 @@ ra_status ra_trace_add_step(ra_trace_writer *w, int32_t token, const float *logp
 
     uint8_t fixed[STEP_FIXED];
     ra_put_le32(fixed, (uint32_t)token);
-    ra_put_le32(fixed + 4, f32_bits(logprobs[token]));
+    ra_put_le32(fixed + 4, ra_f32_bits(logprobs[token]));
     fixed[8] = store_full ? 1 : 0;
     RA_TRY(step_hash(token, logprobs, nv, fixed + 9));
     ra_topk(logprobs, nv, k, w->topk_id, w->topk_lp);
     for (uint32_t i = 0; i < k; i++) {
         ra_put_le32(w->scratch + 4 * i, (uint32_t)w->topk_id[i]);
-        ra_put_le32(w->scratch + 4 * ((size_t)k + i), f32_bits(w->topk_lp[i]));
+        ra_put_le32(w->scratch + 4 * ((size_t)k + i), ra_f32_bits(w->topk_lp[i]));
     }
     ra_status s = push_hash(w, fixed + 9);
     if (s == RA_OK) s = ra_buf_append(&w->payload, fixed, sizeof fixed);
@@ -438,7 +435,7 @@ static const char *check_topk_shape(reader *r, const ra_trace_step *st)
         if (st->topk_id[i] < 0 || (uint32_t)st->topk_id[i] >= r->n_vocab) return "top-k id out of range";
         if (i && !ranks_before(st->topk_lp[i - 1], st->topk_id[i - 1], st->topk_lp[i], st->topk_id[i]))
             return "top-k entries are not in ranking order";
-        if (st->topk_id[i] == st->token && f32_bits(st->topk_lp[i]) != f32_bits(st->logprob))
+        if (st->topk_id[i] == st->token && ra_f32_bits(st->topk_lp[i]) != ra_f32_bits(st->logprob))
             return "logprob differs from the token's top-k entry";
     }
     memcpy(r->ids_sorted, st->topk_id, (size_t)k * 4);
@@ -454,7 +451,7 @@ static ra_status check_full(reader *r, const ra_trace_step *st, const char **wha
     uint8_t h[32];
     RA_TRY(step_hash(st->token, st->full, r->n_vocab, h));
     if (memcmp(h, st->hash, 32)) { *what = "step hash does not match its logprobs"; return RA_OK; }
-    if (f32_bits(st->full[st->token]) != f32_bits(st->logprob)) { *what = "logprob differs from the full vector"; return RA_OK; }
+    if (ra_f32_bits(st->full[st->token]) != ra_f32_bits(st->logprob)) { *what = "logprob differs from the full vector"; return RA_OK; }
     ra_topk(st->full, r->n_vocab, r->top_k, r->re_id, r->re_lp);
     if (memcmp(r->re_id, st->topk_id, (size_t)r->top_k * 4) || memcmp(r->re_lp, st->topk_lp, (size_t)r->top_k * 4))
         *what = "top-k does not match the full vector";
@@ -463,7 +460,7 @@ static ra_status check_full(reader *r, const ra_trace_step *st, const char **wha
 
 static void take_f32s(reader *r, float *out, size_t n)
 {
-    for (size_t i = 0; i < n; i++) out[i] = bits_f32(ra_le32(r->p + 4 * i));
+    for (size_t i = 0; i < n; i++) out[i] = ra_bits_f32(ra_le32(r->p + 4 * i));
     r->p += 4 * n;
     r->left -= 4 * n;
 }
@@ -475,7 +472,7 @@ static ra_status read_step(reader *r, uint32_t seq, uint32_t j, ra_trace_step *s
     uint32_t k = r->top_k;
     /* The sequence already checked that STEP_FIXED + 8k bytes remain for each step. */
     st->token = (int32_t)take_u32(r);
-    st->logprob = bits_f32(take_u32(r));
+    st->logprob = ra_bits_f32(take_u32(r));
     uint8_t has_full = *r->p++;
     r->left--;
     memcpy(st->hash, r->p, 32);

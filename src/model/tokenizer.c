@@ -85,6 +85,8 @@ static int32_t map_get2(const str_map *m, const char *a, size_t na, char sep, co
     }
 }
 
+static int32_t map_get(const str_map *m, const char *key, size_t n) { return map_get2(m, key, n, 0, "", 0); }
+
 /* ---- the tokenizer ---- */
 
 struct ra_tokenizer {
@@ -298,7 +300,7 @@ ra_status ra_tokenizer_create(const ra_tokenizer_spec *sp, ra_tokenizer **out)
         /* Both sides and their concatenation must be tokens (HF refuses such a
          * tokenizer too), so every symbol a merge makes has an id. */
         size_t l = (size_t)((const char *)memchr(p + 1, ' ', sp->merge_lens[i] - 2) - p), r = sp->merge_lens[i] - l - 1;
-        if (map_get2(&t->vocab, p, l, 0, "", 0) < 0 || map_get2(&t->vocab, p + l + 1, r, 0, "", 0) < 0 ||
+        if (map_get(&t->vocab, p, l) < 0 || map_get(&t->vocab, p + l + 1, r) < 0 ||
             map_get2(&t->vocab, p, l, 0, p + l + 1, r) < 0)
             s = ra_fail(RA_ERR_FORMAT, "tokenizer: merge %zu ('%.*s') involves a token that is not in the vocabulary", i,
                         (int)sp->merge_lens[i], p);
@@ -559,7 +561,7 @@ static ra_status bpe(const ra_tokenizer *t, const uint8_t *piece, size_t n, bpe_
      * character is not in the vocabulary is dropped, as HF's byte-level BPE
      * (no unknown token) and llama.cpp do. */
     for (int32_t i = 0; i >= 0; i = b->next[i]) {
-        int32_t id = map_get2(&t->vocab, b->text + b->start[i], b->len[i], 0, "", 0);
+        int32_t id = map_get(&t->vocab, b->text + b->start[i], b->len[i]);
         if (id >= 0) RA_TRY(push_id(out, id));
     }
     return RA_OK;

@@ -208,28 +208,26 @@ ra_status ra_unhex(const char *hex, uint8_t *bytes, size_t n)
     return RA_OK;
 }
 
-static float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-static uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
 float ra_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 31, man = h & 1023;
-    if (exp == 31) return bits_f32(sign | 0x7f800000u | (man << 13)); /* inf / nan */
+    if (exp == 31) return ra_bits_f32(sign | 0x7f800000u | (man << 13)); /* inf / nan */
     if (exp == 0) {                                                   /* zero / subnormal: man * 2^-24 */
         float v = (float)man * 5.9604644775390625e-8f;
         return sign ? -v : v;
     }
-    return bits_f32(sign | ((exp + 112) << 23) | (man << 13));
+    return ra_bits_f32(sign | ((exp + 112) << 23) | (man << 13));
 }
 
 uint16_t ra_f32_to_f16(float f)
 {
-    uint32_t u = f32_bits(f), sign = (u >> 16) & 0x8000;
+    uint32_t u = ra_f32_bits(f), sign = (u >> 16) & 0x8000;
     uint32_t a = u & 0x7fffffff;
     if (a > 0x7f800000) return (uint16_t)(sign | 0x7e00);           /* nan */
     if (a >= 0x477ff000) return (uint16_t)(sign | 0x7c00);          /* overflow to inf (after rounding) */
     if (a < 0x38800000) {                                           /* subnormal half or zero */
-        float v = bits_f32(a) * 16777216.0f;                        /* exact: scale by 2^24 */
+        float v = ra_bits_f32(a) * 16777216.0f;                        /* exact: scale by 2^24 */
         uint32_t m = (uint32_t)v;
         float frac = v - (float)m;
         if (frac > 0.5f || (frac == 0.5f && (m & 1))) m++;
@@ -239,11 +237,11 @@ uint16_t ra_f32_to_f16(float f)
     return (uint16_t)(sign | ((r - 0x38000000) >> 13));
 }
 
-float ra_bf16_to_f32(uint16_t b) { return bits_f32((uint32_t)b << 16); }
+float ra_bf16_to_f32(uint16_t b) { return ra_bits_f32((uint32_t)b << 16); }
 
 uint16_t ra_f32_to_bf16(float f)
 {
-    uint32_t u = f32_bits(f);
+    uint32_t u = ra_f32_bits(f);
     if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 0x40);
     u += 0x7fff + ((u >> 16) & 1);
     return (uint16_t)(u >> 16);

@@ -9,9 +9,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char dir[64], path[96];
-    if (!dir[0]) {
-        strcpy(dir, "/tmp/ra-fuzz-bundle-XXXXXX");
+    static char dir[] = "/tmp/ra-fuzz-bundle-XXXXXX", path[96]; /* mkdtemp fills in the Xs */
+    if (!path[0]) {
         if (!mkdtemp(dir)) abort();
         snprintf(path, sizeof path, "%s/manifest.json", dir);
     }

@@ -38,10 +38,9 @@ static ra_tokenizer *toy_tokenizer(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static ra_tokenizer *tok;
-    static char path[64];
+    static char path[] = "/tmp/ra-fuzz-prompts-XXXXXX"; /* mkstemp fills in the Xs */
     if (!tok) {
         tok = toy_tokenizer();
-        strcpy(path, "/tmp/ra-fuzz-prompts-XXXXXX");
         int fd = mkstemp(path);
         if (fd < 0) abort();
         close(fd);

@@ -35,7 +35,7 @@
 #define O_RAW 152
 #define O_CONTENT 192
 
-static char path[64], wpath[80];
+static char path[] = "/tmp/fuzz_trace-XXXXXX", wpath[80]; /* mkstemp fills in the Xs */
 static volatile float fsink; /* every value read goes through it */
 static int fd = -1;
 
@@ -47,7 +47,6 @@ static void cleanup(void)
 
 static void setup(void)
 {
-    strcpy(path, "/tmp/fuzz_trace-XXXXXX");
     fd = mkstemp(path);
     if (fd < 0) { perror("mkstemp"); abort(); }
     snprintf(wpath, sizeof wpath, "%s.w", path);

@@ -31,7 +31,7 @@
 #define O_DIGEST 160
 #define O_CONTENT 192
 
-static char dir[] = "/tmp/ra-trace-XXXXXX";
+static char dir[] = "/tmp/ra-trace-XXXXXX"; /* a mkdtemp template */
 
 static void path_in(char *out, size_t cap, const char *name) { snprintf(out, cap, "%s/%s", dir, name); }
 

@@ -80,30 +80,23 @@ static inline float lanes_finish(lanes8 a, const void *w, bool bf16, const float
 /* One weight row against four token rows. */
 static inline void dot_1x4(const void *w, bool bf16, const float *const x[4], uint32_t n, float out[4])
 {
-    lanes8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    lanes8 a[4] = {0};
     const uint32_t n8 = n & ~7u;
     for (uint32_t i = 0; i < n8; i += 8) {
         v4 lo = loadw(w, i, bf16), hi = loadw(w, i + 4, bf16);
-        lanes_step(&a0, lo, hi, x[0] + i);
-        lanes_step(&a1, lo, hi, x[1] + i);
-        lanes_step(&a2, lo, hi, x[2] + i);
-        lanes_step(&a3, lo, hi, x[3] + i);
+        for (int k = 0; k < 4; k++) lanes_step(&a[k], lo, hi, x[k] + i);
     }
-    for (int k = 0; k < 4; k++) out[k] = lanes_finish(k == 0 ? a0 : k == 1 ? a1 : k == 2 ? a2 : a3, w, bf16, x[k], n8, n);
+    for (int k = 0; k < 4; k++) out[k] = lanes_finish(a[k], w, bf16, x[k], n8, n);
 }
 
 /* Four weight rows against one token row. */
 static inline void dot_4x1(const void *const w[4], bool bf16, const float *x, uint32_t n, float out[4])
 {
-    lanes8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    lanes8 a[4] = {0};
     const uint32_t n8 = n & ~7u;
-    for (uint32_t i = 0; i < n8; i += 8) {
-        lanes_step(&a0, loadw(w[0], i, bf16), loadw(w[0], i + 4, bf16), x + i);
-        lanes_step(&a1, loadw(w[1], i, bf16), loadw(w[1], i + 4, bf16), x + i);
-        lanes_step(&a2, loadw(w[2], i, bf16), loadw(w[2], i + 4, bf16), x + i);
-        lanes_step(&a3, loadw(w[3], i, bf16), loadw(w[3], i + 4, bf16), x + i);
-    }
-    for (int k = 0; k < 4; k++) out[k] = lanes_finish(k == 0 ? a0 : k == 1 ? a1 : k == 2 ? a2 : a3, w[k], bf16, x, n8, n);
+    for (uint32_t i = 0; i < n8; i += 8)
+        for (int k = 0; k < 4; k++) lanes_step(&a[k], loadw(w[k], i, bf16), loadw(w[k], i + 4, bf16), x + i);
+    for (int k = 0; k < 4; k++) out[k] = lanes_finish(a[k], w[k], bf16, x, n8, n);
 }
 
 /* Rows r0..r1 of a float weight against every token: tokens in fours, then
