@@ -15,12 +15,34 @@ CFLAGS  += -DRA_VERSION=\"$(VERSION)\" -DRA_GIT_COMMIT=\"$(GIT_COMMIT)\"
 # The files that print the version are rebuilt whenever it (or the commit) changes.
 VERSION_STAMP := $(BUILD)/version-stamp
 
-LIB_SRC  := $(filter-out src/cli/main.c, $(wildcard src/*/*.c src/backend/*/*.c formats/*.c))
+CUDA_C_SRC := $(wildcard src/backend/cuda/*.c)
+LIB_SRC  := $(filter-out src/cli/main.c $(CUDA_C_SRC), $(wildcard src/*/*.c src/backend/*/*.c formats/*.c))
+
+# CUDA: where nvcc is found, the same build also has the CUDA backend (host
+# code in src/backend/cuda/, device code in kernels/). --fmad=false: no fused
+# multiply-add the source does not spell, as on the CPU. The ASan build, the
+# fuzzers and the unit tests stay CPU-only.
+NVCC ?= $(shell command -v nvcc 2>/dev/null || { [ -x /usr/local/cuda/bin/nvcc ] && echo /usr/local/cuda/bin/nvcc; })
+CUDA_ARCH ?= -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,code=[sm_80,compute_80]
+NVCCFLAGS ?= -O3 -std=c++17 --fmad=false -Werror all-warnings -Xcompiler -Wall,-Wextra
+KERNEL_SRC := $(wildcard kernels/*.cu)
+ifneq ($(NVCC),)
+CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+# The kernels' build id: their sources, the flags and the compiler, hashed.
+KERNELS_BUILD := $(shell { cat kernels/*.cu kernels/*.cuh kernels/*.h; echo '$(NVCCFLAGS) $(CUDA_ARCH)'; $(NVCC) --version; } | sha256sum | cut -c1-16)
+CUDA_DEFS := -DRA_HAVE_CUDA -I$(CUDA_HOME)/include -Ikernels -DRA_KERNELS_BUILD=\"$(KERNELS_BUILD)\" \
+             -DRA_NVCC_FLAGS='"$(NVCCFLAGS) $(CUDA_ARCH)"'
+# libcjson is missing on the GPU machines: it travels in build/lib, found through the rpath.
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart_static -ldl -lrt -lstdc++ \
+             -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,-rpath,'$$ORIGIN/lib' -Wl,-rpath,'$$ORIGIN/../lib'
+CUDA_OBJ := $(CUDA_C_SRC:%.c=$(BUILD)/obj/%.o) $(KERNEL_SRC:%.cu=$(BUILD)/obj/%.o)
+BUNDLED_LIBS := $(BUILD)/lib/libcjson.so.1
+endif
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
 # The default prompt set is compiled in, so the tool runs from any directory.
 GEN_SRC  := $(BUILD)/gen/default_prompts.c
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/default_prompts.o
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/default_prompts.o $(CUDA_OBJ)
 ASAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/gen/default_prompts.o
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ASAN_UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan-tests/%)
@@ -28,12 +50,18 @@ ASAN_UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan-tests/%)
 BIN := $(BUILD)/repro-audit
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: FORCE all deps fuzz-deps model demo test unit unit-asan e2e fuzz fuzz-replay clean
+.PHONY: FORCE all deps fuzz-deps model demo test unit unit-asan e2e fuzz fuzz-replay clean gpu-tests test-gpu no-nvcc
 all: $(BIN)
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h) $(wildcard kernels/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(CUDA_DEFS) -c $< -o $@
+$(BUILD)/obj/kernels/%.o: kernels/%.cu $(wildcard kernels/*.cuh kernels/*.h)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) $(CUDA_ARCH) -c $< -o $@
+$(BUILD)/lib/libcjson.so.1:
+	@mkdir -p $(dir $@)
+	cp -L "$$($(CC) -print-file-name=libcjson.so.1)" $@
 $(BUILD)/asan/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -O1 -c $< -o $@
@@ -61,14 +89,14 @@ $(BUILD)/libra.a: $(LIB_OBJ)
 $(BUILD)/libra-asan.a: $(ASAN_OBJ)
 	@rm -f $@; ar rcs $@ $^
 
-$(BIN): src/cli/main.c $(BUILD)/libra.a $(VERSION_STAMP)
-	$(CC) $(CFLAGS) $< $(BUILD)/libra.a $(LDLIBS) -o $@
+$(BIN): src/cli/main.c $(BUILD)/libra.a $(VERSION_STAMP) $(BUNDLED_LIBS)
+	$(CC) $(CFLAGS) $(CUDA_DEFS) $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
 $(BUILD)/repro-audit-asan: src/cli/main.c $(BUILD)/libra-asan.a $(VERSION_STAMP)
 	$(CC) $(CFLAGS) $(SAN) $< $(BUILD)/libra-asan.a $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libra.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
 $(BUILD)/asan-tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libra-asan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -Itests/unit $< $(BUILD)/libra-asan.a $(LDLIBS) -o $@
@@ -108,13 +136,25 @@ unit-asan: $(ASAN_UNITS)
 E2E_TESTS := $(patsubst tests/e2e/%.c,$(BUILD)/e2e/%,$(wildcard tests/e2e/test_*.c))
 $(BUILD)/e2e/%: tests/e2e/%.c tests/unit/check.h $(BUILD)/libra.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
 e2e: $(BIN) $(BUILD)/repro-audit-asan $(E2E_TESTS) $(MODEL)
 	@$(BUILD)/e2e/test_tokenizer_model $(MODEL)
 	@$(BUILD)/e2e/test_hf_fixture $(MODEL) tests/fixtures/hf_fixture.json tests/fixtures/hf_prompts.jsonl
 	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL)
 
-test: unit unit-asan fuzz-replay e2e
+# CI has nvcc but no GPU: it builds the GPU tests (so kernels that do not
+# compile turn it red) and runs them only where there is a GPU (test-gpu).
+test: unit unit-asan fuzz-replay e2e $(if $(NVCC),gpu-tests)
+
+GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/gpu/%,$(wildcard tests/gpu/test_*.c))
+$(BUILD)/gpu/%: tests/gpu/%.c tests/unit/check.h $(BUILD)/libra.a $(BUNDLED_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CUDA_DEFS) -Isrc/backend/cuda -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
+gpu-tests: $(if $(NVCC),$(BIN) $(GPU_TESTS),no-nvcc)
+test-gpu: gpu-tests $(MODEL)
+	tests/gpu/run.sh $(BUILD) $(MODEL)
+no-nvcc:
+	@echo "the GPU tests need nvcc (CUDA 13 at /usr/local/cuda)"; exit 1
 
 # libFuzzer targets (clang). `make fuzz` runs each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

@@ -1,19 +1,38 @@
-/* The formats table. Each row: name, kernel, how weights are derived from the
- * file, and whether its kernel is deterministic. The CPU kernels live in
- * src/backend/cpu/matmul.c, one function per ra_wtype. */
+/* The formats and kernels tables. Each format row: name, how weights are
+ * derived from the file, and the kernels that run it. The CPU kernels live
+ * in src/backend/cpu/matmul.c, the CUDA ones in kernels/. */
 #include "ra/format.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ra/ggml_types.h"
 #include "ra/util.h"
 
+static const ra_kernel kernels[] = {
+    {"cpu", RA_BACKEND_CPU, true, "CPU reference: fixed-order float32 dot products (8 lanes, no FMA), any thread count"},
+    {"ra", RA_BACKEND_CUDA, true,
+     "our CUDA kernels: f32 FMA dot products, bf16 tensor-core MMA with float32 accumulation; split-K across warps "
+     "reduced in fixed order, no atomics; batch-invariant by construction"},
+    {"cublas", RA_BACKEND_CUDA, false, "cuBLAS GEMM (bf16 in, float32 out) with its default heuristics: the field's kernel"},
+    {"cublas-bi", RA_BACKEND_CUDA, false,
+     "cuBLASLt with one algorithm chosen per weight shape and kept for every batch size, split-K off"},
+};
+
+const ra_kernel *ra_kernel_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+        if (!strcmp(kernels[i].name, name)) return &kernels[i];
+    return NULL;
+}
+
 static const ra_format formats[] = {
-    {"q4_1", "cpu", "the GGUF file's own Q4_1 weights (Q8_0 embeddings as shipped); int8-activation block dot "
-                    "products in the style of ggml's CPU backend", RA_DERIVE_NATIVE, true},
-    {"f32", "cpu", "every weight dequantized exactly to float32; float32 dot products", RA_DERIVE_F32, true},
-    {"bf16", "cpu", "dequantized, rounded to bfloat16 (nearest even); float32 dot products", RA_DERIVE_BF16, true},
+    {"q4_1", "the GGUF file's own Q4_1 weights (Q8_0 embeddings as shipped); int8-activation block dot "
+             "products in the style of ggml's CPU backend", RA_DERIVE_NATIVE, {"cpu", NULL}},
+    {"f32", "every weight dequantized exactly to float32; float32 dot products", RA_DERIVE_F32, {"cpu", "ra", NULL}},
+    {"bf16", "dequantized, rounded to bfloat16 (nearest even); on the CPU float32 activations, on the GPU bfloat16 "
+             "activations into the matrix products", RA_DERIVE_BF16, {"cpu", "ra", "cublas", "cublas-bi", NULL}},
 };
 
 size_t ra_format_count(void) { return sizeof formats / sizeof formats[0]; }
@@ -24,6 +43,49 @@ const ra_format *ra_format_find(const char *name)
     for (size_t i = 0; i < ra_format_count(); i++)
         if (!strcmp(formats[i].name, name)) return &formats[i];
     return NULL;
+}
+
+bool ra_format_has_kernel(const ra_format *f, const ra_kernel *k)
+{
+    for (size_t i = 0; f->kernels[i]; i++)
+        if (!strcmp(f->kernels[i], k->name)) return true;
+    return false;
+}
+
+/* "a, b, c" of every format@kernel pair, for error messages. */
+static void list_pairs(char *buf, size_t n)
+{
+    buf[0] = 0;
+    for (size_t i = 0; i < ra_format_count(); i++)
+        for (size_t j = 0; formats[i].kernels[j]; j++) {
+            size_t used = strlen(buf);
+            snprintf(buf + used, n - used, "%s%s@%s", used ? ", " : "", formats[i].name, formats[i].kernels[j]);
+        }
+}
+
+ra_status ra_format_resolve(const char *spec, bool gpu, const ra_format **f, const ra_kernel **k)
+{
+    char name[64], known[512];
+    const char *at = strchr(spec, '@');
+    size_t len = at ? (size_t)(at - spec) : strlen(spec);
+    list_pairs(known, sizeof known);
+    if (len == 0 || len >= sizeof name) return ra_fail(RA_ERR_USAGE, "bad format '%s' (known: %s)", spec, known);
+    memcpy(name, spec, len);
+    name[len] = 0;
+    *f = ra_format_find(name);
+    if (!*f) return ra_fail(RA_ERR_USAGE, "unknown format '%s' (known: %s)", name, known);
+    if (at) {
+        *k = ra_kernel_find(at + 1);
+        if (!*k || !ra_format_has_kernel(*f, *k))
+            return ra_fail(RA_ERR_USAGE, "format %s has no kernel '%s' (known: %s)", name, at + 1, known);
+        return RA_OK;
+    }
+    *k = ra_kernel_find((*f)->kernels[0]);
+    for (size_t j = 0; gpu && (*f)->kernels[j]; j++) {
+        const ra_kernel *c = ra_kernel_find((*f)->kernels[j]);
+        if (c->backend == RA_BACKEND_CUDA) { *k = c; break; }
+    }
+    return RA_OK;
 }
 
 const char *ra_wtype_name(ra_wtype t)
@@ -101,4 +163,28 @@ void ra_weight_free(ra_weight *w)
 {
     if (!w->borrowed) free(w->data);
     w->data = NULL;
+}
+
+ra_status ra_weight_row_f32(const ra_weight *w, uint32_t r, float *out)
+{
+    const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+    switch (w->type) {
+    case RA_W_F32: memcpy(out, row, (size_t)w->cols * 4); return RA_OK;
+    case RA_W_BF16:
+        for (uint32_t c = 0; c < w->cols; c++) out[c] = ra_bf16_to_f32(ra_le16(row + 2 * c));
+        return RA_OK;
+    case RA_W_Q4_1: return ra_ggml_dequantize(RA_GGML_Q4_1, row, out, w->cols);
+    case RA_W_Q8_0: return ra_ggml_dequantize(RA_GGML_Q8_0, row, out, w->cols);
+    }
+    return ra_fail(RA_ERR_INTERNAL, "unknown weight type");
+}
+
+ra_status ra_weight_to_f32(const ra_weight *w, float **out)
+{
+    RA_TRY(ra_calloc(out, (size_t)w->rows * w->cols, sizeof(float)));
+    for (uint32_t r = 0; r < w->rows; r++) {
+        ra_status s = ra_weight_row_f32(w, r, *out + (size_t)r * w->cols);
+        if (s != RA_OK) { free(*out); *out = NULL; return s; }
+    }
+    return RA_OK;
 }

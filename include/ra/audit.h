@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ra/engine.h"
 #include "ra/model.h"
 #include "ra/status.h"
 #include "ra/tokenizer.h"
@@ -36,19 +37,24 @@ ra_status ra_prompts_load(const char *path, const ra_tokenizer *tok, uint32_t n_
 void ra_prompts_free(ra_prompt_set *p);
 
 typedef enum { RA_STORE_NONE, RA_STORE_FIRST, RA_STORE_ALL } ra_store_full;
+/* Where bare format names run: auto = the GPU when one can be used. */
+typedef enum { RA_DEVICE_AUTO, RA_DEVICE_CPU, RA_DEVICE_GPU } ra_device;
 
 typedef struct {
     const char *model_path;
     const char *prompts_path;   /* NULL: the built-in set */
     const char *out_dir;
-    const char *const *formats;
+    const char *const *formats; /* "format" or "format@kernel" (ra_format_resolve) */
     size_t n_formats;
+    ra_device device;
     uint32_t max_new_tokens;
     uint32_t repeats;
     uint32_t top_k;
     uint32_t threads;           /* 0 = all CPUs */
     bool score;                 /* score mode (teacher-forced) instead of generate */
     bool ignore_eos;
+    bool batch_scenario;        /* also run every prompt in other batch compositions */
+    bool no_graphs;             /* CUDA: no graph capture of decode steps */
     ra_store_full store_full;
     bool progress;              /* progress lines on stderr */
 } ra_run_opts;
@@ -70,10 +76,8 @@ typedef struct {
 } ra_gen_result;
 
 typedef void (*ra_progress_fn)(void *ctx, uint32_t step, uint32_t total);
-ra_status ra_generate(ra_model *m, const ra_prompt_set *ps, uint32_t max_new_tokens, bool score, bool ignore_eos,
+ra_status ra_generate(ra_engine *e, const ra_prompt_set *ps, uint32_t max_new_tokens, bool score, bool ignore_eos,
                       ra_progress_fn progress, void *progress_ctx, ra_gen_result *out);
-/* Index of the largest value; ties go to the lowest index (greedy decoding). */
-int32_t ra_argmax(const float *v, uint32_t n);
 void ra_gen_result_free(ra_gen_result *r);
 
 #endif

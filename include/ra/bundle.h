@@ -12,7 +12,8 @@
  *   "tokenizer": {"sha256"}, "prompts": {"path","sha256","count"},
  *   "settings": {"mode"*,"max_new_tokens","repeats","top_k","store_full","formats":[...]},
  *   "traces"*: [ {"format"*,"kernel"*,"deterministic"*,"repeat"*,"file"* (relative),
- *                "sha256"* (of the file),"digest"* (trace Merkle root, hex),"steps","full"} ],
+ *                "sha256"* (of the file),"digest"* (trace Merkle root, hex),"steps","full",
+ *                "scenario", "engine": {"backend", GPU and library versions, ...}} ],
  *   "times": {"started_utc","seconds"} } */
 #ifndef RA_BUNDLE_H
 #define RA_BUNDLE_H
@@ -31,6 +32,9 @@ typedef struct {
     uint8_t sha256[32];   /* of the trace file */
     uint8_t digest[32];   /* trace Merkle root */
     bool full;            /* the trace stores full log-prob vectors */
+    char scenario[24];    /* "repeat" (also when absent), "batch-alone", ... */
+    char scope[320];      /* what its numbers are scoped to: GPU, driver, libraries,
+                             kernel build; or CPU model (from the trace's "engine") */
 } ra_bundle_trace;
 
 typedef struct {

@@ -26,14 +26,17 @@ typedef struct {
     char format[32], kernel[32];
     bool deterministic;      /* the kernel promises bit-identical repeats */
     uint32_t n_runs;
-    char ref_run[32];        /* "r0" or "B2:r0" when several bundles */
+    char ref_run[48];        /* "r0" or "B2:r0" when several bundles */
     uint8_t digest[32];      /* the reference run's trace digest */
     uint64_t steps;          /* steps in the reference run */
     bool identical;          /* every run has the reference's digest */
     uint32_t n_differing;
-    char first_differing_run[32];
+    char first_differing_run[48];
     ra_step_ref divergence;  /* first step where that run parts from the reference */
     bool pass;               /* expectation held (identical, when deterministic) */
+    char scope[320];         /* where the runs ran (the reference run's scope) */
+    uint32_t n_scopes;       /* distinct scopes among the runs (machines, GPUs, builds) */
+    uint32_t n_scenarios;    /* distinct scenarios among the runs (repeat, batch-alone, ...) */
 } ra_group_verdict;
 
 typedef struct {

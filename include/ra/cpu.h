@@ -33,4 +33,7 @@ void ra_cpu_swiglu(float *gate, const float *up, uint32_t n);
 /* exp and tanh-free helpers with the double-then-round rule. */
 float ra_cpu_exp(float x);
 
+/* Index of the largest value; ties go to the lowest index (greedy decoding). */
+int32_t ra_argmax(const float *v, uint32_t n);
+
 #endif

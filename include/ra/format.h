@@ -1,6 +1,7 @@
-/* Weight formats: a format is a row in a traits table (formats/format.c).
- * A format says how a linear layer's weights are stored and which kernel
- * computes with them; results are keyed "format@kernel". */
+/* Weight formats and kernels. A format is a row in a traits table
+ * (formats/format.c): how a linear layer's weights are stored and which
+ * kernels can compute with them. A kernel is named, and the name is part of
+ * every result: traces are keyed "format@kernel" (f32@cpu, bf16@ra, ...). */
 #ifndef RA_FORMAT_H
 #define RA_FORMAT_H
 
@@ -29,6 +30,18 @@ typedef struct {
 const char *ra_wtype_name(ra_wtype t);
 ra_status ra_wtype_row_bytes(ra_wtype t, uint32_t cols, size_t *bytes);
 
+/* Where a kernel runs. */
+typedef enum { RA_BACKEND_CPU, RA_BACKEND_CUDA } ra_backend_kind;
+
+typedef struct {
+    const char *name;        /* "cpu", "ra", "cublas", "cublas-bi" */
+    ra_backend_kind backend;
+    bool deterministic;      /* promises run-to-run and batch-invariant results */
+    const char *description;
+} ra_kernel;
+
+const ra_kernel *ra_kernel_find(const char *name);
+
 /* How a source tensor (any GGML type, already dequantizable) becomes a weight
  * of this format. */
 typedef enum {
@@ -37,21 +50,34 @@ typedef enum {
     RA_DERIVE_BF16    /* dequantize, then round to nearest even bfloat16 */
 } ra_derive;
 
+#define RA_MAX_KERNELS 4
 typedef struct {
     const char *name;        /* "q4_1", "f32", "bf16" */
-    const char *kernel;      /* "cpu" */
     const char *description;
     ra_derive derive;
-    bool deterministic;      /* kernel promises run-to-run and batch invariance */
+    /* Kernels that run it, NULL-terminated: the CPU reference first, then
+     * the default GPU kernel (deterministic), then the others. */
+    const char *kernels[RA_MAX_KERNELS + 1];
 } ra_format;
 
 const ra_format *ra_format_find(const char *name);
 size_t ra_format_count(void);
 const ra_format *ra_format_at(size_t i);
+bool ra_format_has_kernel(const ra_format *f, const ra_kernel *k);
+
+/* Resolves "format" or "format@kernel". A bare format gets its default
+ * kernel: the first GPU kernel when gpu is true and the format has one,
+ * else its CPU kernel. Unknown names and pairs that do not exist fail with
+ * RA_ERR_USAGE and a message listing what does. */
+ra_status ra_format_resolve(const char *spec, bool gpu, const ra_format **f, const ra_kernel **k);
 
 /* Convert a GGML tensor (type, data, rows x cols) into a weight of format f. */
 ra_status ra_weight_from_ggml(const ra_format *f, uint32_t ggml_type, const uint8_t *data, uint32_t rows,
                               uint32_t cols, ra_weight *out);
 void ra_weight_free(ra_weight *w);
+/* Row r of w as float32 (exact for every type). */
+ra_status ra_weight_row_f32(const ra_weight *w, uint32_t r, float *out);
+/* The whole of w as float32 in one allocation. */
+ra_status ra_weight_to_f32(const ra_weight *w, float **out);
 
 #endif

@@ -50,23 +50,4 @@ typedef struct {
 ra_status ra_model_load_gguf(const ra_gguf *g, const ra_format *format, ra_pool *pool, ra_model **out);
 void ra_model_free(ra_model *m);
 
-/* Per-sequence KV cache. */
-typedef struct {
-    uint32_t len, cap;
-    float *k, *v;                        /* [n_layers][cap][n_kv_heads*head_dim] */
-} ra_kv;
-
-ra_status ra_kv_new(const ra_model *m, uint32_t cap, ra_kv **out);
-void ra_kv_free(ra_kv *kv);
-
-/* One forward pass over n rows. Row i appends token[i] to kv[i] at position
- * kv[i]->len (rows of the same sequence must be in order) and, if
- * want[i], writes the float32 log-softmax over the vocabulary to
- * logprobs + j*n_vocab, where j counts the wanted rows before i. */
-ra_status ra_model_forward(ra_model *m, ra_kv *const *kv, const int32_t *token, const bool *want, uint32_t n,
-                           float *logprobs);
-
-/* Dequantized f32 copy of a weight in canonical layout (for export-hf). */
-ra_status ra_weight_to_f32(const ra_weight *w, float **out);
-
 #endif

@@ -12,7 +12,8 @@ typedef enum {
     RA_ERR_NOMEM,       /* allocation failed */
     RA_ERR_UNSUPPORTED, /* valid input we do not handle (a tensor type, an architecture) */
     RA_ERR_NOTFOUND,    /* a looked-up key or tensor is absent */
-    RA_ERR_INTERNAL     /* a bug: an invariant of our own did not hold */
+    RA_ERR_INTERNAL,    /* a bug: an invariant of our own did not hold */
+    RA_ERR_DEVICE       /* the GPU, its driver or a CUDA library failed */
 } ra_status;
 
 /* Record a formatted message for the calling thread and return s unchanged,

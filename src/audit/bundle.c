@@ -54,7 +54,29 @@ static bool safe_relative(const char *p)
     return true;
 }
 
-static ra_status parse_trace(const cJSON *t, const char *dir, const char *where, ra_bundle_trace *out)
+/* One line saying what a trace's numbers are scoped to (docs/bundle-format.md). */
+static void describe_scope(const cJSON *engine, const cJSON *host, char *out, size_t n)
+{
+    char a[128], b[128], c[64], d[64], e[64], f[64], g[80];
+    opt_str(engine, "backend", a, sizeof a);
+    if (!strcmp(a, "cuda")) {
+        const cJSON *sms = cJSON_GetObjectItemCaseSensitive(engine, "sm_count");
+        opt_str(engine, "gpu", b, sizeof b);
+        opt_str(engine, "compute_capability", c, sizeof c);
+        opt_str(engine, "driver", d, sizeof d);
+        opt_str(engine, "cuda_runtime", e, sizeof e);
+        opt_str(engine, "cublas", f, sizeof f);
+        opt_str(engine, "kernels_build", g, sizeof g);
+        snprintf(out, n, "GPU %.80s (cc %.8s, %d SMs), driver %.24s, CUDA %.16s, cuBLAS %.24s, kernels %.12s", b, c,
+                 cJSON_IsNumber(sms) ? sms->valueint : 0, d, e, f, g);
+    } else {
+        opt_str(host, "cpu", b, sizeof b);
+        opt_str(host, "hostname", c, sizeof c);
+        snprintf(out, n, "CPU %.120s (host %.60s)", b, c);
+    }
+}
+
+static ra_status parse_trace(const cJSON *t, const cJSON *host, const char *dir, const char *where, ra_bundle_trace *out)
 {
     char file[1024], hex[65];
     RA_TRY(get_str(t, "format", out->format, sizeof out->format, where));
@@ -64,6 +86,9 @@ static ra_status parse_trace(const cJSON *t, const char *dir, const char *where,
     if (!cJSON_IsBool(det)) return ra_fail(RA_ERR_FORMAT, "%s: \"deterministic\" is missing or not a boolean", where);
     out->deterministic = cJSON_IsTrue(det);
     out->full = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "full"));
+    opt_str(t, "scenario", out->scenario, sizeof out->scenario);
+    if (!out->scenario[0]) snprintf(out->scenario, sizeof out->scenario, "repeat");
+    describe_scope(cJSON_GetObjectItemCaseSensitive(t, "engine"), host, out->scope, sizeof out->scope);
     RA_TRY(get_str(t, "file", file, sizeof file, where));
     if (!safe_relative(file)) return ra_fail(RA_ERR_FORMAT, "%s: trace file \"%s\" is not a path inside the bundle", where, file);
     RA_TRY(get_sha(t, "sha256", hex, where));
@@ -116,7 +141,7 @@ static ra_status parse_manifest(ra_bundle *b, const cJSON *m, const char *where)
     for (int i = 0; i < n; i++) {
         char w[1200];
         snprintf(w, sizeof w, "%.1000s: traces[%d]", where, i);
-        RA_TRY(parse_trace(cJSON_GetArrayItem(traces, i), b->dir, w, &b->traces[i]));
+        RA_TRY(parse_trace(cJSON_GetArrayItem(traces, i), host, b->dir, w, &b->traces[i]));
         for (int k = 0; k < i; k++)
             if (!strcmp(b->traces[k].format, b->traces[i].format) && !strcmp(b->traces[k].kernel, b->traces[i].kernel) &&
                 b->traces[k].repeat == b->traces[i].repeat)

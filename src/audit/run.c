@@ -12,6 +12,7 @@
 #include "ra/audit.h"
 #include "ra/compare.h"
 #include "ra/cpu.h"
+#include "ra/engine.h"
 #include "ra/gguf.h"
 #include "ra/trace.h"
 #include "ra/util.h"
@@ -66,7 +67,7 @@ static void add_hex(cJSON *o, const char *key, const uint8_t *bytes, size_t n)
     cJSON_AddStringToObject(o, key, hex);
 }
 
-static cJSON *host_json(uint32_t threads)
+static cJSON *host_json(uint32_t threads, bool cuda)
 {
     cJSON *h = cJSON_CreateObject();
     char buf[256];
@@ -80,7 +81,7 @@ static cJSON *host_json(uint32_t threads)
         snprintf(buf, sizeof buf, "%s %s %s", u.sysname, u.release, u.machine);
         cJSON_AddStringToObject(h, "os", buf);
     }
-    cJSON_AddStringToObject(h, "backend", "cpu");
+    cJSON_AddStringToObject(h, "backend", cuda ? "cuda" : "cpu");
     cJSON_AddNumberToObject(h, "threads", threads);
     return h;
 }
@@ -106,10 +107,10 @@ static ra_status write_trace(const char *path, const ra_trace_meta *meta, const 
 
 /* Score mode without given continuations: greedy-generate them once with the
  * first format, then every format scores those same tokens. */
-static ra_status fill_continuations(ra_model *m, ra_prompt_set *ps, uint32_t max_new, bool ignore_eos)
+static ra_status fill_continuations(ra_engine *e, ra_prompt_set *ps, uint32_t max_new, bool ignore_eos)
 {
     ra_gen_result g;
-    RA_TRY(ra_generate(m, ps, max_new, false, ignore_eos, NULL, NULL, &g));
+    RA_TRY(ra_generate(e, ps, max_new, false, ignore_eos, NULL, NULL, &g));
     ra_status s = RA_OK;
     for (size_t i = 0; i < ps->n && s == RA_OK; i++) {
         if (ps->items[i].cont) continue;
@@ -122,6 +123,76 @@ static ra_status fill_continuations(ra_model *m, ra_prompt_set *ps, uint32_t max
     return s;
 }
 
+/* ---- batch compositions ------------------------------------------------------
+ * A prompt's numbers must not depend on the batch it runs in. Each arrangement
+ * runs the prompts in other batches, with other neighbours and at other
+ * positions, and reassembles the results in prompt order: its trace then
+ * compares with the repeats digest for digest. */
+typedef enum { BATCH_ALONE, BATCH_REVERSE, BATCH_PAIRS, BATCH_COUNT } batch_arrangement;
+static const char *const batch_names[BATCH_COUNT] = {"batch-alone", "batch-reverse", "batch-pairs"};
+
+/* Batch b of arrangement a as prompt indices; returns its size (0: no more batches). */
+static size_t arrangement_batch(batch_arrangement a, size_t n, size_t b, size_t *idx)
+{
+    switch (a) {
+    case BATCH_ALONE: /* every prompt on its own */
+        if (b >= n) return 0;
+        idx[0] = b;
+        return 1;
+    case BATCH_REVERSE: /* one batch, every prompt at another position */
+        if (b > 0) return 0;
+        for (size_t i = 0; i < n; i++) idx[i] = n - 1 - i;
+        return n;
+    case BATCH_PAIRS: { /* prompt j + h first, then j: other neighbours, other positions */
+        size_t h = (n + 1) / 2;
+        if (b >= h) return 0;
+        if (b + h < n) { idx[0] = b + h; idx[1] = b; return 2; }
+        idx[0] = b;
+        return 1;
+    }
+    case BATCH_COUNT: break;
+    }
+    return 0;
+}
+
+static ra_status run_arrangement(ra_engine *e, const ra_prompt_set *ps, batch_arrangement a, const ra_run_opts *o,
+                                 ra_gen_result *out)
+{
+    const size_t n = ps->n;
+    memset(out, 0, sizeof *out);
+    size_t *idx = NULL;
+    ra_prompt *items = NULL;
+    ra_status s;
+    if ((s = ra_calloc(&idx, n, sizeof *idx)) != RA_OK || (s = ra_calloc(&items, n, sizeof *items)) != RA_OK ||
+        (s = ra_calloc(&out->n_steps, n, sizeof *out->n_steps)) != RA_OK ||
+        (s = ra_calloc(&out->tokens, n, sizeof *out->tokens)) != RA_OK ||
+        (s = ra_calloc(&out->logprobs, n, sizeof *out->logprobs)) != RA_OK)
+        goto done;
+    out->n_seqs = n;
+    size_t k;
+    for (size_t b = 0; s == RA_OK && (k = arrangement_batch(a, n, b, idx)) > 0; b++) {
+        for (size_t i = 0; i < k; i++) items[i] = ps->items[idx[i]];
+        ra_prompt_set sub = {.path = ps->path, .n = k, .items = items};
+        ra_gen_result g;
+        if ((s = ra_generate(e, &sub, o->max_new_tokens, o->score, o->ignore_eos, NULL, NULL, &g)) != RA_OK) break;
+        for (size_t i = 0; i < k; i++) { /* move each sequence's arrays to its prompt's place */
+            out->n_steps[idx[i]] = g.n_steps[i];
+            out->tokens[idx[i]] = g.tokens[i];
+            out->logprobs[idx[i]] = g.logprobs[i];
+            g.tokens[i] = NULL;
+            g.logprobs[i] = NULL;
+        }
+        out->decode_seconds += g.decode_seconds;
+        out->decode_tokens += g.decode_tokens;
+        ra_gen_result_free(&g);
+    }
+done:
+    free(idx);
+    free(items);
+    if (s != RA_OK) ra_gen_result_free(out);
+    return s;
+}
+
 typedef struct {
     const ra_run_opts *o;
     ra_gguf *g;
@@ -129,72 +200,104 @@ typedef struct {
     ra_prompt_set *ps;
     ra_pool *pool;
     const ra_format **formats;
+    const ra_kernel **kernels;
+    bool used_cuda;
     char *tmp;
     cJSON *traces;
     double decode_seconds;
     uint64_t decode_tokens;
 } run_ctx;
 
-static ra_status run_format(run_ctx *r, const ra_format *f)
+/* Writes one run's trace and its manifest entry. */
+static ra_status record_trace(run_ctx *r, ra_engine *e, const ra_format *f, const ra_kernel *k, uint32_t repeat,
+                              const char *scenario, const ra_gen_result *gen)
+{
+    const ra_run_opts *o = r->o;
+    r->decode_seconds += gen->decode_seconds;
+    r->decode_tokens += gen->decode_tokens;
+    ra_trace_meta meta = {0};
+    snprintf(meta.format, sizeof meta.format, "%s", f->name);
+    snprintf(meta.kernel, sizeof meta.kernel, "%s", k->name);
+    snprintf(meta.mode, sizeof meta.mode, "%s", o->score ? "score" : "generate");
+    meta.repeat = repeat;
+    meta.n_vocab = ra_engine_config(e)->n_vocab;
+    meta.top_k = o->top_k;
+    bool full = o->store_full == RA_STORE_ALL || (o->store_full == RA_STORE_FIRST && repeat == 0);
+    char rel[160], path[4096];
+    if (!strcmp(scenario, "repeat")) snprintf(rel, sizeof rel, "traces/%s@%s.r%u.ratrace", f->name, k->name, repeat);
+    else snprintf(rel, sizeof rel, "traces/%s@%s.%s.ratrace", f->name, k->name, scenario);
+    snprintf(path, sizeof path, "%s/%s", r->tmp, rel);
+    uint8_t digest[32], file_sha[32];
+    RA_TRY(write_trace(path, &meta, r->ps, gen, full, digest));
+    RA_TRY(ra_sha256_file(path, file_sha));
+    uint64_t steps = 0;
+    for (size_t i = 0; i < gen->n_seqs; i++) steps += gen->n_steps[i];
+
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "format", f->name);
+    cJSON_AddStringToObject(t, "kernel", k->name);
+    cJSON_AddBoolToObject(t, "deterministic", k->deterministic);
+    cJSON_AddNumberToObject(t, "repeat", repeat);
+    cJSON_AddStringToObject(t, "scenario", scenario);
+    cJSON_AddStringToObject(t, "file", rel);
+    add_hex(t, "sha256", file_sha, 32);
+    add_hex(t, "digest", digest, 32);
+    cJSON_AddNumberToObject(t, "steps", (double)steps);
+    cJSON_AddBoolToObject(t, "full", full);
+    cJSON_AddNumberToObject(t, "decode_tokens", (double)gen->decode_tokens);
+    cJSON_AddNumberToObject(t, "decode_seconds", gen->decode_seconds);
+    ra_engine_describe(e, cJSON_AddObjectToObject(t, "engine"));
+    cJSON_AddItemToArray(r->traces, t);
+    if (o->progress) {
+        char hex[65];
+        ra_hex(digest, 32, hex);
+        fprintf(stderr, "  %s@%-10s %-14s digest %.16s\n", f->name, k->name, scenario, hex);
+    }
+    return RA_OK;
+}
+
+static ra_status open_engine(run_ctx *r, const ra_format *f, const ra_kernel *k, ra_model **m, ra_engine **e)
+{
+    RA_TRY(ra_model_load_gguf(r->g, f, r->pool, m));
+    ra_engine_opts eo = {.no_graphs = r->o->no_graphs};
+    ra_status s = ra_engine_open(*m, k, &eo, e);
+    if (s != RA_OK) {
+        ra_model_free(*m);
+        *m = NULL;
+    }
+    if (k->backend == RA_BACKEND_CUDA) r->used_cuda = true;
+    return s;
+}
+
+static ra_status run_format(run_ctx *r, const ra_format *f, const ra_kernel *k)
 {
     const ra_run_opts *o = r->o;
     ra_model *m;
+    ra_engine *e;
     double t_load = ra_now();
-    RA_TRY(ra_model_load_gguf(r->g, f, r->pool, &m));
+    RA_TRY(open_engine(r, f, k, &m, &e));
     char label[80];
-    snprintf(label, sizeof label, "%s@%s", f->name, f->kernel);
+    snprintf(label, sizeof label, "%s@%s", f->name, k->name);
     if (o->progress) fprintf(stderr, "  %-12s loaded in %.1fs\n", label, ra_now() - t_load);
 
     ra_status s = RA_OK;
     for (uint32_t rep = 0; rep < o->repeats && s == RA_OK; rep++) {
         progress_state ps = {label, rep, o->repeats, ra_now()};
         ra_gen_result gen;
-        s = ra_generate(m, r->ps, o->max_new_tokens, o->score, o->ignore_eos, o->progress ? show_progress : NULL, &ps, &gen);
+        s = ra_generate(e, r->ps, o->max_new_tokens, o->score, o->ignore_eos, o->progress ? show_progress : NULL, &ps, &gen);
         if (s != RA_OK) break;
         if (o->progress) fputc('\n', stderr);
-        double decode_seconds = gen.decode_seconds;
-        uint64_t decode_tokens = gen.decode_tokens;
-        r->decode_seconds += decode_seconds;
-        r->decode_tokens += decode_tokens;
-
-        ra_trace_meta meta = {0};
-        snprintf(meta.format, sizeof meta.format, "%s", f->name);
-        snprintf(meta.kernel, sizeof meta.kernel, "%s", f->kernel);
-        snprintf(meta.mode, sizeof meta.mode, "%s", o->score ? "score" : "generate");
-        meta.repeat = rep;
-        meta.n_vocab = m->cfg.n_vocab;
-        meta.top_k = o->top_k;
-        bool full = o->store_full == RA_STORE_ALL || (o->store_full == RA_STORE_FIRST && rep == 0);
-        char rel[160], path[4096];
-        snprintf(rel, sizeof rel, "traces/%s.r%u.ratrace", label, rep);
-        snprintf(path, sizeof path, "%s/%s", r->tmp, rel);
-        uint8_t digest[32], file_sha[32];
-        s = write_trace(path, &meta, r->ps, &gen, full, digest);
-        if (s == RA_OK) s = ra_sha256_file(path, file_sha);
-        uint64_t steps = 0;
-        for (size_t i = 0; i < gen.n_seqs; i++) steps += gen.n_steps[i];
+        s = record_trace(r, e, f, k, rep, "repeat", &gen);
         ra_gen_result_free(&gen);
-        if (s != RA_OK) break;
-
-        cJSON *t = cJSON_CreateObject();
-        cJSON_AddStringToObject(t, "format", f->name);
-        cJSON_AddStringToObject(t, "kernel", f->kernel);
-        cJSON_AddBoolToObject(t, "deterministic", f->deterministic);
-        cJSON_AddNumberToObject(t, "repeat", rep);
-        cJSON_AddStringToObject(t, "file", rel);
-        add_hex(t, "sha256", file_sha, 32);
-        add_hex(t, "digest", digest, 32);
-        cJSON_AddNumberToObject(t, "steps", (double)steps);
-        cJSON_AddBoolToObject(t, "full", full);
-        cJSON_AddNumberToObject(t, "decode_tokens", (double)decode_tokens);
-        cJSON_AddNumberToObject(t, "decode_seconds", decode_seconds);
-        cJSON_AddItemToArray(r->traces, t);
-        if (o->progress) {
-            char hex[65];
-            ra_hex(digest, 32, hex);
-            fprintf(stderr, "  %-12s repeat %u digest %.16s\n", label, rep + 1, hex);
-        }
     }
+    for (int a = 0; o->batch_scenario && a < BATCH_COUNT && s == RA_OK; a++) {
+        ra_gen_result gen;
+        s = run_arrangement(e, r->ps, (batch_arrangement)a, o, &gen);
+        if (s != RA_OK) break;
+        s = record_trace(r, e, f, k, o->repeats + (uint32_t)a, batch_names[a], &gen);
+        ra_gen_result_free(&gen);
+    }
+    ra_engine_close(e);
     ra_model_free(m);
     return s;
 }
@@ -210,7 +313,7 @@ static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
     cJSON_AddStringToObject(tool, "version", RA_VERSION);
     cJSON_AddStringToObject(tool, "git_commit", RA_GIT_COMMIT);
     cJSON_AddStringToObject(root, "created_utc", started);
-    cJSON_AddItemToObject(root, "host", host_json(ra_pool_threads(r->pool)));
+    cJSON_AddItemToObject(root, "host", host_json(ra_pool_threads(r->pool), r->used_cuda));
 
     ra_model_config c;
     ra_status s = ra_config_from_gguf(r->g, &c);
@@ -253,7 +356,14 @@ static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
     static const char *store_names[] = {"none", "first", "all"};
     cJSON_AddStringToObject(st, "store_full", store_names[o->store_full]);
     cJSON *fl = cJSON_AddArrayToObject(st, "formats");
-    for (size_t i = 0; i < o->n_formats; i++) cJSON_AddItemToArray(fl, cJSON_CreateString(o->formats[i]));
+    for (size_t i = 0; i < o->n_formats; i++) {
+        char pair[80];
+        snprintf(pair, sizeof pair, "%s@%s", r->formats[i]->name, r->kernels[i]->name);
+        cJSON_AddItemToArray(fl, cJSON_CreateString(pair));
+    }
+    cJSON *sc = cJSON_AddArrayToObject(st, "scenarios");
+    cJSON_AddItemToArray(sc, cJSON_CreateString("repeat"));
+    if (o->batch_scenario) cJSON_AddItemToArray(sc, cJSON_CreateString("batch"));
 
     cJSON_AddItemReferenceToObject(root, "traces", r->traces);
     cJSON *times = cJSON_AddObjectToObject(root, "times");
@@ -303,15 +413,19 @@ ra_status ra_run(const ra_run_opts *o)
     if (ra_path_exists(o->out_dir)) return ra_fail(RA_ERR_USAGE, "%s already exists; choose another --out or remove it", o->out_dir);
 
     run_ctx r = {.o = o};
-    ra_status s = ra_calloc(&r.formats, o->n_formats, sizeof *r.formats);
+    char why[256] = "";
+    bool gpu = o->device != RA_DEVICE_CPU && ra_cuda_available(why, sizeof why);
+    ra_status s = RA_OK;
+    if (o->device == RA_DEVICE_GPU && !gpu) s = ra_fail(RA_ERR_UNSUPPORTED, "--device gpu: no CUDA GPU can be used: %s", why);
+    if (s == RA_OK) s = ra_calloc(&r.formats, o->n_formats, sizeof *r.formats);
+    if (s == RA_OK) s = ra_calloc(&r.kernels, o->n_formats, sizeof *r.kernels);
     for (size_t i = 0; s == RA_OK && i < o->n_formats; i++) {
-        r.formats[i] = ra_format_find(o->formats[i]);
-        if (!r.formats[i]) {
-            char known[256] = "";
-            for (size_t k = 0; k < ra_format_count(); k++)
-                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", k ? ", " : "", ra_format_at(k)->name);
-            s = ra_fail(RA_ERR_USAGE, "unknown format '%s' (known: %s)", o->formats[i], known);
-        }
+        s = ra_format_resolve(o->formats[i], gpu, &r.formats[i], &r.kernels[i]);
+        if (s == RA_OK && o->device == RA_DEVICE_CPU && r.kernels[i]->backend != RA_BACKEND_CPU)
+            s = ra_fail(RA_ERR_USAGE, "%s runs on a GPU, but --device cpu was given", o->formats[i]);
+        for (size_t j = 0; s == RA_OK && j < i; j++)
+            if (r.formats[j] == r.formats[i] && r.kernels[j] == r.kernels[i])
+                s = ra_fail(RA_ERR_USAGE, "%s@%s is listed twice in --formats", r.formats[i]->name, r.kernels[i]->name);
     }
     char started[32];
     utc_now(started, sizeof started);
@@ -343,15 +457,18 @@ ra_status ra_run(const ra_run_opts *o)
         for (size_t i = 0; i < r.ps->n; i++) missing |= r.ps->items[i].cont == NULL;
         if (missing) {
             ra_model *m;
-            s = ra_model_load_gguf(r.g, r.formats[0], r.pool, &m);
+            ra_engine *e;
+            s = open_engine(&r, r.formats[0], r.kernels[0], &m, &e);
             if (s == RA_OK) {
-                if (o->progress) fprintf(stderr, "  generating continuations to score with %s\n", r.formats[0]->name);
-                s = fill_continuations(m, r.ps, o->max_new_tokens, o->ignore_eos);
+                if (o->progress)
+                    fprintf(stderr, "  generating continuations to score with %s@%s\n", r.formats[0]->name, r.kernels[0]->name);
+                s = fill_continuations(e, r.ps, o->max_new_tokens, o->ignore_eos);
+                ra_engine_close(e);
                 ra_model_free(m);
             }
         }
     }
-    for (size_t i = 0; s == RA_OK && i < o->n_formats; i++) s = run_format(&r, r.formats[i]);
+    for (size_t i = 0; s == RA_OK && i < o->n_formats; i++) s = run_format(&r, r.formats[i], r.kernels[i]);
     if (s == RA_OK) s = write_manifest(&r, started, ra_now() - t0);
     if (s == RA_OK) s = write_report(r.tmp, o->out_dir, o->progress);
     if (s == RA_OK && rename(r.tmp, o->out_dir) != 0)
@@ -370,5 +487,6 @@ ra_status ra_run(const ra_run_opts *o)
     ra_tokenizer_free(r.tok);
     ra_gguf_close(r.g);
     free(r.formats);
+    free(r.kernels);
     return s;
 }

@@ -12,14 +12,19 @@
 static const char usage[] =
     "usage: repro-audit run --model FILE.gguf --out DIR [options]\n"
     "\n"
-    "Runs every prompt through the model in each format, REPEATS times, and\n"
-    "writes a bundle: manifest.json, one hashed trace per (format, repeat),\n"
-    "report.json and report.md. DIR appears only when the run is complete.\n"
+    "Runs every prompt through the model in each format@kernel, REPEATS times,\n"
+    "and writes a bundle: manifest.json, one hashed trace per (format@kernel,\n"
+    "run), report.json and report.md. DIR appears only when the run is complete.\n"
     "\n"
     "options:\n"
     "  --model FILE          GGUF model (llama architecture)\n"
     "  --out DIR             bundle directory to create (must not exist)\n"
-    "  --formats A,B,...     formats to run (default q4_1,f32,bf16; see `repro-audit formats`)\n"
+    "  --formats A,B,...     formats to run, each FORMAT or FORMAT@KERNEL (default\n"
+    "                        q4_1,f32,bf16; see `repro-audit formats`). A bare FORMAT\n"
+    "                        runs on its default kernel: on the GPU when there is one\n"
+    "                        and the format has a GPU kernel, else on the CPU\n"
+    "  --device auto|cpu|gpu where bare formats run (default auto); gpu fails\n"
+    "                        when no CUDA GPU can be used\n"
     "  --prompts FILE.jsonl  prompt set (default: the 10 prompts of data/prompts.jsonl,\n"
     "                        built into the binary)\n"
     "  --max-new-tokens N    tokens to generate per prompt (default 32)\n"
@@ -29,9 +34,26 @@ static const char usage[] =
     "  --top-k K             top-k log-probs stored per step (default 20)\n"
     "  --store-full first|all|none  full log-prob vectors stored: in repeat 0 only\n"
     "                        (default), in every repeat, or never\n"
+    "  --scenarios LIST      repeat (always), batch: also run every prompt alone, in\n"
+    "                        reverse order and in pairs with other neighbours; each\n"
+    "                        arrangement is a run held to the repeats bit for bit\n"
     "  --ignore-eos          keep generating after the end-of-sequence token\n"
+    "  --no-graphs           CUDA: launch each kernel instead of replaying graphs\n"
     "  --threads N           CPU threads (default: all); results do not depend on it\n"
     "  --quiet               no progress on stderr\n";
+
+static ra_status parse_scenarios(const char *list, ra_run_opts *o)
+{
+    o->batch_scenario = false;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == 6 && !strncmp(p, "repeat", 6)) { /* always on */ }
+        else if (n == 5 && !strncmp(p, "batch", 5)) o->batch_scenario = true;
+        else return ra_fail(RA_ERR_USAGE, "unknown scenario '%.*s' (known: repeat, batch)", (int)n, p);
+        p += n + (p[n] == ',');
+    }
+    return RA_OK;
+}
 
 int ra_cmd_run(int argc, char **argv)
 {
@@ -44,6 +66,7 @@ int ra_cmd_run(int argc, char **argv)
         if (ra_cli_is_help(a)) { fputs(usage, stdout); return RA_EXIT_OK; }
         else if (!strcmp(a, "--ignore-eos")) o.ignore_eos = true;
         else if (!strcmp(a, "--quiet")) o.progress = false;
+        else if (!strcmp(a, "--no-graphs")) o.no_graphs = true;
         else if (!strcmp(a, "--progress")) o.progress = true;
         else if (strncmp(a, "--", 2) != 0) s = ra_fail(RA_ERR_USAGE, "unexpected argument '%s' (see run --help)", a);
         else if (!(v = ra_cli_value(argc, argv, &i))) s = RA_ERR_USAGE;
@@ -55,6 +78,12 @@ int ra_cmd_run(int argc, char **argv)
         else if (!strcmp(a, "--repeats")) s = ra_cli_u32(a, v, 1, 1000, &o.repeats);
         else if (!strcmp(a, "--top-k")) s = ra_cli_u32(a, v, 1, 1000, &o.top_k);
         else if (!strcmp(a, "--threads")) s = ra_cli_u32(a, v, 1, 256, &o.threads);
+        else if (!strcmp(a, "--device")) {
+            if (!strcmp(v, "auto")) o.device = RA_DEVICE_AUTO;
+            else if (!strcmp(v, "cpu")) o.device = RA_DEVICE_CPU;
+            else if (!strcmp(v, "gpu")) o.device = RA_DEVICE_GPU;
+            else s = ra_fail(RA_ERR_USAGE, "--device is auto, cpu or gpu, not '%s'", v);
+        } else if (!strcmp(a, "--scenarios")) s = parse_scenarios(v, &o);
         else if (!strcmp(a, "--mode")) {
             if (!strcmp(v, "generate")) o.score = false;
             else if (!strcmp(v, "score")) o.score = true;

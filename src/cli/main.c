@@ -4,19 +4,36 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "ra/engine.h"
 #include "ra/format.h"
 #include "ra/version.h"
 
 
 static int cmd_formats(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    printf("%-8s %-8s %-14s %s\n", "format", "kernel", "deterministic", "description");
+    if (argc > 1 && ra_cli_is_help(argv[1])) {
+        puts("usage: repro-audit formats\n\nLists every format, the kernels that run it (format@kernel, the name every\n"
+             "result is keyed by), where each runs, whether it promises bit-identical\n"
+             "results run to run and across batch compositions, and whether this machine\n"
+             "has a GPU the CUDA kernels can use.");
+        return RA_EXIT_OK;
+    }
+    if (argc > 1) return ra_cli_report(ra_fail(RA_ERR_USAGE, "formats takes no arguments (see formats --help)"));
+    char why[256];
+    bool gpu = ra_cuda_available(why, sizeof why);
+    printf("%-18s %-7s %-14s %s\n", "format@kernel", "runs on", "deterministic", "description");
     for (size_t i = 0; i < ra_format_count(); i++) {
         const ra_format *f = ra_format_at(i);
-        printf("%-8s %-8s %-14s %s\n", f->name, f->kernel, f->deterministic ? "yes" : "no", f->description);
+        printf("%-18s %-7s %-14s %s\n", f->name, "", "", f->description);
+        for (size_t j = 0; f->kernels[j]; j++) {
+            const ra_kernel *k = ra_kernel_find(f->kernels[j]);
+            char label[64];
+            snprintf(label, sizeof label, "  %s@%s", f->name, k->name);
+            printf("%-18s %-7s %-14s %s\n", label, k->backend == RA_BACKEND_CPU ? "cpu" : "gpu",
+                   k->deterministic ? "yes" : "not promised", k->description);
+        }
     }
+    printf("\nGPU: %s%s\n", gpu ? "" : "none: ", why);
     return RA_EXIT_OK;
 }
 
@@ -32,6 +49,7 @@ static const struct {
     {"tokenize", ra_cmd_tokenize, "show the token ids of a text or a prompt set"},
     {"export-hf", ra_cmd_export_hf, "write the model as HF safetensors + config.json"},
     {"formats", cmd_formats, "list the weight formats and their kernels"},
+    {"bench", ra_cmd_bench, "time the GPU kernels against ceilings measured in the same run"},
 };
 
 static void usage(FILE *f)

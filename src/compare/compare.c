@@ -1,6 +1,7 @@
 /* compare: repeat verdicts per format@kernel and pairwise distances between
  * formats (definitions in include/ra/compare.h). */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,8 +24,28 @@ static const ra_bundle_trace *bt_of(ra_bundle *const *b, run_ref r) { return &b[
 
 static void run_name(uint32_t n_bundles, ra_bundle *const *b, run_ref r, char *out, size_t n)
 {
-    if (n_bundles > 1) snprintf(out, n, "B%u:r%u", r.bundle + 1, bt_of(b, r)->repeat);
-    else snprintf(out, n, "r%u", bt_of(b, r)->repeat);
+    const ra_bundle_trace *t = bt_of(b, r);
+    char base[32];
+    if (strcmp(t->scenario, "repeat")) snprintf(base, sizeof base, "%.24s", t->scenario);
+    else snprintf(base, sizeof base, "r%u", t->repeat);
+    if (n_bundles > 1) snprintf(out, n, "B%u:%s", r.bundle + 1, base);
+    else snprintf(out, n, "%s", base);
+}
+
+/* How many distinct values of a string field the group's runs hold; counts
+ * against the first 16 distinct ones, so it stays linear (and says "16"
+ * for "16 or more"). */
+static uint32_t count_distinct(ra_bundle *const *b, const group_state *g, size_t offset)
+{
+    const char *seen[16];
+    uint32_t n = 0;
+    for (uint32_t r = 0; r < g->n_runs && n < 16; r++) {
+        const char *v = (const char *)bt_of(b, g->runs[r]) + offset;
+        uint32_t k = 0;
+        while (k < n && strcmp(v, seen[k])) k++;
+        if (k == n) seen[n++] = v;
+    }
+    return n;
 }
 
 /* The bundles must describe the same experiment for their runs to be pooled. */
@@ -116,6 +137,9 @@ static ra_status judge_group(ra_comparison *c, ra_bundle *const *b, uint32_t nb,
     RA_TRY(ra_trace_read(rbt->file, &g->ref));
     v->n_runs = g->n_runs;
     run_name(nb, b, ref, v->ref_run, sizeof v->ref_run);
+    snprintf(v->scope, sizeof v->scope, "%s", rbt->scope);
+    v->n_scopes = count_distinct(b, g, offsetof(ra_bundle_trace, scope));
+    v->n_scenarios = count_distinct(b, g, offsetof(ra_bundle_trace, scenario));
     memcpy(v->digest, g->ref->digest, 32);
     for (uint32_t i = 0; i < g->ref->n_seqs; i++) v->steps += g->ref->seqs[i].n_steps;
     v->identical = true;

@@ -27,6 +27,17 @@ static void verdict_text(const ra_group_verdict *v, char *out, size_t n)
                   where, v->n_differing, v->n_runs);
 }
 
+/* What a verdict covers: the runs' scenarios and where they ran; never more. */
+static void scope_text(const ra_group_verdict *v, char *out, size_t n)
+{
+    if (v->n_scopes <= 1)
+        snprintf(out, n, "%u run%s, %u scenario%s, on %s", v->n_runs, v->n_runs == 1 ? "" : "s", v->n_scenarios,
+                 v->n_scenarios == 1 ? "" : "s", v->scope);
+    else
+        snprintf(out, n, "%u runs, %u scenario%s, on %u%s machines or builds (reference: %s)", v->n_runs, v->n_scenarios,
+                 v->n_scenarios == 1 ? "" : "s", v->n_scopes, v->n_scopes >= 16 ? " or more" : "", v->scope);
+}
+
 static const char *expectation_text(const ra_group_verdict *v)
 {
     if (!v->deterministic) return "none (kernel not deterministic)";
@@ -49,12 +60,18 @@ void ra_report_print(const ra_comparison *c, FILE *f)
     fprintf(f, "  %-14s %4s  %-8s %-18s %s\n", "format@kernel", "runs", "ref", "expectation", "verdict");
     for (uint32_t g = 0; g < c->n_groups; g++) {
         const ra_group_verdict *v = &c->groups[g];
-        char verdict[200], dig[65];
+        char verdict[256], dig[65];
         verdict_text(v, verdict, sizeof verdict);
         ra_hex(v->digest, 32, dig);
         fprintf(f, "  %-14s %4u  %-8s %-18s %s", v->label, v->n_runs, v->ref_run, expectation_text(v), verdict);
         if (v->identical) fprintf(f, "  digest %.16s", dig);
         fputc('\n', f);
+    }
+    fprintf(f, "\nScope (a verdict holds for these runs where they ran, and claims nothing beyond)\n");
+    for (uint32_t g = 0; g < c->n_groups; g++) {
+        char scope[512];
+        scope_text(&c->groups[g], scope, sizeof scope);
+        fprintf(f, "  %-14s %s\n", c->groups[g].label, scope);
     }
 
     fprintf(f, "\nPairwise (reference runs; steps up to each sequence's first token divergence)\n");
@@ -137,6 +154,9 @@ static cJSON *report_json(const ra_comparison *c)
         if (v->identical) cJSON_AddNullToObject(o, "first_differing_run");
         else cJSON_AddStringToObject(o, "first_differing_run", v->first_differing_run);
         add_step(o, "divergence", v->divergence);
+        cJSON_AddStringToObject(o, "scope", v->scope);
+        cJSON_AddNumberToObject(o, "scopes", v->n_scopes);
+        cJSON_AddNumberToObject(o, "scenarios", v->n_scenarios);
         cJSON_AddStringToObject(o, "expectation", v->deterministic ? "identical" : "none");
         cJSON_AddBoolToObject(o, "pass", v->pass);
         cJSON_AddItemToArray(groups, o);
@@ -183,9 +203,15 @@ ra_status ra_report_markdown(const ra_comparison *c, char **text)
                               "|---|---:|---|---|---|\n");
     for (uint32_t g = 0; s == RA_OK && g < c->n_groups; g++) {
         const ra_group_verdict *v = &c->groups[g];
-        char verdict[200];
+        char verdict[256];
         verdict_text(v, verdict, sizeof verdict);
         s = ra_buf_printf(&b, "| %s | %u | %s | %s | %s |\n", v->label, v->n_runs, v->ref_run, expectation_text(v), verdict);
+    }
+    if (s == RA_OK) s = ra_buf_printf(&b, "\nScope: a verdict holds for these runs where they ran, and claims nothing beyond.\n\n");
+    for (uint32_t g = 0; s == RA_OK && g < c->n_groups; g++) {
+        char scope[512];
+        scope_text(&c->groups[g], scope, sizeof scope);
+        s = ra_buf_printf(&b, "- %s: %s\n", c->groups[g].label, scope);
     }
     if (s == RA_OK && c->n_pairs)
         s = ra_buf_printf(&b, "\n## Pairwise distances\n\n| a | b | identical | steps | L2 mean | max abs diff | mean KL | "

@@ -48,6 +48,7 @@ const char *ra_status_name(ra_status s)
     case RA_ERR_UNSUPPORTED: return "unsupported";
     case RA_ERR_NOTFOUND: return "not found";
     case RA_ERR_INTERNAL: return "internal error";
+    case RA_ERR_DEVICE: return "GPU error";
     }
     return "unknown status";
 }

@@ -17,7 +17,7 @@ contains() { if grep -q -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(basen
 expect_rc 0 "help" -- "$BIN" --help
 expect_rc 2 "no command" -- "$BIN"
 expect_rc 2 "unknown command" -- "$BIN" frobnicate
-for c in run compare verify inspect tokenize export-hf; do expect_rc 0 "$c --help" -- "$BIN" $c --help; done
+for c in run compare verify inspect tokenize export-hf formats bench; do expect_rc 0 "$c --help" -- "$BIN" $c --help; done
 expect_rc 2 "run without --out" -- "$BIN" run --model "$MODEL"
 expect_rc 2 "run with bad format" -- "$BIN" run --model "$MODEL" --formats nope --out "$T/x"
 contains "$T/err" "unknown format 'nope'" "bad format message"
@@ -44,19 +44,45 @@ contains "$T/out" "^\[1, " "tokenize keeps <|im_start|> whole"
 # --- a small real audit, twice with different thread counts ---
 head -3 data/prompts.jsonl >"$T/p.jsonl"
 expect_rc 0 "run A (1 thread)" -- "$BIN" run --model "$MODEL" --prompts "$T/p.jsonl" --max-new-tokens 6 --repeats 2 \
-  --formats q4_1,f32,bf16 --threads 1 --quiet --out "$T/A"
+  --formats q4_1,f32,bf16 --device cpu --threads 1 --quiet --out "$T/A"
 for f in manifest.json report.json report.md traces/q4_1@cpu.r0.ratrace traces/bf16@cpu.r1.ratrace; do
   [ -f "$T/A/$f" ] && ok || bad "bundle lacks $f"
 done
 ls "$T" | grep -q partial && bad "a .partial directory was left behind" || ok
 expect_rc 0 "run B (2 threads)" -- "$BIN" run --model "$MODEL" --prompts "$T/p.jsonl" --max-new-tokens 6 --repeats 1 \
-  --formats q4_1,f32 --threads 2 --quiet --out "$T/B"
+  --formats q4_1,f32 --device cpu --threads 2 --quiet --out "$T/B"
 expect_rc 2 "run refuses an existing --out" -- "$BIN" run --model "$MODEL" --prompts "$T/p.jsonl" --out "$T/B" --quiet
 expect_rc 0 "compare A" -- "$BIN" compare "$T/A"
 contains "$T/out" "bit-identical" "repeat verdict"
 contains "$T/out" "bf16@cpu" "pairwise table"
 expect_rc 0 "compare A B (thread count must not change numbers)" -- "$BIN" compare --json "$T/ab.json" --md "$T/ab.md" "$T/A" "$T/B"
 expect_rc 0 "verify A" -- "$ASAN" verify "$T/A"
+
+# --- batch compositions: every prompt alone, reversed, in pairs; bit-identical to the repeats ---
+expect_rc 0 "run with the batch scenario" -- "$BIN" run --model "$MODEL" --prompts "$T/p.jsonl" --max-new-tokens 4 \
+  --repeats 1 --formats f32@cpu --scenarios repeat,batch --quiet --out "$T/S"
+for sc in batch-alone batch-reverse batch-pairs; do
+  [ -f "$T/S/traces/f32@cpu.$sc.ratrace" ] && ok || bad "batch scenario lacks its $sc trace"
+done
+expect_rc 0 "compare the batch scenario" -- "$BIN" compare "$T/S"
+contains "$T/out" "f32@cpu           4  r0       identical: ok      bit-identical" "batch compositions are bit-identical"
+contains "$T/out" "4 runs, 4 scenarios, on CPU" "the verdict states its scope"
+expect_rc 2 "unknown scenario" -- "$BIN" run --model "$MODEL" --scenarios repeat,nope --out "$T/x" --quiet
+contains "$T/err" "unknown scenario 'nope'" "unknown scenario message"
+expect_rc 2 "unknown kernel" -- "$BIN" run --model "$MODEL" --formats q4_1@ra --out "$T/x" --quiet
+contains "$T/err" "format q4_1 has no kernel 'ra'" "unknown kernel message"
+
+# --- GPU kernels on a machine without a GPU: a clear refusal, exit 2 ---
+expect_rc 0 "formats" -- "$BIN" formats
+contains "$T/out" "bf16@cublas-bi" "formats lists the GPU kernels"
+if grep -q "^GPU: none" "$T/out"; then
+  expect_rc 2 "f32@ra without a GPU" -- "$BIN" run --model "$MODEL" --prompts "$T/p.jsonl" --formats f32@ra --out "$T/g" --quiet
+  contains "$T/err" "needs a CUDA GPU" "no-GPU message"
+  [ ! -e "$T/g" ] && ok || bad "a failed GPU run left a bundle"
+  expect_rc 2 "--device gpu without a GPU" -- "$BIN" run --model "$MODEL" --device gpu --out "$T/g" --quiet
+  expect_rc 2 "bench without a GPU" -- "$BIN" bench --no-e2e
+  contains "$T/err" "bench:" "bench names itself"
+fi
 
 # --- the built-in prompt set: runs from any directory, same bytes as data/prompts.jsonl ---
 ABS_MODEL=$(cd "$(dirname "$MODEL")" && pwd)/$(basename "$MODEL"); ABS_BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")

@@ -57,6 +57,7 @@ int main(int argc, char **argv)
     ra_prompt_set *ps = NULL;
     ra_pool *pool = NULL;
     ra_model *m = NULL;
+    ra_engine *e = NULL;
     ra_model_config cfg;
     CHECK_OK(load_fixture(argv[2], &fx));
     CHECK_OK(ra_gguf_open(argv[1], &g));
@@ -65,7 +66,8 @@ int main(int argc, char **argv)
     if (tok) CHECK_OK(ra_prompts_load(argv[3], tok, cfg.n_vocab, &ps));
     CHECK_OK(ra_pool_new(0, &pool));
     if (g && pool) CHECK_OK(ra_model_load_gguf(g, ra_format_find("f32"), pool, &m));
-    if (!fx || !ps || !m) CHECK_DONE();
+    if (m) CHECK_OK(ra_engine_open(m, ra_kernel_find("cpu"), NULL, &e));
+    if (!fx || !ps || !e) CHECK_DONE();
 
     const cJSON *fps = cJSON_GetObjectItem(fx, "prompts");
     uint32_t n_new = (uint32_t)cJSON_GetObjectItem(fx, "new_tokens")->valueint;
@@ -73,7 +75,7 @@ int main(int argc, char **argv)
               cJSON_GetArraySize(fps), ps->n);
     CHECK(n_new >= 32);
     ra_gen_result gen;
-    CHECK_OK(ra_generate(m, ps, n_new, false, true, NULL, NULL, &gen));
+    CHECK_OK(ra_generate(e, ps, n_new, false, true, NULL, NULL, &gen));
     double worst = 0;
     uint64_t compared = 0;
     for (size_t i = 0; i < ps->n && i < (size_t)cJSON_GetArraySize(fps); i++) {
@@ -94,6 +96,7 @@ int main(int argc, char **argv)
     printf("hf fixture: %zu prompts, %llu steps compared, max |logprob diff| %.3g (tolerance %g)\n", ps->n,
            (unsigned long long)compared, worst, TOL);
     ra_gen_result_free(&gen);
+    ra_engine_close(e);
     ra_model_free(m);
     ra_pool_free(pool);
     ra_prompts_free(ps);

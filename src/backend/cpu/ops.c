@@ -31,3 +31,11 @@ void ra_cpu_swiglu(float *gate, const float *up, uint32_t n)
         gate[i] = (float)(g / (1.0 + exp(-g))) * up[i];
     }
 }
+
+int32_t ra_argmax(const float *v, uint32_t n)
+{
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return (int32_t)best;
+}

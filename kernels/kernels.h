@@ -1,0 +1,95 @@
+/* The CUDA kernels' C interface: one launcher per kernel family, called by
+ * the host code in src/backend/cuda/ and by tests/gpu/. Every launcher
+ * enqueues on `stream` and returns the launch error (cudaSuccess if none).
+ *
+ * The determinism contract of every kernel here (docs/architecture.md):
+ * each output element is computed by one thread in an order fixed by the
+ * code and the shapes of the weights alone, never by the number of rows in
+ * the batch or by their positions; no floating-point atomics; no fused
+ * multiply-add the source does not spell (built with --fmad=false). */
+#ifndef RA_KERNELS_H
+#define RA_KERNELS_H
+
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Activations and weights of one matrix product share a dtype. */
+typedef enum { RA_DT_F32 = 0, RA_DT_BF16 = 1 } ra_dtype;
+
+/* What a matrix product does with its result v (M x N, float32):
+ * STORE: y = v;  ADD: y += v (the residual stream);
+ * SWIGLU: rows come in groups of 16, gate rows j..j+7 then up rows j..j+7
+ *   (ra_gemm_interleave_swiglu), and act (M x N/2, dtype of x) gets
+ *   silu(gate) * up, computed in double and rounded once. */
+typedef enum { RA_EPI_STORE = 0, RA_EPI_ADD = 1, RA_EPI_SWIGLU = 2 } ra_epilogue;
+
+typedef struct {
+    ra_dtype dtype;
+    const void *w;   /* N x K weights, row-major (a row is an output feature) */
+    const void *x;   /* M x K activations, row-major */
+    float *y;        /* M x N, row stride N (STORE, ADD) */
+    void *act;       /* M x N/2 (SWIGLU) */
+    int m, n, k;
+    ra_epilogue epilogue;
+} ra_gemm_args;
+
+/* Our matrix product ("ra"): float32 weights on CUDA cores with fmaf,
+ * bfloat16 weights on tensor cores (mma.sync m16n8k16, float32 accumulate).
+ * A block owns 16 weight rows and up to 64 tokens; its 8 warps split K in
+ * chunks dealt round-robin and their partial sums are added in warp order. */
+cudaError_t ra_k_gemm(const ra_gemm_args *a, cudaStream_t stream);
+
+/* SWIGLU epilogue for products that do not fuse it (cuBLAS): act from
+ * y (M x N, interleaved as above). */
+cudaError_t ra_k_swiglu(ra_dtype dtype, const float *y, void *act, int m, int n, cudaStream_t stream);
+
+/* x[i] = embed[tokens[i]] as float32 (embed: vocab x dim, dtype). */
+cudaError_t ra_k_embed(ra_dtype dtype, const void *embed, const int32_t *tokens, float *x, int n, int dim,
+                       cudaStream_t stream);
+
+/* RMSNorm of rows (rows == NULL: row i of x; else row rows[i]):
+ * out[i] = x * (1 / sqrt(mean(x^2) + eps)) * g, the sum of squares in double;
+ * out in dtype (bfloat16: rounded to nearest even). */
+cudaError_t ra_k_rmsnorm(ra_dtype dtype, const float *x, const int32_t *rows, const float *g, void *out, int n, int dim,
+                         float eps, cudaStream_t stream);
+
+/* The per-row layout of the KV cache: layer l, pool position p at
+ * ((l * pool_len) + p) * kv_dim; row i's sequence starts at start[i] and the
+ * row sits at position pos[i]. */
+typedef struct {
+    float *k, *v;
+    int pool_len, n_layers;
+    const int32_t *start, *pos;
+} ra_kv_layout;
+
+/* RoPE (rotate-half) on q and k of each row of qkv (n x (q_dim + 2 kv_dim)),
+ * q to q_out (n x q_dim), k and v into the cache at layer. cos/sin tables
+ * are [max_pos x head_dim/2]. */
+cudaError_t ra_k_rope_store(const float *qkv, float *q_out, const ra_kv_layout *kv, int layer, const float *cos_t,
+                            const float *sin_t, int n, int n_heads, int n_kv_heads, int head_dim, cudaStream_t stream);
+
+/* Causal grouped-query attention of each row over its sequence's positions
+ * 0..pos: positions in chunks of 32 dealt to 4 warps round-robin (online
+ * softmax per warp), warps merged in order; the split depends on the
+ * position only. out (n x n_heads*head_dim) in dtype. head_dim <= 256. */
+cudaError_t ra_k_attention(ra_dtype dtype, const float *q, const ra_kv_layout *kv, int layer, void *out, int n,
+                           int n_heads, int n_kv_heads, int head_dim, cudaStream_t stream);
+
+/* In place: each of n rows of length vocab becomes its log-softmax (max in
+ * float, sum of exp in double, as the CPU does); argmax[i] its largest
+ * value, ties to the lowest id, NaN never chosen (all NaN: 0). */
+cudaError_t ra_k_log_softmax(float *logits, int32_t *argmax, int n, int vocab, cudaStream_t stream);
+
+/* n values of dtype at p, uniform in [-1, 1), a function of (index, seed). */
+cudaError_t ra_k_fill_random(ra_dtype dtype, void *p, size_t n, uint32_t seed, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

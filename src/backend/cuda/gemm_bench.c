@@ -1,0 +1,215 @@
+/* The matrix-product benchmark of `repro-audit bench` (include/ra/bench.h).
+ * Method (../shared/reference/h100-ceilings.md, the device notes' METHOD.md):
+ * the copy ceiling and every kernel in the same process; synthetic random
+ * weights, several copies rotated so their total exceeds the L2 cache four
+ * times over; warm-up launches, then each launch timed alone with events and
+ * the median kept. */
+#include <cjson/cJSON.h>
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../backend.h"
+#include "blas.h"
+#include "cuda_util.h"
+#include "kernels.h"
+#include "ra/bench.h"
+#include "ra/util.h"
+
+#define WARMUP 5
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Times `runs` launches of fn one by one; returns the median and minimum in microseconds. */
+typedef ra_status (*launch_fn)(void *ctx, uint32_t i);
+
+static ra_status time_launches(cudaStream_t s, launch_fn fn, void *ctx, uint32_t runs, float *median_us, float *min_us)
+{
+    cudaEvent_t *ev;
+    float *ms;
+    RA_TRY(ra_calloc(&ev, 2 * (size_t)runs, sizeof *ev));
+    ra_status st = ra_calloc(&ms, runs, sizeof *ms);
+    for (uint32_t i = 0; st == RA_OK && i < 2 * runs; i++) st = ra_cuda_check(cudaEventCreate(&ev[i]), "event");
+    for (uint32_t i = 0; st == RA_OK && i < WARMUP; i++) st = fn(ctx, i);
+    for (uint32_t i = 0; st == RA_OK && i < runs; i++) {
+        st = ra_cuda_check(cudaEventRecord(ev[2 * i], s), "event record");
+        if (st == RA_OK) st = fn(ctx, WARMUP + i);
+        if (st == RA_OK) st = ra_cuda_check(cudaEventRecord(ev[2 * i + 1], s), "event record");
+    }
+    if (st == RA_OK) st = ra_cuda_check(cudaStreamSynchronize(s), "benchmark");
+    for (uint32_t i = 0; st == RA_OK && i < runs; i++)
+        st = ra_cuda_check(cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]), "elapsed time");
+    if (st == RA_OK) {
+        qsort(ms, runs, sizeof *ms, cmp_float);
+        *median_us = 1000 * ms[runs / 2];
+        *min_us = 1000 * ms[0];
+    }
+    for (uint32_t i = 0; i < 2 * runs; i++)
+        if (ev[i]) cudaEventDestroy(ev[i]);
+    free(ev);
+    free(ms);
+    return st;
+}
+
+typedef struct {
+    cudaStream_t s;
+    void *src, *dst;
+    size_t bytes;
+} copy_ctx;
+
+static ra_status launch_copy(void *ctx, uint32_t i)
+{
+    (void)i;
+    copy_ctx *c = ctx;
+    return ra_cuda_check(cudaMemcpyAsync(c->dst, c->src, c->bytes, cudaMemcpyDeviceToDevice, c->s), "copy");
+}
+
+typedef struct {
+    cudaStream_t s;
+    ra_dtype dt;
+    ra_blas *blas;            /* NULL: our kernel */
+    void **w;                 /* rotating weight copies */
+    uint32_t n_copies;
+    void *x;
+    float *y;
+    uint32_t m, n, k;
+} gemm_ctx;
+
+static ra_status launch_gemm(void *ctx, uint32_t i)
+{
+    gemm_ctx *g = ctx;
+    const void *w = g->w[i % g->n_copies];
+    if (g->blas) return ra_blas_gemm(g->blas, w, g->x, g->y, (int)g->m, (int)g->n, (int)g->k, false);
+    ra_gemm_args a = {g->dt, w, g->x, g->y, NULL, (int)g->m, (int)g->n, (int)g->k, RA_EPI_STORE};
+    return ra_cuda_check(ra_k_gemm(&a, g->s), "matrix product");
+}
+
+static ra_status bench_point(gemm_ctx *g, uint32_t runs, float *med, float *mn)
+{
+    return time_launches(g->s, launch_gemm, g, runs, med, mn);
+}
+
+static void free_copies(void **w, uint32_t n)
+{
+    for (uint32_t i = 0; w && i < n; i++) cudaFree(w[i]);
+    free(w);
+}
+
+/* One kernel on one shape at every M. */
+static ra_status bench_kernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s, size_t l2, const char *kernel,
+                                    const ra_bench_shape *sh, double copy_gbps, cJSON *results)
+{
+    const bool f32 = !strncmp(kernel, "f32@", 4);
+    const bool is_blas = !strcmp(kernel, "bf16@cublas") || !strcmp(kernel, "bf16@cublas-bi");
+    if (!f32 && strncmp(kernel, "bf16@", 5)) return ra_fail(RA_ERR_USAGE, "bench: kernel %s is not a GPU kernel", kernel);
+    if (!is_blas && strcmp(kernel + (f32 ? 4 : 5), "ra")) return ra_fail(RA_ERR_USAGE, "bench: unknown kernel %s", kernel);
+    gemm_ctx g = {.s = s, .dt = f32 ? RA_DT_F32 : RA_DT_BF16, .n = sh->n, .k = sh->k};
+    const size_t es = f32 ? 4 : 2, wbytes = (size_t)sh->n * sh->k * es;
+    uint32_t max_m = 1;
+    for (size_t i = 0; i < o->n_ms; i++) max_m = o->ms[i] > max_m ? o->ms[i] : max_m;
+    g.n_copies = (uint32_t)((4 * l2 + wbytes - 1) / wbytes);
+    if (g.n_copies < 2) g.n_copies = 2;
+    ra_status st = ra_calloc(&g.w, g.n_copies, sizeof *g.w);
+    for (uint32_t i = 0; st == RA_OK && i < g.n_copies; i++) {
+        st = ra_cuda_alloc(&g.w[i], wbytes, 1, "benchmark weights");
+        if (st == RA_OK) st = ra_cuda_check(ra_k_fill_random(g.dt, g.w[i], (size_t)sh->n * sh->k, 1 + i, s), "fill");
+    }
+    if (st == RA_OK) st = ra_cuda_alloc(&g.x, (size_t)max_m * sh->k, es, "benchmark activations");
+    if (st == RA_OK) st = ra_cuda_check(ra_k_fill_random(g.dt, g.x, (size_t)max_m * sh->k, 7777, s), "fill");
+    if (st == RA_OK) st = ra_cuda_alloc(&g.y, (size_t)max_m * sh->n, sizeof(float), "benchmark outputs");
+    if (st == RA_OK && is_blas) st = ra_blas_open(s, !strcmp(kernel, "bf16@cublas-bi"), &g.blas);
+    for (size_t i = 0; st == RA_OK && i < o->n_ms; i++) {
+        g.m = o->ms[i];
+        float med = 0, mn = 0;
+        st = bench_point(&g, o->runs, &med, &mn);
+        if (st != RA_OK) break;
+        const double gbps = (double)wbytes / (med * 1e-6) / 1e9;
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "kernel", kernel);
+        cJSON_AddStringToObject(r, "shape", sh->name);
+        cJSON_AddNumberToObject(r, "n", sh->n);
+        cJSON_AddNumberToObject(r, "k", sh->k);
+        cJSON_AddNumberToObject(r, "m", g.m);
+        cJSON_AddNumberToObject(r, "us_median", med);
+        cJSON_AddNumberToObject(r, "us_min", mn);
+        cJSON_AddNumberToObject(r, "weight_bytes", (double)wbytes);
+        cJSON_AddNumberToObject(r, "weight_GBps", gbps);
+        cJSON_AddNumberToObject(r, "copy_ratio", gbps / copy_gbps);
+        cJSON_AddItemToArray(results, r);
+        if (o->progress) fprintf(stderr, "  %-16s %-18s M=%-4u %9.2f us  %7.1f GB/s\n", kernel, sh->name, g.m, med, gbps);
+    }
+    ra_blas_close(g.blas);
+    free_copies(g.w, g.n_copies);
+    cudaFree(g.x);
+    cudaFree(g.y);
+    return st;
+}
+
+/* Speed-up of every result over the fastest cuBLAS kernel at the same point. */
+static void add_speedups(cJSON *results)
+{
+    const cJSON *r, *b;
+    cJSON_ArrayForEach(r, results)
+    {
+        double best = 0;
+        cJSON_ArrayForEach(b, results)
+        {
+            const char *k = cJSON_GetObjectItem(b, "kernel")->valuestring;
+            if (strcmp(k, "bf16@cublas") && strcmp(k, "bf16@cublas-bi")) continue;
+            if (strcmp(cJSON_GetObjectItem(b, "shape")->valuestring, cJSON_GetObjectItem(r, "shape")->valuestring) ||
+                cJSON_GetObjectItem(b, "m")->valuedouble != cJSON_GetObjectItem(r, "m")->valuedouble)
+                continue;
+            double t = cJSON_GetObjectItem(b, "us_median")->valuedouble;
+            if (best == 0 || t < best) best = t;
+        }
+        if (best > 0)
+            cJSON_AddNumberToObject((cJSON *)r, "speedup_vs_best_cublas", best / cJSON_GetObjectItem(r, "us_median")->valuedouble);
+    }
+}
+
+ra_status ra_bench_gemm(const ra_gemm_bench_opts *o, void **json_out)
+{
+    char why[256];
+    if (!ra_cuda_probe(why, sizeof why)) return ra_fail(RA_ERR_UNSUPPORTED, "bench: no CUDA GPU can be used: %s", why);
+    if (o->runs < 3) return ra_fail(RA_ERR_USAGE, "bench: at least 3 timed runs per point");
+    struct cudaDeviceProp p;
+    CU_TRY(cudaGetDeviceProperties(&p, 0), "device properties");
+    cudaStream_t s;
+    CU_TRY(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "stream");
+    cJSON *root = cJSON_CreateObject();
+    cJSON *dev = cJSON_AddObjectToObject(root, "device");
+    cJSON_AddStringToObject(dev, "gpu", p.name);
+    cJSON_AddNumberToObject(dev, "sm_count", p.multiProcessorCount);
+    cJSON_AddNumberToObject(dev, "l2_bytes", p.l2CacheSize);
+
+    /* The ceiling: a 1 GiB device-to-device copy, counting bytes read plus written. */
+    copy_ctx c = {.s = s, .bytes = (size_t)1 << 30};
+    float med = 0, mn = 0;
+    ra_status st = ra_cuda_alloc(&c.src, c.bytes, 1, "copy source");
+    if (st == RA_OK) st = ra_cuda_alloc(&c.dst, c.bytes, 1, "copy destination");
+    if (st == RA_OK) st = ra_cuda_check(ra_k_fill_random(RA_DT_F32, c.src, c.bytes / 4, 3, s), "fill");
+    if (st == RA_OK) st = time_launches(s, launch_copy, &c, 20, &med, &mn);
+    cudaFree(c.src);
+    cudaFree(c.dst);
+    const double copy_gbps = st == RA_OK ? 2.0 * (double)c.bytes / (med * 1e-6) / 1e9 : 0;
+    cJSON_AddNumberToObject(root, "copy_GBps", copy_gbps);
+    if (st == RA_OK && o->progress) fprintf(stderr, "  device copy: %.0f GB/s (1 GiB, read + write, median of 20)\n", copy_gbps);
+
+    cJSON *results = cJSON_AddArrayToObject(root, "gemm");
+    for (size_t si = 0; st == RA_OK && si < o->n_shapes; si++)
+        for (size_t ki = 0; st == RA_OK && ki < o->n_kernels; ki++)
+            st = bench_kernel_shape(o, s, (size_t)p.l2CacheSize, o->kernels[ki], &o->shapes[si], copy_gbps, results);
+    cudaStreamDestroy(s);
+    if (st != RA_OK) {
+        cJSON_Delete(root);
+        return st;
+    }
+    add_speedups(results);
+    *json_out = root;
+    return RA_OK;
+}
