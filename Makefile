@@ -9,6 +9,9 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -ffp-contract=off -fno-f
 LDLIBS  += -lcjson -lzstd -lpcre2-8 -lcrypto -lm -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
+# Quiet by default; `make V=1` prints the full commands.
+Q := $(if $(V),,@)
+
 VERSION := 0.1.0
 GIT_COMMIT := $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 CFLAGS  += -DRA_VERSION=\"$(VERSION)\" -DRA_GIT_COMMIT=\"$(GIT_COMMIT)\"
@@ -55,16 +58,19 @@ all: $(BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h) $(wildcard kernels/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CUDA_DEFS) -c $< -o $@
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) $(CUDA_DEFS) -c $< -o $@
 $(BUILD)/obj/kernels/%.o: kernels/%.cu $(wildcard kernels/*.cuh kernels/*.h)
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) $(CUDA_ARCH) -c $< -o $@
+	@echo "  NVCC $@"
+	$(Q)$(NVCC) $(NVCCFLAGS) $(CUDA_ARCH) -c $< -o $@
 $(BUILD)/lib/libcjson.so.1:
 	@mkdir -p $(dir $@)
 	cp -L "$$($(CC) -print-file-name=libcjson.so.1)" $@
 $(BUILD)/asan/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -O1 -c $< -o $@
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) $(SAN) -O1 -c $< -o $@
 
 $(GEN_SRC): data/prompts.jsonl
 	@mkdir -p $(dir $@)
@@ -74,10 +80,12 @@ $(GEN_SRC): data/prompts.jsonl
 	  echo '0};'; echo "const unsigned long ra_default_prompts_len = $$(wc -c <$<);"; } >$@.tmp && mv $@.tmp $@
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 $(BUILD)/asan/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -O1 -c $< -o $@
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) $(SAN) -O1 -c $< -o $@
 
 $(VERSION_STAMP): FORCE
 	@mkdir -p $(dir $@); echo '$(VERSION) $(GIT_COMMIT)' | cmp -s - $@ || echo '$(VERSION) $(GIT_COMMIT)' >$@
@@ -90,16 +98,20 @@ $(BUILD)/libra-asan.a: $(ASAN_OBJ)
 	@rm -f $@; ar rcs $@ $^
 
 $(BIN): src/cli/main.c $(BUILD)/libra.a $(VERSION_STAMP) $(BUNDLED_LIBS)
-	$(CC) $(CFLAGS) $(CUDA_DEFS) $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) $(CUDA_DEFS) $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
 $(BUILD)/repro-audit-asan: src/cli/main.c $(BUILD)/libra-asan.a $(VERSION_STAMP)
-	$(CC) $(CFLAGS) $(SAN) $< $(BUILD)/libra-asan.a $(LDLIBS) -o $@
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) $(SAN) $< $(BUILD)/libra-asan.a $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libra.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
 $(BUILD)/asan-tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libra-asan.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -Itests/unit $< $(BUILD)/libra-asan.a $(LDLIBS) -o $@
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/unit $< $(BUILD)/libra-asan.a $(LDLIBS) -o $@
 
 # System packages (Debian). Uses sudo when not root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -136,7 +148,8 @@ unit-asan: $(ASAN_UNITS)
 E2E_TESTS := $(patsubst tests/e2e/%.c,$(BUILD)/e2e/%,$(wildcard tests/e2e/test_*.c))
 $(BUILD)/e2e/%: tests/e2e/%.c tests/unit/check.h $(BUILD)/libra.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
 e2e: $(BIN) $(BUILD)/repro-audit-asan $(E2E_TESTS) $(MODEL)
 	@$(BUILD)/e2e/test_tokenizer_model $(MODEL)
 	@$(BUILD)/e2e/test_hf_fixture $(MODEL) tests/fixtures/hf_fixture.json tests/fixtures/hf_prompts.jsonl
@@ -149,7 +162,8 @@ test: unit unit-asan fuzz-replay e2e $(if $(NVCC),gpu-tests)
 GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/gpu/%,$(wildcard tests/gpu/test_*.c))
 $(BUILD)/gpu/%: tests/gpu/%.c tests/unit/check.h $(BUILD)/libra.a $(BUNDLED_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CUDA_DEFS) -Isrc/backend/cuda -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) $(CUDA_DEFS) -Isrc/backend/cuda -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
 gpu-tests: $(if $(NVCC),$(BIN) $(GPU_TESTS),no-nvcc)
 test-gpu: gpu-tests $(MODEL)
 	tests/gpu/run.sh $(BUILD) $(MODEL)
@@ -162,7 +176,8 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(GEN_SRC)
 	@mkdir -p $(dir $@)
-	clang $(filter-out -Werror,$(CFLAGS)) -Werror -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(GEN_SRC) $(LDLIBS) -o $@
+	@echo "  CC   $@"
+	$(Q)clang $(filter-out -Werror,$(CFLAGS)) -Werror -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(GEN_SRC) $(LDLIBS) -o $@
 fuzz: fuzz-deps $(FUZZERS)
 	@for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(BUILD)/corpus/$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
@@ -171,7 +186,8 @@ fuzz: fuzz-deps $(FUZZERS)
 REPLAYS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/replay/%)
 $(BUILD)/replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(BUILD)/libra-asan.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) $< tests/fuzz/replay.c $(BUILD)/libra-asan.a $(LDLIBS) -o $@
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) $(SAN) $< tests/fuzz/replay.c $(BUILD)/libra-asan.a $(LDLIBS) -o $@
 fuzz-replay: $(REPLAYS)
 	@for f in $(REPLAYS); do n=$$(basename $$f); $$f tests/fuzz/corpus/$$n/* >/dev/null || { echo "replay $$n FAILED"; exit 1; }; done
 	@echo "fuzz-replay: every corpus input passed"

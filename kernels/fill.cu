@@ -5,6 +5,7 @@
 
 static __global__ void fill_random(ra_dtype dt, void *p, size_t n, uint32_t seed)
 {
+    pdl_wait();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         uint32_t h = (uint32_t)i * 0x9e3779b1u ^ (uint32_t)(i >> 32) * 0x85ebca77u ^ seed * 0xc2b2ae3du;
         h ^= h >> 15;
@@ -20,6 +21,5 @@ static __global__ void fill_random(ra_dtype dt, void *p, size_t n, uint32_t seed
 extern "C" cudaError_t ra_k_fill_random(ra_dtype dtype, void *p, size_t n, uint32_t seed, cudaStream_t stream)
 {
     if (n == 0) return cudaSuccess;
-    fill_random<<<1024, 256, 0, stream>>>(dtype, p, n, seed);
-    return cudaGetLastError();
+    return ra_launch(fill_random, dim3(1024), dim3(256), stream, dtype, p, n, seed);
 }

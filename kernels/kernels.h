@@ -21,12 +21,34 @@ extern "C" {
 /* Activations and weights of one matrix product share a dtype. */
 typedef enum { RA_DT_F32 = 0, RA_DT_BF16 = 1 } ra_dtype;
 
+/* The per-row layout of the KV cache: layer l, pool position p at
+ * ((l * pool_len) + p) * kv_dim; row i's sequence starts at start[i] and the
+ * row sits at position pos[i]. */
+typedef struct {
+    float *k, *v;
+    int pool_len, n_layers;
+    const int32_t *start, *pos;
+} ra_kv_layout;
+
+/* RoPE and the KV-cache store, for the ROPE epilogue and ra_k_rope_store:
+ * q (roped) to q_out (n x n_heads*head_dim), k (roped) and v into the cache
+ * at layer. cos/sin tables are [max_pos x head_dim/2]. */
+typedef struct {
+    float *q_out;
+    ra_kv_layout kv;
+    int layer, n_heads, n_kv_heads, head_dim;
+    const float *cos_t, *sin_t;
+} ra_rope_args;
+
 /* What a matrix product does with its result v (M x N, float32):
  * STORE: y = v;  ADD: y += v (the residual stream);
- * SWIGLU: rows come in groups of 16, gate rows j..j+7 then up rows j..j+7
- *   (ra_gemm_interleave_swiglu), and act (M x N/2, dtype of x) gets
- *   silu(gate) * up, computed in double and rounded once. */
-typedef enum { RA_EPI_STORE = 0, RA_EPI_ADD = 1, RA_EPI_SWIGLU = 2 } ra_epilogue;
+ * SWIGLU: rows come in groups of 16, gate rows j..j+7 then up rows j..j+7,
+ *   and act (M x N/2, dtype of x) gets silu(gate) * up, computed in double
+ *   and rounded once;
+ * ROPE: v is the fused q/k/v projection of each row; rope (ra_rope_args) is
+ *   applied as ra_k_rope_store does, bit for bit. bf16 only, head_dim must
+ *   divide 128 (ra_gemm_fuses_rope). */
+typedef enum { RA_EPI_STORE = 0, RA_EPI_ADD = 1, RA_EPI_SWIGLU = 2, RA_EPI_ROPE = 3 } ra_epilogue;
 
 typedef struct {
     ra_dtype dtype;
@@ -36,13 +58,32 @@ typedef struct {
     void *act;       /* M x N/2 (SWIGLU) */
     int m, n, k;
     ra_epilogue epilogue;
+    ra_rope_args rope;       /* ROPE */
+    float *ws;               /* ra_gemm_workspace() floats, for split-K partial sums */
+    unsigned *counters;      /* ra_gemm_workspace() counters, zero before first use; each
+                                launch leaves them zero again */
 } ra_gemm_args;
 
-/* Our matrix product ("ra"): float32 weights on CUDA cores with fmaf,
- * bfloat16 weights on tensor cores (mma.sync m16n8k16, float32 accumulate).
- * A block owns 16 weight rows and up to 64 tokens; its 8 warps split K in
- * chunks dealt round-robin and their partial sums are added in warp order. */
+/* Our matrix product ("ra"), y = x . W^T.
+ *  float32 weights: CUDA cores, fmaf. A block owns 16 weight rows and up to
+ *   64 tokens; its 8 warps take 2 rows each, lanes split K in 4-float steps,
+ *   then a butterfly over the lanes.
+ *  bfloat16 weights: tensor cores (mma.sync m16n8k16, float32 accumulate).
+ *   A block owns 128 weight rows (16 per warp), up to 64 tokens and one of
+ *   S slices of K; S depends on N and K alone (ra_gemm_splits). Each warp
+ *   runs its slice in 64-wide chunks in ascending order, and the S partial
+ *   sums are added in slice order by the last block to finish.
+ * Either way a token's result is the same bits whatever M is and wherever
+ * the token sits in the batch. */
 cudaError_t ra_k_gemm(const ra_gemm_args *a, cudaStream_t stream);
+
+/* K slices of a bf16 product of this shape (1 for float32). */
+int ra_gemm_splits(ra_dtype dtype, int n, int k);
+/* Workspace a product of this shape needs for any M: floats in *ws_floats,
+ * counters in *n_counters. */
+void ra_gemm_workspace(ra_dtype dtype, int n, int k, size_t *ws_floats, size_t *n_counters);
+/* Whether the ROPE epilogue can run for this dtype and head size. */
+int ra_gemm_fuses_rope(ra_dtype dtype, int head_dim);
 
 /* SWIGLU epilogue for products that do not fuse it (cuBLAS): act from
  * y (M x N, interleaved as above). */
@@ -58,20 +99,10 @@ cudaError_t ra_k_embed(ra_dtype dtype, const void *embed, const int32_t *tokens,
 cudaError_t ra_k_rmsnorm(ra_dtype dtype, const float *x, const int32_t *rows, const float *g, void *out, int n, int dim,
                          float eps, cudaStream_t stream);
 
-/* The per-row layout of the KV cache: layer l, pool position p at
- * ((l * pool_len) + p) * kv_dim; row i's sequence starts at start[i] and the
- * row sits at position pos[i]. */
-typedef struct {
-    float *k, *v;
-    int pool_len, n_layers;
-    const int32_t *start, *pos;
-} ra_kv_layout;
-
 /* RoPE (rotate-half) on q and k of each row of qkv (n x (q_dim + 2 kv_dim)),
- * q to q_out (n x q_dim), k and v into the cache at layer. cos/sin tables
- * are [max_pos x head_dim/2]. */
-cudaError_t ra_k_rope_store(const float *qkv, float *q_out, const ra_kv_layout *kv, int layer, const float *cos_t,
-                            const float *sin_t, int n, int n_heads, int n_kv_heads, int head_dim, cudaStream_t stream);
+ * as r describes; a*c - b*s and b*c + a*s with every product rounded, as the
+ * CPU computes it. */
+cudaError_t ra_k_rope_store(const float *qkv, const ra_rope_args *r, int n, cudaStream_t stream);
 
 /* Causal grouped-query attention of each row over its sequence's positions
  * 0..pos: positions in chunks of 32 dealt to 4 warps round-robin (online
@@ -82,8 +113,10 @@ cudaError_t ra_k_attention(ra_dtype dtype, const float *q, const ra_kv_layout *k
 
 /* In place: each of n rows of length vocab becomes its log-softmax (max in
  * float, sum of exp in double, as the CPU does); argmax[i] its largest
- * value, ties to the lowest id, NaN never chosen (all NaN: 0). */
-cudaError_t ra_k_log_softmax(float *logits, int32_t *argmax, int n, int vocab, cudaStream_t stream);
+ * value, ties to the lowest id, NaN never chosen (all NaN: 0). ws holds
+ * ra_log_softmax_workspace(n, vocab) bytes. */
+cudaError_t ra_k_log_softmax(float *logits, int32_t *argmax, void *ws, int n, int vocab, cudaStream_t stream);
+size_t ra_log_softmax_workspace(int n, int vocab);
 
 /* n values of dtype at p, uniform in [-1, 1), a function of (index, seed). */
 cudaError_t ra_k_fill_random(ra_dtype dtype, void *p, size_t n, uint32_t seed, cudaStream_t stream);

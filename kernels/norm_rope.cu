@@ -8,6 +8,8 @@ static __global__ void __launch_bounds__(NORM_THREADS)
     rmsnorm(ra_dtype dt, const float *x, const int32_t *rows, const float *g, void *out, int dim, float eps)
 {
     __shared__ double scratch[NORM_THREADS / RA_WARP];
+    pdl_wait();
+    pdl_trigger();
     const float *xr = x + (size_t)(rows ? rows[blockIdx.x] : (int32_t)blockIdx.x) * dim;
     double ss = 0;
     for (int d = threadIdx.x; d < dim; d += NORM_THREADS) ss += (double)xr[d] * (double)xr[d];
@@ -21,37 +23,34 @@ extern "C" cudaError_t ra_k_rmsnorm(ra_dtype dtype, const float *x, const int32_
                                     int dim, float eps, cudaStream_t stream)
 {
     if (n <= 0) return cudaSuccess;
-    rmsnorm<<<n, NORM_THREADS, 0, stream>>>(dtype, x, rows, g, out, dim, eps);
-    return cudaGetLastError();
+    return ra_launch(rmsnorm, dim3(n), dim3(NORM_THREADS), stream, dtype, x, rows, g, out, dim, eps);
 }
 
 /* Rotate-half RoPE, exactly as the CPU computes it: a*c - b*s and b*c + a*s,
  * each product rounded (no FMA). */
-static __global__ void rope_store(const float *qkv, float *q_out, ra_kv_layout kv, int layer, const float *cos_t,
-                                  const float *sin_t, int n_heads, int n_kv, int hd)
+static __global__ void rope_store(const float *qkv, ra_rope_args r)
 {
-    const int i = blockIdx.x, half = hd / 2, q_dim = n_heads * hd, kv_dim = n_kv * hd;
+    pdl_wait();
+    pdl_trigger();
+    const int i = blockIdx.x, hd = r.head_dim, half = hd / 2, q_dim = r.n_heads * hd, kv_dim = r.n_kv_heads * hd;
     const float *row = qkv + (size_t)i * (q_dim + 2 * kv_dim);
-    const int pos = kv.pos[i];
-    const float *cs = cos_t + (size_t)pos * half, *sn = sin_t + (size_t)pos * half;
-    const size_t at = ((size_t)layer * kv.pool_len + kv.start[i] + pos) * kv_dim;
-    for (int p = threadIdx.x; p < (n_heads + n_kv) * half; p += blockDim.x) {
+    const int pos = r.kv.pos[i];
+    const float *cs = r.cos_t + (size_t)pos * half, *sn = r.sin_t + (size_t)pos * half;
+    const size_t at = ((size_t)r.layer * r.kv.pool_len + r.kv.start[i] + pos) * kv_dim;
+    for (int p = threadIdx.x; p < (r.n_heads + r.n_kv_heads) * half; p += blockDim.x) {
         const int h = p / half, j = p % half;
-        const float *src = h < n_heads ? row + h * hd : row + q_dim + (h - n_heads) * hd;
-        float *dst = h < n_heads ? q_out + (size_t)i * q_dim + h * hd : kv.k + at + (h - n_heads) * hd;
+        const float *src = h < r.n_heads ? row + h * hd : row + q_dim + (h - r.n_heads) * hd;
+        float *dst = h < r.n_heads ? r.q_out + (size_t)i * q_dim + h * hd : r.kv.k + at + (h - r.n_heads) * hd;
         const float a = src[j], b = src[j + half];
         dst[j] = a * cs[j] - b * sn[j];
         dst[j + half] = b * cs[j] + a * sn[j];
     }
-    for (int d = threadIdx.x; d < kv_dim; d += blockDim.x) kv.v[at + d] = row[q_dim + kv_dim + d];
+    for (int d = threadIdx.x; d < kv_dim; d += blockDim.x) r.kv.v[at + d] = row[q_dim + kv_dim + d];
 }
 
-extern "C" cudaError_t ra_k_rope_store(const float *qkv, float *q_out, const ra_kv_layout *kv, int layer,
-                                       const float *cos_t, const float *sin_t, int n, int n_heads, int n_kv_heads,
-                                       int head_dim, cudaStream_t stream)
+extern "C" cudaError_t ra_k_rope_store(const float *qkv, const ra_rope_args *r, int n, cudaStream_t stream)
 {
     if (n <= 0) return cudaSuccess;
-    if (head_dim % 2) return cudaErrorInvalidValue;
-    rope_store<<<n, 128, 0, stream>>>(qkv, q_out, *kv, layer, cos_t, sin_t, n_heads, n_kv_heads, head_dim);
-    return cudaGetLastError();
+    if (r->head_dim % 2) return cudaErrorInvalidValue;
+    return ra_launch(rope_store, dim3(n), dim3(128), stream, qkv, *r);
 }

@@ -38,9 +38,8 @@ echo "demo audit took $(awk "BEGIN{print $(date +%s.%N) - $start}") s, loading i
 
 if [ -n "$KEEP" ]; then
   mkdir -p "$KEEP"
-  for d in gpu cpu demo; do
-    [ -d "$T/$d" ] && cp "$T/$d/manifest.json" "$KEEP/$d-manifest.json" && cp "$T/$d/report.md" "$KEEP/$d-report.md"
-  done
+  [ -d "$T/gpu" ] && cp "$T/gpu/manifest.json" "$KEEP/gpu-manifest.json" && cp "$T/gpu/report.md" "$KEEP/gpu-report.md"
+  [ -d "$T/demo" ] && cp "$T/demo/report.md" "$KEEP/demo-report.md"
 fi
 echo
 [ $fail -eq 0 ] && echo "test-gpu: every check passed" || echo "test-gpu: FAILED"

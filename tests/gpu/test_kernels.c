@@ -78,7 +78,18 @@ typedef struct {
     int m, n, k;
     float *w, *x;        /* exact values */
     void *dw, *dx;       /* device copies in dt */
+    float *ws;           /* split-K workspace and counters (ra_gemm_workspace) */
+    unsigned *counters;
 } gemm_case;
+
+static void alloc_workspace(ra_dtype dt, int n, int k, float **ws, unsigned **counters)
+{
+    size_t wf, nc;
+    ra_gemm_workspace(dt, n, k, &wf, &nc);
+    *ws = dev_alloc(wf * 4);
+    *counters = dev_alloc(nc * 4);
+    CUDA_OK(cudaMemset(*counters, 0, nc ? nc * 4 : 1));
+}
 
 static void gemm_case_make(gemm_case *c, ra_dtype dt, int m, int n, int k)
 {
@@ -92,6 +103,7 @@ static void gemm_case_make(gemm_case *c, ra_dtype dt, int m, int n, int k)
     void *hw = rand_values(dt, (size_t)n * k, c->w), *hx = rand_values(dt, (size_t)m * k, c->x);
     c->dw = dev_copy(hw, (size_t)n * k * es);
     c->dx = dev_copy(hx, (size_t)m * k * es);
+    alloc_workspace(dt, n, k, &c->ws, &c->counters);
     free(hw);
     free(hx);
 }
@@ -102,6 +114,8 @@ static void gemm_case_free(gemm_case *c)
     free(c->x);
     cudaFree(c->dw);
     cudaFree(c->dx);
+    cudaFree(c->ws);
+    cudaFree(c->counters);
 }
 
 /* The exact dot (double) and the sum of |products|, which scales the tolerance. */
@@ -128,7 +142,8 @@ static void check_gemm(ra_dtype dt, int m, int n, int k, ra_epilogue epi)
     for (size_t i = 0; i < (size_t)m * n; i++) y0[i] = frand();
     float *dy = dev_copy(y0, (size_t)m * n * 4);
     void *dact = dev_alloc((size_t)m * (n / 2 + 1) * es);
-    ra_gemm_args a = {dt, c.dw, c.dx, dy, dact, m, n, k, epi};
+    ra_gemm_args a = {.dtype = dt, .w = c.dw, .x = c.dx, .y = dy, .act = dact, .m = m, .n = n, .k = k, .epilogue = epi,
+                      .ws = c.ws, .counters = c.counters};
     CUDA_OK(ra_k_gemm(&a, 0));
     int bad = 0;
     double worst = 0;
@@ -172,7 +187,8 @@ typedef void (*gemm_fn)(const gemm_case *c, const void *dx, int b, float *dy, vo
 static void run_ra(const gemm_case *c, const void *dx, int b, float *dy, void *ctx)
 {
     (void)ctx;
-    ra_gemm_args a = {c->dt, c->dw, dx, dy, NULL, b, c->n, c->k, RA_EPI_STORE};
+    ra_gemm_args a = {.dtype = c->dt, .w = c->dw, .x = dx, .y = dy, .m = b, .n = c->n, .k = c->k,
+                      .epilogue = RA_EPI_STORE, .ws = c->ws, .counters = c->counters};
     CUDA_OK(ra_k_gemm(&a, 0));
 }
 
@@ -399,7 +415,8 @@ static void rope_attention_tests(void)
         for (int i = 0; i < N * (q_dim + 2 * kv_dim); i++) qkv[i] = frand();
         float *dqkv = dev_copy(qkv, (size_t)N * (q_dim + 2 * kv_dim) * 4), *dq = dev_alloc((size_t)N * q_dim * 4);
         ra_kv_layout lay = {kc.dk, kc.dv, kc.pool, kc.n_layers, dstart, dpos};
-        CUDA_OK(ra_k_rope_store(dqkv, dq, &lay, layer, dcs, dsn, N, kc.n_heads, kc.n_kv, kc.hd, 0));
+        ra_rope_args rope = {dq, lay, layer, kc.n_heads, kc.n_kv, kc.hd, dcs, dsn};
+        CUDA_OK(ra_k_rope_store(dqkv, &rope, N, 0));
         float *q = malloc((size_t)N * q_dim * 4), *k = malloc(pool_elems * 4), *v = malloc(pool_elems * 4);
         host_copy(q, dq, (size_t)N * q_dim * 4);
         host_copy(k, kc.dk, pool_elems * 4);
@@ -479,6 +496,56 @@ static void rope_attention_tests(void)
     }
 }
 
+/* The ROPE epilogue of the bf16 product writes the bits that a STORE product
+ * followed by ra_k_rope_store writes: queries, keys and values. */
+static void rope_epilogue_tests(void)
+{
+    static const int cfg[][4] = {{9, 3, 64, 576}, {8, 2, 128, 520}, {4, 4, 32, 97}};
+    for (size_t ci = 0; ci < sizeof cfg / sizeof cfg[0]; ci++) {
+        const int nh = cfg[ci][0], nkv = cfg[ci][1], hd = cfg[ci][2], K = cfg[ci][3], M = 21, pool = 64, half = hd / 2;
+        const int q_dim = nh * hd, kv_dim = nkv * hd, N = q_dim + 2 * kv_dim;
+        CHECK(ra_gemm_fuses_rope(RA_DT_BF16, hd));
+        gemm_case c;
+        gemm_case_make(&c, RA_DT_BF16, M, N, K);
+        float *cs = malloc((size_t)pool * half * 4), *sn = malloc((size_t)pool * half * 4);
+        for (int i = 0; i < pool * half; i++) { cs[i] = frand(); sn[i] = frand(); }
+        int32_t start[21], pos[21];
+        for (int i = 0; i < M; i++) { start[i] = (i % 3) * 20; pos[i] = i / 3 + (i % 3); }
+        float *dcs = dev_copy(cs, (size_t)pool * half * 4), *dsn = dev_copy(sn, (size_t)pool * half * 4);
+        int32_t *dstart = dev_copy(start, sizeof start), *dpos = dev_copy(pos, sizeof pos);
+        const size_t cache = (size_t)2 * pool * kv_dim * 4, qb = (size_t)M * q_dim * 4;
+        float *k1 = dev_alloc(cache), *v1 = dev_alloc(cache), *q1 = dev_alloc(qb), *k2 = dev_alloc(cache), *v2 = dev_alloc(cache),
+              *q2 = dev_alloc(qb), *qkv = dev_alloc((size_t)M * N * 4);
+        ra_rope_args r1 = {q1, {k1, v1, pool, 2, dstart, dpos}, 1, nh, nkv, hd, dcs, dsn}, r2 = r1;
+        r2.q_out = q2;
+        r2.kv.k = k2;
+        r2.kv.v = v2;
+        ra_gemm_args a = {.dtype = RA_DT_BF16, .w = c.dw, .x = c.dx, .y = qkv, .m = M, .n = N, .k = K,
+                          .epilogue = RA_EPI_STORE, .ws = c.ws, .counters = c.counters};
+        CUDA_OK(ra_k_gemm(&a, 0));
+        CUDA_OK(ra_k_rope_store(qkv, &r1, M, 0));
+        a.epilogue = RA_EPI_ROPE;
+        a.y = NULL;
+        a.rope = r2;
+        CUDA_OK(ra_k_gemm(&a, 0));
+        float *h1 = malloc(cache), *h2 = malloc(cache);
+        host_copy(h1, q1, qb);
+        host_copy(h2, q2, qb);
+        CHECK_MSG(memcmp(h1, h2, qb) == 0, "ROPE epilogue heads %d/%d hd %d: queries differ from rope_store's", nh, nkv, hd);
+        host_copy(h1, k1, cache);
+        host_copy(h2, k2, cache);
+        CHECK_MSG(memcmp(h1, h2, cache) == 0, "ROPE epilogue: keys differ from rope_store's");
+        host_copy(h1, v1, cache);
+        host_copy(h2, v2, cache);
+        CHECK_MSG(memcmp(h1, h2, cache) == 0, "ROPE epilogue: values differ from rope_store's");
+        free(h1); free(h2); free(cs); free(sn);
+        cudaFree(k1); cudaFree(v1); cudaFree(q1); cudaFree(k2); cudaFree(v2); cudaFree(q2); cudaFree(qkv);
+        cudaFree(dcs); cudaFree(dsn); cudaFree(dstart); cudaFree(dpos);
+        gemm_case_free(&c);
+    }
+    CHECK(!ra_gemm_fuses_rope(RA_DT_BF16, 256) && !ra_gemm_fuses_rope(RA_DT_F32, 64));
+}
+
 static void logprob_tests(void)
 {
     static const int vocabs[] = {49152, 1000, 31, 128256};
@@ -488,10 +555,12 @@ static void logprob_tests(void)
         for (int i = 0; i < n * V; i++) x[i] = 20 * frand();
         x[1 * V + 3] = x[1 * V + V - 2] = 50; /* a tie: the lower id wins */
         x[2 * V + 0] = NAN;                   /* NaN is never chosen */
+        for (int i = 0; i < V && i < 2500; i++) x[3 * V + i] = -INFINITY; /* a whole slice at -inf adds nothing */
         x[2 * V + V / 2] = 60;
         float *dx = dev_copy(x, (size_t)n * V * 4);
         int32_t *darg = dev_alloc(n * 4), arg[4];
-        CUDA_OK(ra_k_log_softmax(dx, darg, n, V, 0));
+        void *ws = dev_alloc(ra_log_softmax_workspace(n, V));
+        CUDA_OK(ra_k_log_softmax(dx, darg, ws, n, V, 0));
         host_copy(got, dx, (size_t)n * V * 4);
         host_copy(arg, darg, sizeof arg);
         CHECK(arg[1] == 3);
@@ -505,7 +574,7 @@ static void logprob_tests(void)
             CHECK_MSG(off == 0, "log-softmax vocab %d row %d: %d values differ from the CPU's by > 1e-6", V, r, off);
         }
         free(x); free(got);
-        cudaFree(dx); cudaFree(darg);
+        cudaFree(dx); cudaFree(darg); cudaFree(ws);
     }
 }
 
@@ -539,6 +608,7 @@ int main(void)
     gemm_tests();
     norm_tests();
     rope_attention_tests();
+    rope_epilogue_tests();
     logprob_tests();
     embed_tests();
     blas_tests();

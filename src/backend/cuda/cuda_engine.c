@@ -66,8 +66,13 @@ typedef struct {
     float *x, *qkv, *q, *gu;      /* gu: the gate/up product when cuBLAS computes it */
     void *act, *act2;
     float *logits;
+    void *ls_ws;                  /* log-softmax slice partials */
     int32_t *d_in, *h_in, *d_argmax, *h_argmax;
     float *h_logits;
+
+    float *gemm_ws;               /* split-K partial sums of our bf16 products */
+    unsigned *gemm_counters;
+    bool fused_rope;              /* RoPE and the KV store in the q/k/v product's epilogue */
 
     cudaGraphExec_t graph[GRAPH_MAX_ROWS + 1];
 } cuda_engine;
@@ -132,6 +137,8 @@ static void free_rows(cuda_engine *e)
     cudaFree(e->act);
     cudaFree(e->act2);
     cudaFree(e->logits);
+    cudaFree(e->ls_ws);
+    e->ls_ws = NULL;
     cudaFree(e->d_in);
     cudaFree(e->d_argmax);
     cudaFreeHost(e->h_in);
@@ -161,6 +168,7 @@ static ra_status ensure_rows(cuda_engine *e, uint32_t n, uint32_t want)
     RA_TRY(ra_cuda_alloc(&e->act2, rows, (size_t)c->ffn_dim * e->esize, "MLP activations"));
     if (e->blas) RA_TRY(ra_cuda_alloc(&e->gu, rows, 2 * (size_t)c->ffn_dim * sizeof(float), "gate/up products"));
     RA_TRY(ra_cuda_alloc(&e->logits, wants, (size_t)c->n_vocab * sizeof(float), "logits"));
+    RA_TRY(ra_cuda_alloc(&e->ls_ws, ra_log_softmax_workspace((int)wants, (int)c->n_vocab), 1, "log-softmax workspace"));
     RA_TRY(ra_cuda_alloc(&e->d_in, rows, IN_SECTIONS * sizeof(int32_t), "inputs"));
     RA_TRY(ra_cuda_alloc(&e->d_argmax, wants, sizeof(int32_t), "argmax"));
     CU_TRY(cudaMallocHost((void **)&e->h_in, (size_t)rows * IN_SECTIONS * sizeof(int32_t)), "pinned inputs");
@@ -240,12 +248,35 @@ static ra_status upload_model(cuda_engine *e, const ra_model *m)
     return RA_OK;
 }
 
+/* The split-K workspace of our products: the largest any weight shape needs. */
+static ra_status alloc_gemm_workspace(cuda_engine *e)
+{
+    const ra_model_config *c = &e->cfg;
+    const int q = (int)(c->n_heads * c->head_dim), kv = (int)(c->n_kv_heads * c->head_dim);
+    const int shapes[5][2] = {{q + 2 * kv, (int)c->dim}, {(int)c->dim, q}, {2 * (int)c->ffn_dim, (int)c->dim},
+                              {(int)c->dim, (int)c->ffn_dim}, {(int)c->n_vocab, (int)c->dim}};
+    size_t ws = 0, counters = 0;
+    for (int i = 0; i < 5; i++) {
+        size_t w, n;
+        ra_gemm_workspace(e->dt, shapes[i][0], shapes[i][1], &w, &n);
+        ws = w > ws ? w : ws;
+        counters = n > counters ? n : counters;
+    }
+    RA_TRY(ra_cuda_alloc(&e->gemm_ws, ws, sizeof(float), "split-K workspace"));
+    RA_TRY(ra_cuda_alloc(&e->gemm_counters, counters, sizeof(unsigned), "split-K counters"));
+    if (counters) CU_TRY(cudaMemset(e->gemm_counters, 0, counters * sizeof(unsigned)), "split-K counters");
+    return RA_OK;
+}
+
 /* ---- the forward pass ------------------------------------------------------- */
 
-static ra_status gemm(cuda_engine *e, const void *w, const void *x, float *y, void *act, int m, int n, int k, ra_epilogue epi)
+static ra_status gemm(cuda_engine *e, const void *w, const void *x, float *y, void *act, int m, int n, int k, ra_epilogue epi,
+                      const ra_rope_args *rope)
 {
     if (!e->blas) {
-        ra_gemm_args a = {e->dt, w, x, y, act, m, n, k, epi};
+        ra_gemm_args a = {.dtype = e->dt, .w = w, .x = x, .y = y, .act = act, .m = m, .n = n, .k = k, .epilogue = epi,
+                          .ws = e->gemm_ws, .counters = e->gemm_counters};
+        if (rope) a.rope = *rope;
         return ra_cuda_check(ra_k_gemm(&a, e->stream), "matrix product");
     }
     float *out = epi == RA_EPI_SWIGLU ? e->gu : y;
@@ -266,24 +297,30 @@ static ra_status enqueue(cuda_engine *e, uint32_t n, uint32_t n_want)
            "copying inputs");
     ra_kv_layout kv = {e->kc, e->vc, (int)e->pool_cap, (int)c->n_layers, in + IN_START * e->rows_cap,
                        in + IN_POS * e->rows_cap};
+    ra_rope_args rope = {e->q, kv, 0, nh, nkv, hd, e->rope_cos, e->rope_sin};
     CU_TRY(ra_k_embed(e->dt, e->embed, in + IN_TOKEN * e->rows_cap, e->x, rows, dim, e->stream), "embedding");
     for (uint32_t l = 0; l < c->n_layers; l++) {
         const dev_layer *L = &e->layers[l];
         CU_TRY(ra_k_rmsnorm(e->dt, e->x, NULL, L->attn_norm, e->act, rows, dim, c->rms_eps, e->stream), "rmsnorm");
-        RA_TRY(gemm(e, L->wqkv, e->act, e->qkv, NULL, rows, q_dim + 2 * kv_dim, dim, RA_EPI_STORE));
-        CU_TRY(ra_k_rope_store(e->qkv, e->q, &kv, (int)l, e->rope_cos, e->rope_sin, rows, nh, nkv, hd, e->stream), "RoPE");
+        rope.layer = (int)l;
+        if (e->fused_rope) {
+            RA_TRY(gemm(e, L->wqkv, e->act, NULL, NULL, rows, q_dim + 2 * kv_dim, dim, RA_EPI_ROPE, &rope));
+        } else {
+            RA_TRY(gemm(e, L->wqkv, e->act, e->qkv, NULL, rows, q_dim + 2 * kv_dim, dim, RA_EPI_STORE, NULL));
+            CU_TRY(ra_k_rope_store(e->qkv, &rope, rows, e->stream), "RoPE");
+        }
         CU_TRY(ra_k_attention(e->dt, e->q, &kv, (int)l, e->act, rows, nh, nkv, hd, e->stream), "attention");
-        RA_TRY(gemm(e, L->wo, e->act, e->x, NULL, rows, dim, q_dim, RA_EPI_ADD));
+        RA_TRY(gemm(e, L->wo, e->act, e->x, NULL, rows, dim, q_dim, RA_EPI_ADD, NULL));
         CU_TRY(ra_k_rmsnorm(e->dt, e->x, NULL, L->ffn_norm, e->act, rows, dim, c->rms_eps, e->stream), "rmsnorm");
-        RA_TRY(gemm(e, L->wgu, e->act, NULL, e->act2, rows, 2 * ffn, dim, RA_EPI_SWIGLU));
-        RA_TRY(gemm(e, L->wd, e->act2, e->x, NULL, rows, dim, ffn, RA_EPI_ADD));
+        RA_TRY(gemm(e, L->wgu, e->act, NULL, e->act2, rows, 2 * ffn, dim, RA_EPI_SWIGLU, NULL));
+        RA_TRY(gemm(e, L->wd, e->act2, e->x, NULL, rows, dim, ffn, RA_EPI_ADD, NULL));
     }
     if (n_want == 0) return RA_OK;
     CU_TRY(ra_k_rmsnorm(e->dt, e->x, in + IN_WANT * e->rows_cap, e->out_norm, e->act, (int)n_want, dim, c->rms_eps,
                         e->stream),
            "rmsnorm");
-    RA_TRY(gemm(e, e->output, e->act, e->logits, NULL, (int)n_want, (int)c->n_vocab, dim, RA_EPI_STORE));
-    CU_TRY(ra_k_log_softmax(e->logits, e->d_argmax, (int)n_want, (int)c->n_vocab, e->stream), "log-softmax");
+    RA_TRY(gemm(e, e->output, e->act, e->logits, NULL, (int)n_want, (int)c->n_vocab, dim, RA_EPI_STORE, NULL));
+    CU_TRY(ra_k_log_softmax(e->logits, e->d_argmax, e->ls_ws, (int)n_want, (int)c->n_vocab, e->stream), "log-softmax");
     CU_TRY(cudaMemcpyAsync(e->h_logits, e->logits, (size_t)n_want * c->n_vocab * sizeof(float), cudaMemcpyDeviceToHost,
                            e->stream),
            "copying log-probs");
@@ -428,6 +465,7 @@ static void cu_describe(const void *impl, void *json_object)
     cJSON_AddStringToObject(o, "kernels_build", RA_KERNELS_BUILD);
     cJSON_AddStringToObject(o, "nvcc_flags", RA_NVCC_FLAGS);
     cJSON_AddBoolToObject(o, "graphs", e->graphs_on);
+    cJSON_AddBoolToObject(o, "rope_in_qkv_epilogue", e->fused_rope);
 }
 
 static void cu_close(void *impl)
@@ -457,6 +495,8 @@ static void cu_close(void *impl)
     free(e->cap);
     free(e->start);
     ra_blas_close(e->blas);
+    cudaFree(e->gemm_ws);
+    cudaFree(e->gemm_counters);
     if (e->stream) cudaStreamDestroy(e->stream);
     free(e);
 }
@@ -486,6 +526,8 @@ ra_status ra_cuda_engine_open(ra_model *m, const ra_kernel *k, const ra_engine_o
     ra_status s = ra_cuda_check(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking), "creating a stream");
     if (s == RA_OK && strcmp(k->name, "ra")) s = ra_blas_open(e->stream, !strcmp(k->name, "cublas-bi"), &e->blas);
     if (s == RA_OK) s = upload_model(e, m);
+    if (s == RA_OK && !e->blas) s = alloc_gemm_workspace(e);
+    e->fused_rope = !e->blas && ra_gemm_fuses_rope(e->dt, (int)c->head_dim);
     if (s == RA_OK) s = ensure_rows(e, 1, 1);
     if (s != RA_OK) {
         cu_close(e);

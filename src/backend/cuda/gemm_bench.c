@@ -77,6 +77,8 @@ typedef struct {
     uint32_t n_copies;
     void *x;
     float *y;
+    float *ws;
+    unsigned *counters;
     uint32_t m, n, k;
 } gemm_ctx;
 
@@ -85,7 +87,8 @@ static ra_status launch_gemm(void *ctx, uint32_t i)
     gemm_ctx *g = ctx;
     const void *w = g->w[i % g->n_copies];
     if (g->blas) return ra_blas_gemm(g->blas, w, g->x, g->y, (int)g->m, (int)g->n, (int)g->k, false);
-    ra_gemm_args a = {g->dt, w, g->x, g->y, NULL, (int)g->m, (int)g->n, (int)g->k, RA_EPI_STORE};
+    ra_gemm_args a = {.dtype = g->dt, .w = w, .x = g->x, .y = g->y, .m = (int)g->m, .n = (int)g->n, .k = (int)g->k,
+                      .epilogue = RA_EPI_STORE, .ws = g->ws, .counters = g->counters};
     return ra_cuda_check(ra_k_gemm(&a, g->s), "matrix product");
 }
 
@@ -123,6 +126,11 @@ static ra_status bench_kernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s,
     if (st == RA_OK) st = ra_cuda_check(ra_k_fill_random(g.dt, g.x, (size_t)max_m * sh->k, 7777, s), "fill");
     if (st == RA_OK) st = ra_cuda_alloc(&g.y, (size_t)max_m * sh->n, sizeof(float), "benchmark outputs");
     if (st == RA_OK && is_blas) st = ra_blas_open(s, !strcmp(kernel, "bf16@cublas-bi"), &g.blas);
+    size_t ws_floats = 0, n_counters = 0;
+    ra_gemm_workspace(g.dt, (int)sh->n, (int)sh->k, &ws_floats, &n_counters);
+    if (st == RA_OK) st = ra_cuda_alloc(&g.ws, ws_floats, sizeof(float), "split-K workspace");
+    if (st == RA_OK) st = ra_cuda_alloc(&g.counters, n_counters, sizeof(unsigned), "split-K counters");
+    if (st == RA_OK && n_counters) st = ra_cuda_check(cudaMemset(g.counters, 0, n_counters * sizeof(unsigned)), "counters");
     for (size_t i = 0; st == RA_OK && i < o->n_ms; i++) {
         g.m = o->ms[i];
         float med = 0, mn = 0;
@@ -135,6 +143,7 @@ static ra_status bench_kernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s,
         cJSON_AddNumberToObject(r, "n", sh->n);
         cJSON_AddNumberToObject(r, "k", sh->k);
         cJSON_AddNumberToObject(r, "m", g.m);
+        cJSON_AddNumberToObject(r, "k_slices", ra_gemm_splits(g.dt, (int)sh->n, (int)sh->k) * !is_blas);
         cJSON_AddNumberToObject(r, "us_median", med);
         cJSON_AddNumberToObject(r, "us_min", mn);
         cJSON_AddNumberToObject(r, "weight_bytes", (double)wbytes);
@@ -147,6 +156,8 @@ static ra_status bench_kernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s,
     free_copies(g.w, g.n_copies);
     cudaFree(g.x);
     cudaFree(g.y);
+    cudaFree(g.ws);
+    cudaFree(g.counters);
     return st;
 }
 
