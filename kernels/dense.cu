@@ -135,7 +135,9 @@ static __global__ void __launch_bounds__(GEMM_THREADS) gemm_f32(ra_gemm_args a)
 #define BF_XLD (BF_KC + 32) /* a token's chunk in shared memory: a 192-byte row puts the 16-byte fragment
                              loads of each quarter-warp (tokens g, g+1) in distinct banks */
 #define BF_TLD (BF_TOKENS + 4)
+#ifndef BF_TARGET_BLOCKS
 #define BF_TARGET_BLOCKS 512 /* K slices are chosen so a product has about this many blocks */
+#endif
 #define BF_SPLIT_MAX_M BF_TOKENS /* products of more rows run every slice in one block */
 
 /* One buffer of shared memory, used first for the token chunks and then for

@@ -202,6 +202,7 @@ typedef struct {
     const ra_format **formats;
     const ra_kernel **kernels;
     bool used_cuda;
+    double t_start;
     char *tmp;
     cJSON *traces;
     double decode_seconds;
@@ -251,7 +252,8 @@ static ra_status record_trace(run_ctx *r, ra_engine *e, const ra_format *f, cons
     if (o->progress) {
         char hex[65];
         ra_hex(digest, 32, hex);
-        fprintf(stderr, "  %s@%-10s %-14s digest %.16s\n", f->name, k->name, scenario, hex);
+        fprintf(stderr, "  %s@%-10s %-14s digest %.16s  (%.1fs, %.1f tokens/s)\n", f->name, k->name, scenario, hex,
+                ra_now() - r->t_start, gen->decode_seconds > 0 ? gen->decode_tokens / gen->decode_seconds : 0.0);
     }
     return RA_OK;
 }
@@ -430,6 +432,7 @@ ra_status ra_run(const ra_run_opts *o)
     char started[32];
     utc_now(started, sizeof started);
     double t0 = ra_now();
+    r.t_start = t0;
     if (s == RA_OK) s = ra_gguf_open(o->model_path, &r.g);
     if (s == RA_OK) s = ra_tokenizer_from_gguf(r.g, &r.tok);
     ra_model_config cfg;
@@ -470,6 +473,7 @@ ra_status ra_run(const ra_run_opts *o)
     }
     for (size_t i = 0; s == RA_OK && i < o->n_formats; i++) s = run_format(&r, r.formats[i], r.kernels[i]);
     if (s == RA_OK) s = write_manifest(&r, started, ra_now() - t0);
+    if (s == RA_OK && o->progress) fprintf(stderr, "  manifest written (%.1fs); comparing\n", ra_now() - t0);
     if (s == RA_OK) s = write_report(r.tmp, o->out_dir, o->progress);
     if (s == RA_OK && rename(r.tmp, o->out_dir) != 0)
         s = ra_fail(RA_ERR_IO, "cannot rename %s to %s: %s", r.tmp, o->out_dir, strerror(errno));
