@@ -101,3 +101,16 @@ uint8_t ra_e8m0_from_exponent(int e)
     if (e > 127) e = 127;
     return (uint8_t)(e + 127);
 }
+
+void ra_fp4_pack(const uint8_t *codes, size_t n, uint8_t *bytes)
+{
+    for (size_t j = 0; j < n / 2; j++) bytes[j] = (uint8_t)((codes[2 * j] & 15) | (codes[2 * j + 1] & 15) << 4);
+}
+
+void ra_fp4_unpack(const uint8_t *bytes, size_t n, uint8_t *codes)
+{
+    for (size_t j = 0; j < n / 2; j++) {
+        codes[2 * j] = bytes[j] & 15;
+        codes[2 * j + 1] = bytes[j] >> 4;
+    }
+}

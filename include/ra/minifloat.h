@@ -15,6 +15,7 @@
 #define RA_MINIFLOAT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define RA_E4M3_MAX 448.0f
@@ -32,5 +33,10 @@ uint8_t ra_f32_to_e2m1(float x);
 /* 2^e as E8M0, e clamped to [-127, 127]: OCP clamps a shared exponent below
  * the range; above it saturates, as __nv_cvt_float_to_e8m0 with satfinite. */
 uint8_t ra_e8m0_from_exponent(int e);
+
+/* FP4 storage (NVFP4, MXFP4): two E2M1 codes per byte, element 2j in the low
+ * nibble of byte j and 2j + 1 in the high one. n is even. */
+void ra_fp4_pack(const uint8_t *codes, size_t n, uint8_t *bytes);
+void ra_fp4_unpack(const uint8_t *bytes, size_t n, uint8_t *codes);
 
 #endif
