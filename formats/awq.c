@@ -12,10 +12,10 @@ const uint8_t RA_AWQ_ORDER[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 
 static const char FMT[] = "awq";
 
-static ra_status awq_group(const float *v, uint32_t n, uint32_t bits, ra_scale_dtype dt, uint8_t *codes, float *scale,
+static ra_status awq_group(const float *v, uint32_t n, const ra_intq_params *p, uint8_t *codes, float *scale,
                            uint16_t *zero)
 {
-    const float max_int = (float)((1u << bits) - 1);
+    const float max_int = (float)((1u << p->bits) - 1);
     float lo = v[0], hi = v[0];
     for (uint32_t i = 1; i < n; i++) {
         lo = v[i] < lo ? v[i] : lo;
@@ -23,7 +23,7 @@ static ra_status awq_group(const float *v, uint32_t n, uint32_t bits, ra_scale_d
     }
     float range = hi - lo;
     float s;
-    RA_TRY(ra_scale_round((range > 1e-5f ? range : 1e-5f) / max_int, dt, &s));
+    RA_TRY(ra_scale_round((range > 1e-5f ? range : 1e-5f) / max_int, p->scale_dtype, &s));
     float z = -ra_round_even(lo / s);
     z = z < 0 ? 0 : z > max_int ? max_int : z;
     for (uint32_t i = 0; i < n; i++) {
@@ -47,7 +47,8 @@ static ra_status check_shape(uint32_t rows, uint32_t cols, uint32_t group_size)
 ra_status ra_awq_quantize(const float *w, uint32_t rows, uint32_t cols, uint32_t group_size, ra_intq *out)
 {
     RA_TRY(check_shape(rows, cols, group_size));
-    return ra_intq_quantize(w, rows, cols, 4, group_size, NULL, RA_SCALE_F16, awq_group, out);
+    const ra_intq_params p = {.bits = 4, .group_size = group_size, .scale_dtype = RA_SCALE_F16};
+    return ra_intq_quantize(w, rows, cols, &p, awq_group, out);
 }
 
 ra_status ra_awq_pack(const ra_intq *q, ra_qtensors *out)

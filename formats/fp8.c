@@ -91,12 +91,9 @@ void ra_fp8_dequantize_rows(const ra_fp8_weight *w, uint32_t r0, uint32_t r1, fl
             out[(size_t)(n - r0) * w->cols + k] = ra_e4m3_to_f32(w->codes[(size_t)n * w->cols + k]) * ra_fp8_scale_at(w, n, k);
 }
 
-ra_status ra_fp8_dequantize(const ra_fp8_weight *w, float **out)
-{
-    RA_TRY(ra_calloc(out, (size_t)w->rows * w->cols, sizeof **out));
-    ra_fp8_dequantize_rows(w, 0, w->rows, *out);
-    return RA_OK;
-}
+static void fp8_rows(const void *layer, uint32_t r0, uint32_t r1, float *out) { ra_fp8_dequantize_rows(layer, r0, r1, out); }
+
+ra_status ra_fp8_dequantize(const ra_fp8_weight *w, float **out) { return ra_qlinear_dequantize(w, w->rows, w->cols, fp8_rows, out); }
 
 static const char *scale_name(ra_fp8_names names) { return names == RA_FP8_NAMES_DEEPSEEK ? ".weight_scale_inv" : ".weight_scale"; }
 
@@ -220,8 +217,6 @@ static void w8a8_task(void *ctx, uint32_t task)
     }
     free(wr);
 }
-
-static void fp8_rows(const void *layer, uint32_t r0, uint32_t r1, float *out) { ra_fp8_dequantize_rows(layer, r0, r1, out); }
 
 ra_status ra_fp8_matmul(ra_pool *p, const ra_fp8_weight *w, ra_fp8_act act, const float *x, uint32_t n, float *y)
 {

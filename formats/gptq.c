@@ -10,10 +10,11 @@
 
 static const char FMT[] = "gptq";
 
-static ra_status gptq_group(const float *v, uint32_t n, uint32_t bits, ra_scale_dtype dt, uint8_t *codes, float *scale,
-                            uint16_t *zero, bool sym)
+static ra_status gptq_group(const float *v, uint32_t n, const ra_intq_params *p, uint8_t *codes, float *scale,
+                            uint16_t *zero)
 {
-    const float maxq = (float)((1u << bits) - 1);
+    const bool sym = p->symmetric;
+    const float maxq = (float)((1u << p->bits) - 1);
     float xmin = 0, xmax = 0; /* the range always contains 0 */
     for (uint32_t i = 0; i < n; i++) {
         xmin = v[i] < xmin ? v[i] : xmin;
@@ -28,8 +29,8 @@ static ra_status gptq_group(const float *v, uint32_t n, uint32_t bits, ra_scale_
         xmax = 1;
     }
     float s;
-    RA_TRY(ra_scale_round((xmax - xmin) / maxq, dt, &s));
-    float z = sym ? (float)(1u << (bits - 1)) : ra_round_even(-xmin / s);
+    RA_TRY(ra_scale_round((xmax - xmin) / maxq, p->scale_dtype, &s));
+    float z = sym ? (float)(1u << (p->bits - 1)) : ra_round_even(-xmin / s);
     for (uint32_t i = 0; i < n; i++) {
         float u = ra_round_even(v[i] / s) + z;
         codes[i] = (uint8_t)(u < 0 ? 0 : u > maxq ? maxq : u);
@@ -37,18 +38,6 @@ static ra_status gptq_group(const float *v, uint32_t n, uint32_t bits, ra_scale_
     *scale = s;
     *zero = (uint16_t)z;
     return RA_OK;
-}
-
-static ra_status gptq_group_sym(const float *v, uint32_t n, uint32_t bits, ra_scale_dtype dt, uint8_t *codes,
-                                float *scale, uint16_t *zero)
-{
-    return gptq_group(v, n, bits, dt, codes, scale, zero, true);
-}
-
-static ra_status gptq_group_asym(const float *v, uint32_t n, uint32_t bits, ra_scale_dtype dt, uint8_t *codes,
-                                 float *scale, uint16_t *zero)
-{
-    return gptq_group(v, n, bits, dt, codes, scale, zero, false);
 }
 
 /* Values per word, and the shape rules the packing imposes. */
@@ -68,8 +57,9 @@ ra_status ra_gptq_quantize(const float *w, uint32_t rows, uint32_t cols, const r
 {
     uint32_t pf;
     RA_TRY(check_shape(c->bits, rows, cols, &pf));
-    return ra_intq_quantize(w, rows, cols, c->bits, group_size_of(c->group_size, cols), perm, RA_SCALE_F16,
-                            c->sym ? gptq_group_sym : gptq_group_asym, out);
+    const ra_intq_params p = {.bits = c->bits, .group_size = group_size_of(c->group_size, cols), .symmetric = c->sym,
+                              .scale_dtype = RA_SCALE_F16, .perm = perm};
+    return ra_intq_quantize(w, rows, cols, &p, gptq_group, out);
 }
 
 static uint32_t one_per_field(uint32_t bits) { return bits == 4 ? 0x11111111u : 0x01010101u; }

@@ -64,14 +64,9 @@ void ra_intq_dequantize_rows(const ra_intq *q, uint32_t r0, uint32_t r1, float *
     }
 }
 
-ra_status ra_intq_dequantize(const ra_intq *q, float **out)
-{
-    RA_TRY(ra_calloc(out, (size_t)q->rows * q->cols, sizeof **out));
-    ra_intq_dequantize_rows(q, 0, q->rows, *out);
-    return RA_OK;
-}
-
 static void intq_rows(const void *layer, uint32_t r0, uint32_t r1, float *out) { ra_intq_dequantize_rows(layer, r0, r1, out); }
+
+ra_status ra_intq_dequantize(const ra_intq *q, float **out) { return ra_qlinear_dequantize(q, q->rows, q->cols, intq_rows, out); }
 
 ra_status ra_intq_matmul(ra_pool *p, const ra_intq *q, const float *x, uint32_t n, float *y)
 {
@@ -96,15 +91,16 @@ static ra_status check_perm(const int32_t *perm, uint32_t cols)
 /* The column at position i of the quantization order. */
 static inline uint32_t column_at(const int32_t *perm, uint32_t i) { return perm ? (uint32_t)perm[i] : i; }
 
-ra_status ra_intq_quantize(const float *w, uint32_t rows, uint32_t cols, uint32_t bits, uint32_t group_size,
-                           const int32_t *perm, ra_scale_dtype dt, ra_intq_group_rule rule, ra_intq *out)
+ra_status ra_intq_quantize(const float *w, uint32_t rows, uint32_t cols, const ra_intq_params *p, ra_intq_group_rule rule,
+                           ra_intq *out)
 {
-    if (!group_size || group_size > cols) group_size = cols;
+    const uint32_t group_size = p->group_size && p->group_size < cols ? p->group_size : cols;
+    const int32_t *perm = p->perm;
     RA_TRY(ra_check_finite("quantize", w, (size_t)rows * cols));
     if (perm) RA_TRY(check_perm(perm, cols));
     const uint32_t n_groups = (cols + group_size - 1) / group_size;
-    RA_TRY(ra_intq_alloc(out, rows, cols, bits, group_size, n_groups, perm != NULL));
-    out->scale_dtype = dt;
+    RA_TRY(ra_intq_alloc(out, rows, cols, p->bits, group_size, n_groups, perm != NULL));
+    out->scale_dtype = p->scale_dtype;
     for (uint32_t i = 0; perm && i < cols; i++) out->g_idx[perm[i]] = (int32_t)(i / group_size);
     float *vals = NULL;
     uint8_t *codes = NULL;
@@ -117,7 +113,7 @@ ra_status ra_intq_quantize(const float *w, uint32_t rows, uint32_t cols, uint32_
             uint32_t i0 = g * group_size, n = cols - i0 < group_size ? cols - i0 : group_size;
             for (uint32_t i = 0; i < n; i++) vals[i] = row[column_at(perm, i0 + i)];
             size_t gi = (size_t)r * n_groups + g;
-            s = rule(vals, n, bits, dt, codes, &out->scales[gi], &out->zeros[gi]);
+            s = rule(vals, n, p, codes, &out->scales[gi], &out->zeros[gi]);
             for (uint32_t i = 0; s == RA_OK && i < n; i++) row_codes[column_at(perm, i0 + i)] = codes[i];
         }
     }

@@ -6,7 +6,6 @@
  * integrations/mxfp4.py (the _blocks / _scales layout). */
 #include "ra/mxfp4.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "ra/minifloat.h"
@@ -43,33 +42,13 @@ uint8_t ra_mxfp4_scale_byte(float amax, ra_mx_scale_rule rule)
     return 0;
 }
 
-void ra_mxfp4_free(ra_mxfp4_weight *w)
-{
-    free(w->codes);
-    free(w->scales);
-    memset(w, 0, sizeof *w);
-}
-
-static ra_status alloc_mxfp4(ra_mxfp4_weight *w, uint32_t rows, uint32_t cols)
-{
-    memset(w, 0, sizeof *w);
-    if (!rows || !cols || cols % RA_MXFP4_GROUP)
-        return ra_fail(RA_ERR_FORMAT, "mxfp4: a %u x %u weight; K must be a positive multiple of 32", rows, cols);
-    *w = (ra_mxfp4_weight){.rows = rows, .cols = cols};
-    ra_status s = ra_calloc(&w->codes, (size_t)rows * cols, 1);
-    if (s == RA_OK) s = ra_calloc(&w->scales, (size_t)rows * cols / RA_MXFP4_GROUP, 1);
-    if (s != RA_OK) ra_mxfp4_free(w);
-    return s;
-}
+void ra_mxfp4_free(ra_mxfp4_weight *w) { ra_blockq_free(w); }
 
 ra_status ra_mxfp4_quantize(const float *w, uint32_t rows, uint32_t cols, ra_mx_scale_rule rule, ra_mxfp4_weight *out)
 {
-    RA_TRY(alloc_mxfp4(out, rows, cols));
-    ra_status s = ra_check_finite(FMT, w, (size_t)rows * cols);
-    if (s != RA_OK) {
-        ra_mxfp4_free(out);
-        return s;
-    }
+    memset(out, 0, sizeof *out);
+    RA_TRY(ra_check_finite(FMT, w, (size_t)rows * cols));
+    RA_TRY(ra_blockq_alloc(out, FMT, rows, cols, RA_MXFP4_GROUP));
     for (size_t b = 0; b < (size_t)rows * cols / RA_MXFP4_GROUP; b++) {
         const float *v = w + b * RA_MXFP4_GROUP;
         float amax = 0;
@@ -90,14 +69,12 @@ void ra_mxfp4_dequantize_rows(const ra_mxfp4_weight *w, uint32_t r0, uint32_t r1
         }
 }
 
+static void mxfp4_rows(const void *layer, uint32_t r0, uint32_t r1, float *out) { ra_mxfp4_dequantize_rows(layer, r0, r1, out); }
+
 ra_status ra_mxfp4_dequantize(const ra_mxfp4_weight *w, float **out)
 {
-    RA_TRY(ra_calloc(out, (size_t)w->rows * w->cols, sizeof **out));
-    ra_mxfp4_dequantize_rows(w, 0, w->rows, *out);
-    return RA_OK;
+    return ra_qlinear_dequantize(w, w->rows, w->cols, mxfp4_rows, out);
 }
-
-static void mxfp4_rows(const void *layer, uint32_t r0, uint32_t r1, float *out) { ra_mxfp4_dequantize_rows(layer, r0, r1, out); }
 
 ra_status ra_mxfp4_matmul(ra_pool *p, const ra_mxfp4_weight *w, const float *x, uint32_t n, float *y)
 {
@@ -150,7 +127,7 @@ ra_status ra_mxfp4_unpack(const ra_qtensors *t, ra_mxfp4_names names, ra_mxfp4_w
     layout(names, N, K, &pn, &sn, &dims, shape);
     RA_TRY(ra_qtensors_expect(t, FMT, pn, RA_QT_U8, dims, shape, &wp));
     RA_TRY(ra_qtensors_expect(t, FMT, sn, RA_QT_U8, 2, (uint64_t[]){N, K / RA_MXFP4_GROUP}, &sc));
-    RA_TRY(alloc_mxfp4(out, N, K));
+    RA_TRY(ra_blockq_alloc(out, FMT, N, K, RA_MXFP4_GROUP));
     ra_fp4_unpack(wp->data, (size_t)N * K, out->codes);
     memcpy(out->scales, sc->data, (size_t)N * K / RA_MXFP4_GROUP);
     return RA_OK;

@@ -6,7 +6,6 @@
 #include "ra/nvfp4.h"
 
 #include <float.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ra/minifloat.h"
@@ -16,36 +15,20 @@ static const char FMT[] = "nvfp4";
 
 void ra_nvfp4_free(ra_nvfp4_weight *w)
 {
-    free(w->codes);
-    free(w->scales);
-    memset(w, 0, sizeof *w);
-}
-
-static ra_status alloc_nvfp4(ra_nvfp4_weight *w, uint32_t rows, uint32_t cols)
-{
-    memset(w, 0, sizeof *w);
-    if (!rows || !cols || cols % RA_NVFP4_GROUP)
-        return ra_fail(RA_ERR_FORMAT, "nvfp4: a %u x %u weight; K must be a positive multiple of 16", rows, cols);
-    *w = (ra_nvfp4_weight){.rows = rows, .cols = cols};
-    ra_status s = ra_calloc(&w->codes, (size_t)rows * cols, 1);
-    if (s == RA_OK) s = ra_calloc(&w->scales, (size_t)rows * cols / RA_NVFP4_GROUP, 1);
-    if (s != RA_OK) ra_nvfp4_free(w);
-    return s;
+    ra_blockq_free(&w->b);
+    w->global_scale = 0;
 }
 
 float ra_nvfp4_block_scale(const ra_nvfp4_weight *w, uint32_t n, uint32_t k)
 {
-    return ra_e4m3_to_f32(w->scales[((size_t)n * w->cols + k) / RA_NVFP4_GROUP]) / w->global_scale;
+    return ra_e4m3_to_f32(w->b.scales[((size_t)n * w->b.cols + k) / RA_NVFP4_GROUP]) / w->global_scale;
 }
 
 ra_status ra_nvfp4_quantize(const float *w, uint32_t rows, uint32_t cols, ra_nvfp4_weight *out)
 {
-    RA_TRY(alloc_nvfp4(out, rows, cols));
-    ra_status s = ra_check_finite(FMT, w, (size_t)rows * cols);
-    if (s != RA_OK) {
-        ra_nvfp4_free(out);
-        return s;
-    }
+    memset(out, 0, sizeof *out);
+    RA_TRY(ra_check_finite(FMT, w, (size_t)rows * cols));
+    RA_TRY(ra_blockq_alloc(&out->b, FMT, rows, cols, RA_NVFP4_GROUP));
     const size_t total = (size_t)rows * cols;
     float amax = 0;
     for (size_t i = 0; i < total; i++) amax = fabsf(w[i]) > amax ? fabsf(w[i]) : amax;
@@ -56,37 +39,36 @@ ra_status ra_nvfp4_quantize(const float *w, uint32_t rows, uint32_t cols, ra_nvf
         float bmax = 0;
         for (int i = 0; i < RA_NVFP4_GROUP; i++) bmax = fabsf(v[i]) > bmax ? fabsf(v[i]) : bmax;
         uint8_t sb = ra_f32_to_e4m3(out->global_scale * (bmax / RA_E2M1_MAX), true); /* clamp to +-448, then cast */
-        out->scales[b] = sb == 0 ? ra_f32_to_e4m3(0.125f, true) : sb;            /* a zero scale becomes eps */
-        float eff = ra_e4m3_to_f32(out->scales[b]) / out->global_scale;
-        for (int i = 0; i < RA_NVFP4_GROUP; i++) out->codes[b * RA_NVFP4_GROUP + i] = ra_f32_to_e2m1(v[i] / eff);
+        out->b.scales[b] = sb == 0 ? ra_f32_to_e4m3(0.125f, true) : sb;          /* a zero scale becomes eps */
+        float eff = ra_e4m3_to_f32(out->b.scales[b]) / out->global_scale;
+        for (int i = 0; i < RA_NVFP4_GROUP; i++) out->b.codes[b * RA_NVFP4_GROUP + i] = ra_f32_to_e2m1(v[i] / eff);
     }
     return RA_OK;
 }
 
 void ra_nvfp4_dequantize_rows(const ra_nvfp4_weight *w, uint32_t r0, uint32_t r1, float *out)
 {
+    const uint32_t K = w->b.cols;
     for (uint32_t n = r0; n < r1; n++)
-        for (uint32_t k = 0; k < w->cols; k++)
-            out[(size_t)(n - r0) * w->cols + k] = ra_e2m1_to_f32(w->codes[(size_t)n * w->cols + k]) * ra_nvfp4_block_scale(w, n, k);
-}
-
-ra_status ra_nvfp4_dequantize(const ra_nvfp4_weight *w, float **out)
-{
-    RA_TRY(ra_calloc(out, (size_t)w->rows * w->cols, sizeof **out));
-    ra_nvfp4_dequantize_rows(w, 0, w->rows, *out);
-    return RA_OK;
+        for (uint32_t k = 0; k < K; k++)
+            out[(size_t)(n - r0) * K + k] = ra_e2m1_to_f32(w->b.codes[(size_t)n * K + k]) * ra_nvfp4_block_scale(w, n, k);
 }
 
 static void nvfp4_rows(const void *layer, uint32_t r0, uint32_t r1, float *out) { ra_nvfp4_dequantize_rows(layer, r0, r1, out); }
 
+ra_status ra_nvfp4_dequantize(const ra_nvfp4_weight *w, float **out)
+{
+    return ra_qlinear_dequantize(w, w->b.rows, w->b.cols, nvfp4_rows, out);
+}
+
 ra_status ra_nvfp4_matmul(ra_pool *p, const ra_nvfp4_weight *w, const float *x, uint32_t n, float *y)
 {
-    return ra_qlinear_matmul(p, w, w->rows, w->cols, nvfp4_rows, x, n, y);
+    return ra_qlinear_matmul(p, w, w->b.rows, w->b.cols, nvfp4_rows, x, n, y);
 }
 
 ra_status ra_nvfp4_pack(const ra_nvfp4_weight *w, ra_qtensors *out)
 {
-    const uint32_t N = w->rows, K = w->cols;
+    const uint32_t N = w->b.rows, K = w->b.cols;
     uint8_t *wp, *sc, *gs;
     ra_status s = ra_qtensors_add(out, ".weight_packed", RA_QT_U8, 2, (uint64_t[]){N, K / 2}, &wp);
     if (s == RA_OK) s = ra_qtensors_add(out, ".weight_scale", RA_QT_F8_E4M3, 2, (uint64_t[]){N, K / RA_NVFP4_GROUP}, &sc);
@@ -95,8 +77,8 @@ ra_status ra_nvfp4_pack(const ra_nvfp4_weight *w, ra_qtensors *out)
         ra_qtensors_free(out);
         return s;
     }
-    ra_fp4_pack(w->codes, (size_t)N * K, wp);
-    memcpy(sc, w->scales, (size_t)N * K / RA_NVFP4_GROUP);
+    ra_fp4_pack(w->b.codes, (size_t)N * K, wp);
+    memcpy(sc, w->b.scales, (size_t)N * K / RA_NVFP4_GROUP);
     ra_put_le32(gs, ra_f32_bits(w->global_scale));
     return RA_OK;
 }
@@ -113,9 +95,9 @@ ra_status ra_nvfp4_unpack(const ra_qtensors *t, ra_nvfp4_weight *out)
     RA_TRY(ra_qtensors_expect(t, FMT, ".weight_global_scale", RA_QT_F32, 1, (uint64_t[]){1}, &gs));
     float g = ra_bits_f32(ra_le32(gs->data));
     if (!isfinite(g) || g <= 0) return ra_fail(RA_ERR_FORMAT, "nvfp4: weight_global_scale is %g", (double)g);
-    RA_TRY(alloc_nvfp4(out, N, K));
+    RA_TRY(ra_blockq_alloc(&out->b, FMT, N, K, RA_NVFP4_GROUP));
     out->global_scale = g;
-    ra_fp4_unpack(wp->data, (size_t)N * K, out->codes);
-    memcpy(out->scales, sc->data, (size_t)N * K / RA_NVFP4_GROUP);
+    ra_fp4_unpack(wp->data, (size_t)N * K, out->b.codes);
+    memcpy(out->b.scales, sc->data, (size_t)N * K / RA_NVFP4_GROUP);
     return RA_OK;
 }

@@ -251,3 +251,31 @@ ra_status ra_qlinear_matmul(ra_pool *p, const void *layer, uint32_t rows, uint32
     if (atomic_load(&j.failed)) return ra_fail(RA_ERR_NOMEM, "quantized matmul %ux%u: %s", rows, cols, j.msg);
     return RA_OK;
 }
+
+ra_status ra_qlinear_dequantize(const void *layer, uint32_t rows, uint32_t cols, ra_dequant_rows_fn dequant, float **out)
+{
+    RA_TRY(ra_calloc(out, (size_t)rows * cols, sizeof **out));
+    dequant(layer, 0, rows, *out);
+    return RA_OK;
+}
+
+/* ---- Block-scaled minifloat layers ---- */
+
+ra_status ra_blockq_alloc(ra_blockq *b, const char *fmt, uint32_t rows, uint32_t cols, uint32_t group)
+{
+    memset(b, 0, sizeof *b);
+    if (!rows || !cols || cols % group)
+        return ra_fail(RA_ERR_FORMAT, "%s: a %u x %u weight; K must be a positive multiple of %u", fmt, rows, cols, group);
+    *b = (ra_blockq){.rows = rows, .cols = cols, .group = group};
+    ra_status s = ra_calloc(&b->codes, (size_t)rows * cols, 1);
+    if (s == RA_OK) s = ra_calloc(&b->scales, (size_t)rows * cols / group, 1);
+    if (s != RA_OK) ra_blockq_free(b);
+    return s;
+}
+
+void ra_blockq_free(ra_blockq *b)
+{
+    free(b->codes);
+    free(b->scales);
+    memset(b, 0, sizeof *b);
+}

@@ -11,9 +11,10 @@
 
 static const char FMT[] = "w4a16";
 
-static ra_status ct_group(const float *v, uint32_t n, uint32_t bits, ra_scale_dtype dt, uint8_t *codes, float *scale,
-                          uint16_t *zero, bool sym)
+static ra_status ct_group(const float *v, uint32_t n, const ra_intq_params *p, uint8_t *codes, float *scale,
+                          uint16_t *zero)
 {
+    const uint32_t bits = p->bits;
     const float q_min = -(float)(1u << (bits - 1)), q_max = (float)((1u << (bits - 1)) - 1), range = q_max - q_min;
     float lo = 0, hi = 0; /* 0 must be representable */
     for (uint32_t i = 0; i < n; i++) {
@@ -21,7 +22,7 @@ static ra_status ct_group(const float *v, uint32_t n, uint32_t bits, ra_scale_dt
         hi = v[i] > hi ? v[i] : hi;
     }
     float s_raw, zp = 0;
-    if (sym) {
+    if (p->symmetric) {
         s_raw = (-lo > hi ? -lo : hi) / (range / 2);
     } else {
         s_raw = (hi - lo) / range;
@@ -31,8 +32,8 @@ static ra_status ct_group(const float *v, uint32_t n, uint32_t bits, ra_scale_dt
         }
     }
     float s;
-    RA_TRY(ra_scale_round(s_raw, dt, &s));
-    if (s == 0.0f) s = ra_scale_eps(dt);
+    RA_TRY(ra_scale_round(s_raw, p->scale_dtype, &s));
+    if (s == 0.0f) s = ra_scale_eps(p->scale_dtype);
     for (uint32_t i = 0; i < n; i++) {
         float q = v[i] / s + zp;
         q = ra_round_even(q < q_min ? q_min : q > q_max ? q_max : q);
@@ -41,18 +42,6 @@ static ra_status ct_group(const float *v, uint32_t n, uint32_t bits, ra_scale_dt
     *scale = s;
     *zero = (uint16_t)(zp - q_min);
     return RA_OK;
-}
-
-static ra_status ct_group_sym(const float *v, uint32_t n, uint32_t bits, ra_scale_dtype dt, uint8_t *codes,
-                              float *scale, uint16_t *zero)
-{
-    return ct_group(v, n, bits, dt, codes, scale, zero, true);
-}
-
-static ra_status ct_group_asym(const float *v, uint32_t n, uint32_t bits, ra_scale_dtype dt, uint8_t *codes,
-                               float *scale, uint16_t *zero)
-{
-    return ct_group(v, n, bits, dt, codes, scale, zero, false);
 }
 
 /* G for the config on K columns; strategy "group" needs G | K. */
@@ -69,10 +58,11 @@ static ra_status group_size_of(const ra_w4a16_config *c, uint32_t cols, uint32_t
 ra_status ra_w4a16_quantize(const float *w, uint32_t rows, uint32_t cols, const ra_w4a16_config *c,
                             const int32_t *perm, ra_intq *out)
 {
-    uint32_t G;
+    uint32_t G = 0;
     RA_TRY(group_size_of(c, cols, &G));
-    return ra_intq_quantize(w, rows, cols, c->bits, G, perm, c->scale_dtype, c->symmetric ? ct_group_sym : ct_group_asym,
-                            out);
+    const ra_intq_params p = {.bits = c->bits, .group_size = G, .symmetric = c->symmetric, .scale_dtype = c->scale_dtype,
+                              .perm = perm};
+    return ra_intq_quantize(w, rows, cols, &p, ct_group, out);
 }
 
 ra_status ra_w4a16_pack(const ra_intq *q, bool symmetric, ra_qtensors *out)

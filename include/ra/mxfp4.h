@@ -22,11 +22,8 @@
 typedef enum { RA_MX_SCALE_OCP, RA_MX_SCALE_EVEN, RA_MX_SCALE_CEIL } ra_mx_scale_rule;
 uint8_t ra_mxfp4_scale_byte(float amax, ra_mx_scale_rule rule);
 
-typedef struct {
-    uint32_t rows, cols;  /* N, K */
-    uint8_t *codes;       /* [rows][cols] E2M1 codes */
-    uint8_t *scales;      /* [rows][cols / 32] E8M0 bytes */
-} ra_mxfp4_weight;
+/* codes E2M1, scales E8M0 bytes, group 32 */
+typedef ra_blockq ra_mxfp4_weight;
 
 /* RTN: per 32 weights the scale byte by `rule`, then q = e2m1(w / 2^e) to
  * nearest even, saturating at +-6 (the division by a power of two is exact). */

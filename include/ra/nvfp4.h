@@ -15,9 +15,7 @@
 #define RA_NVFP4_GROUP 16
 
 typedef struct {
-    uint32_t rows, cols;  /* N, K */
-    uint8_t *codes;       /* [rows][cols] E2M1 codes */
-    uint8_t *scales;      /* [rows][cols / 16] E4M3 bytes */
+    ra_blockq b;          /* codes E2M1, scales E4M3 bytes, group 16 */
     float global_scale;   /* weight_global_scale */
 } ra_nvfp4_weight;
 

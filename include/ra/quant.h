@@ -142,18 +142,39 @@ ra_status ra_intq_dequantize(const ra_intq *q, float **out);
 /* y[t][r] = W[r,:] . x[t,:] in the order of ra_qlinear_matmul. */
 ra_status ra_intq_matmul(ra_pool *p, const ra_intq *q, const float *x, uint32_t n, float *y);
 
+/* How to quantize: bits, columns per group (0 or >= cols: one group per
+ * row), symmetric or not (a rule may ignore it), the scales' dtype, and perm
+ * (act-order, may be NULL): the columns in quantization order. A group is
+ * group_size consecutive entries of perm and g_idx[perm[i]] = i / group_size
+ * is stored. Without perm groups are consecutive columns; the last one is
+ * short when group_size does not divide cols. */
+typedef struct {
+    uint32_t bits, group_size;
+    bool symmetric;
+    ra_scale_dtype scale_dtype;
+    const int32_t *perm;
+} ra_intq_params;
+
 /* One quantizer's rule for one group: n weights (in quantization order) ->
  * their codes and the group's stored scale and zero. */
-typedef ra_status (*ra_intq_group_rule)(const float *vals, uint32_t n, uint32_t bits, ra_scale_dtype dt,
-                                        uint8_t *codes, float *scale, uint16_t *zero);
+typedef ra_status (*ra_intq_group_rule)(const float *vals, uint32_t n, const ra_intq_params *p, uint8_t *codes,
+                                        float *scale, uint16_t *zero);
 
-/* Round-to-nearest quantization of w [rows][cols] with `rule`, group by
- * group. perm (act-order, may be NULL): the columns in quantization order; a
- * group is group_size consecutive entries of perm and g_idx[perm[i]] =
- * i / group_size is stored. Without perm groups are consecutive columns; the
- * last one is short when group_size does not divide cols. */
-ra_status ra_intq_quantize(const float *w, uint32_t rows, uint32_t cols, uint32_t bits, uint32_t group_size,
-                           const int32_t *perm, ra_scale_dtype dt, ra_intq_group_rule rule, ra_intq *out);
+/* Round-to-nearest quantization of w [rows][cols] with `rule`, group by group. */
+ra_status ra_intq_quantize(const float *w, uint32_t rows, uint32_t cols, const ra_intq_params *p, ra_intq_group_rule rule,
+                           ra_intq *out);
+
+/* ---- Block-scaled minifloat layers (NVFP4, MXFP4) ------------------------
+ * One element code per weight and one scale byte per `group` consecutive
+ * columns of a row; cols % group == 0. */
+typedef struct {
+    uint32_t rows, cols, group;
+    uint8_t *codes;  /* [rows][cols] */
+    uint8_t *scales; /* [rows][cols / group] */
+} ra_blockq;
+
+ra_status ra_blockq_alloc(ra_blockq *b, const char *fmt, uint32_t rows, uint32_t cols, uint32_t group);
+void ra_blockq_free(ra_blockq *b);
 
 /* ---- Weight-only matmul -------------------------------------------------
  * y[t][r] = W[r,:] . x[t,:] for t < n: rows are dequantized to float32 by
@@ -166,5 +187,7 @@ ra_status ra_intq_quantize(const float *w, uint32_t rows, uint32_t cols, uint32_
 typedef void (*ra_dequant_rows_fn)(const void *layer, uint32_t r0, uint32_t r1, float *out);
 ra_status ra_qlinear_matmul(ra_pool *p, const void *layer, uint32_t rows, uint32_t cols, ra_dequant_rows_fn dequant,
                             const float *x, uint32_t n, float *y);
+/* The whole layer dequantized into one new [rows][cols] array. */
+ra_status ra_qlinear_dequantize(const void *layer, uint32_t rows, uint32_t cols, ra_dequant_rows_fn dequant, float **out);
 
 #endif

@@ -47,6 +47,10 @@ static void check_reference_vector(void)
     ra_intq_free(&q);
 }
 
+static ra_status awq_pack(const void *cfg, const void *q, ra_qtensors *out) { (void)cfg; return ra_awq_pack(q, out); }
+static ra_status awq_unpack(const void *cfg, const ra_qtensors *t, void *q) { return ra_awq_unpack(t, *(const uint32_t *)cfg, q); }
+static const qc_format AWQ = {awq_pack, awq_unpack, qc_intq_dequantize, qc_intq_free};
+
 int main(void)
 {
     check_reference_vector();
@@ -65,31 +69,22 @@ int main(void)
         ra_intq_free(&q);
     }
 
-    /* Round trips for groups of 32, 64 and 128: quantize, pack, unpack,
-     * dequantize == quantize, dequantize; packing again gives the same bytes. */
+    /* Round trips for groups of 32, 64 and 128, and the RTN error */
     const uint32_t groups[3] = {32, 64, 128};
     for (int i = 0; i < 3; i++) {
         const uint32_t N = 48, K = 384;
-        float *w = qc_random((size_t)N * K, 0.05f);
+        float *w = qc_random((size_t)N * K, 0.05f), *a = NULL;
         ra_intq q, back;
         CHECK_OK(ra_awq_quantize(w, N, K, groups[i], &q));
-        ra_qtensors t = {0}, t2 = {0};
-        CHECK_OK(ra_awq_pack(&q, &t));
-        CHECK_OK(ra_awq_unpack(&t, groups[i], &back));
-        float *a = NULL, *b = NULL;
+        qc_check_round_trip("awq", &AWQ, &groups[i], &q, &back, (size_t)N * K);
+        /* half a step, except at a group's ends, where the f16 rounding of
+         * the scale and the rounded zero can clip by under a step */
         CHECK_OK(ra_intq_dequantize(&q, &a));
-        CHECK_OK(ra_intq_dequantize(&back, &b));
-        CHECK_MSG(qc_same_bits(a, b, (size_t)N * K), "awq G=%u round trip", groups[i]);
-        CHECK_OK(ra_awq_pack(&back, &t2));
-        CHECK(qc_same_tensors(&t, &t2));
-        /* RTN error: half a step, except at a group's ends, where the f16
-         * rounding of the scale and the rounded zero can clip by under a step */
         int far = 0;
         for (size_t j = 0; j < (size_t)N * K; j++) far += fabsf(a[j] - w[j]) > q.scales[(j / K) * q.n_groups + (j % K) / groups[i]];
         CHECK_MSG(far == 0, "awq G=%u: %d weights further than a step", groups[i], far);
-        free(a); free(b); free(w);
-        ra_qtensors_free(&t); ra_qtensors_free(&t2);
-        ra_intq_free(&q); ra_intq_free(&back);
+        free(a); free(w);
+        ra_intq_free(&q);
     }
 
     /* Refusals */
@@ -107,9 +102,7 @@ int main(void)
         ra_intq_free(&q);
         CHECK_STATUS(ra_awq_unpack(&t, 128, &q), RA_ERR_FORMAT); /* wrong group size for the shapes */
         CHECK_STATUS(ra_awq_unpack(&t, 50, &q), RA_ERR_FORMAT);  /* qzeros has 2 rows, not 4 */
-        ra_qtensors missing = {0};
-        CHECK_OK(ra_qtensors_borrow(&missing, ".qweight", RA_QT_I32, 2, t.t[0].shape, t.t[0].data, t.t[0].nbytes));
-        CHECK_OK(ra_qtensors_borrow(&missing, ".scales", RA_QT_F16, 2, t.t[2].shape, t.t[2].data, t.t[2].nbytes));
+        ra_qtensors missing = qc_without(&t, ".qzeros");
         CHECK_STATUS(ra_awq_unpack(&missing, 100, &q), RA_ERR_FORMAT); /* no qzeros */
         CHECK(strstr(ra_errmsg(), "qzeros") != NULL);
         t.t[0].dtype = RA_QT_F32;

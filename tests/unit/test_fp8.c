@@ -52,28 +52,36 @@ static void check_rtn(void)
     free(wb);
 }
 
+typedef struct {
+    ra_fp8_names names;
+    ra_fp8_scheme scheme;
+} fp8_cfg;
+static ra_status f8_pack(const void *c, const void *w, ra_qtensors *out) { return ra_fp8_pack(w, ((const fp8_cfg *)c)->names, out); }
+static ra_status f8_unpack(const void *c, const ra_qtensors *t, void *w)
+{
+    return ra_fp8_unpack(t, ((const fp8_cfg *)c)->names, ((const fp8_cfg *)c)->scheme, w);
+}
+static ra_status f8_dequantize(const void *w, float **out) { return ra_fp8_dequantize(w, out); }
+static void f8_free(void *w) { ra_fp8_free(w); }
+static const qc_format FP8 = {f8_pack, f8_unpack, f8_dequantize, f8_free};
+
 static void round_trip(ra_fp8_scheme scheme, ra_scale_dtype dt, ra_fp8_names names, uint32_t N, uint32_t K)
 {
     float *w = qc_random((size_t)N * K, 0.2f);
     ra_fp8_weight q, back;
     CHECK_OK(ra_fp8_quantize(w, N, K, scheme, dt, &q));
-    ra_qtensors t = {0}, t2 = {0};
+    ra_qtensors t = {0};
     CHECK_OK(ra_fp8_pack(&q, names, &t));
     const ra_qtensor *s = ra_qtensors_find(&t, names == RA_FP8_NAMES_DEEPSEEK ? ".weight_scale_inv" : ".weight_scale");
     CHECK(s && ra_qtensors_find(&t, ".weight")->dtype == RA_QT_F8_E4M3);
     if (s && scheme == RA_FP8_TENSOR) CHECK(s->n_dims == 1 && s->shape[0] == 1);
     if (s && scheme == RA_FP8_CHANNEL) CHECK(s->n_dims == 2 && s->shape[0] == N && s->shape[1] == 1);
     if (s && scheme == RA_FP8_BLOCK) CHECK(s->shape[0] == (N + 127) / 128 && s->shape[1] == (K + 127) / 128);
-    CHECK_OK(ra_fp8_unpack(&t, names, scheme, &back));
-    float *a = NULL, *b = NULL;
-    CHECK_OK(ra_fp8_dequantize(&q, &a));
-    CHECK_OK(ra_fp8_dequantize(&back, &b));
-    CHECK_MSG(qc_same_bits(a, b, (size_t)N * K), "fp8 scheme %d names %d round trip", scheme, names);
-    CHECK_OK(ra_fp8_pack(&back, names, &t2));
-    CHECK(qc_same_tensors(&t, &t2));
-    free(a); free(b); free(w);
-    ra_qtensors_free(&t); ra_qtensors_free(&t2);
-    ra_fp8_free(&q); ra_fp8_free(&back);
+    fp8_cfg c = {names, scheme};
+    qc_check_round_trip("fp8", &FP8, &c, &q, &back, (size_t)N * K);
+    free(w);
+    ra_qtensors_free(&t);
+    ra_fp8_free(&q);
 }
 
 static void check_refusals(void)
@@ -153,6 +161,15 @@ static float ref_w8a8(const ra_fp8_weight *w, const uint8_t *qa, const float *sa
     return acc;
 }
 
+typedef struct {
+    const ra_fp8_weight *w;
+    ra_fp8_act act;
+} w8a8_layer;
+static ra_status w8a8_mm(ra_pool *p, const void *l, const float *x, uint32_t n, float *y)
+{
+    return ra_fp8_matmul(p, ((const w8a8_layer *)l)->w, ((const w8a8_layer *)l)->act, x, n, y);
+}
+
 static void check_w8a8(ra_fp8_scheme scheme, ra_fp8_act act, uint32_t N, uint32_t K)
 {
     enum { NT = 11 };
@@ -161,7 +178,7 @@ static void check_w8a8(ra_fp8_scheme scheme, ra_fp8_act act, uint32_t N, uint32_
     CHECK_OK(ra_fp8_quantize(w, N, K, scheme, RA_SCALE_BF16, &q));
     const uint32_t groups = ra_fp8_act_groups(act, K), seg = act == RA_FP8_ACT_GROUP || scheme == RA_FP8_BLOCK ? 128 : K;
     uint8_t *qa = malloc((size_t)NT * K);
-    float *sa = malloc((size_t)NT * groups * 4), *want = malloc((size_t)NT * N * 4), *y = malloc((size_t)NT * N * 4);
+    float *sa = malloc((size_t)NT * groups * 4), *want = malloc((size_t)NT * N * 4);
     ra_fp8_quantize_activations(x, NT, K, act, qa, sa);
     double worst = 0;
     for (uint32_t t = 0; t < NT; t++)
@@ -179,23 +196,9 @@ static void check_w8a8(ra_fp8_scheme scheme, ra_fp8_act act, uint32_t N, uint32_
             worst = e > worst ? e : worst;
         }
     CHECK_MSG(worst <= 1.0, "w8a8 scheme %d act %d: error %.3g of the bound", scheme, act, worst);
-    ra_pool *pools[3];
-    CHECK_OK(ra_pool_new(1, &pools[0]));
-    CHECK_OK(ra_pool_new(2, &pools[1]));
-    CHECK_OK(ra_pool_new(5, &pools[2]));
-    int bad = 0;
-    for (int p = 0; p < 3; p++)
-        for (uint32_t n = 1; n <= NT; n++) {
-            CHECK_OK(ra_fp8_matmul(pools[p], &q, act, x, n, y));
-            bad += !qc_same_bits(y, want, (size_t)n * N);
-        }
-    for (uint32_t t = 0; t < NT; t++) {
-        CHECK_OK(ra_fp8_matmul(pools[1], &q, act, x + (size_t)t * K, 1, y));
-        bad += !qc_same_bits(y, want + (size_t)t * N, N);
-    }
-    CHECK_MSG(bad == 0, "w8a8 scheme %d act %d: %d runs differ from the documented order", scheme, act, bad);
-    for (int p = 0; p < 3; p++) ra_pool_free(pools[p]);
-    free(w); free(x); free(qa); free(sa); free(want); free(y);
+    w8a8_layer layer = {&q, act};
+    qc_check_batches("w8a8", w8a8_mm, &layer, x, NT, N, K, want);
+    free(w); free(x); free(qa); free(sa); free(want);
     ra_fp8_free(&q);
 }
 

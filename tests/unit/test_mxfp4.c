@@ -67,6 +67,18 @@ static ra_status mxfp4_mm(ra_pool *p, const void *w, const float *x, uint32_t n,
     return ra_mxfp4_matmul(p, w, x, n, y);
 }
 
+static ra_status mx_pack(const void *names, const void *w, ra_qtensors *out)
+{
+    return ra_mxfp4_pack(w, *(const ra_mxfp4_names *)names, out);
+}
+static ra_status mx_unpack(const void *names, const ra_qtensors *t, void *w)
+{
+    return ra_mxfp4_unpack(t, *(const ra_mxfp4_names *)names, w);
+}
+static ra_status mx_dequantize(const void *w, float **out) { return ra_mxfp4_dequantize(w, out); }
+static void mx_free(void *w) { ra_mxfp4_free(w); }
+static const qc_format MXFP4 = {mx_pack, mx_unpack, mx_dequantize, mx_free};
+
 int main(void)
 {
     check_reference_block();
@@ -77,38 +89,33 @@ int main(void)
         for (int names = 0; names < 2; names++) {
             ra_mxfp4_weight q, back;
             CHECK_OK(ra_mxfp4_quantize(w, N, K, (ra_mx_scale_rule)rule, &q));
-            ra_qtensors t = {0}, t2 = {0};
-            CHECK_OK(ra_mxfp4_pack(&q, (ra_mxfp4_names)names, &t));
-            CHECK_OK(ra_mxfp4_unpack(&t, (ra_mxfp4_names)names, &back));
-            float *a = NULL, *b = NULL;
-            CHECK_OK(ra_mxfp4_dequantize(&q, &a));
-            CHECK_OK(ra_mxfp4_dequantize(&back, &b));
-            CHECK(qc_same_bits(a, b, (size_t)N * K));
-            CHECK_OK(ra_mxfp4_pack(&back, (ra_mxfp4_names)names, &t2));
-            CHECK(qc_same_tensors(&t, &t2));
-            if (rule == 0 && names == 0) {
-                /* the two namings hold the same bytes */
-                ra_qtensors ct = {0};
-                CHECK_OK(ra_mxfp4_pack(&q, RA_MXFP4_NAMES_CT, &ct));
-                CHECK(!memcmp(ct.t[0].data, t.t[0].data, t.t[0].nbytes) && !memcmp(ct.t[1].data, t.t[1].data, t.t[1].nbytes));
-                CHECK(ct.t[0].n_dims == 2 && ct.t[0].shape[1] == K / 2 && !strcmp(ct.t[0].suffix, ".weight_packed"));
-                ra_qtensors_free(&ct);
-                qc_check_matmul("mxfp4", mxfp4_mm, &q, a, N, K, NULL);
-                /* refusals */
-                ra_mxfp4_free(&back);
-                CHECK_STATUS(ra_mxfp4_unpack(&t, RA_MXFP4_NAMES_CT, &back), RA_ERR_FORMAT); /* no weight_packed */
-                t.t[1].shape[1] = 9;
-                CHECK_STATUS(ra_mxfp4_unpack(&t, RA_MXFP4_NAMES_GPT_OSS, &back), RA_ERR_FORMAT);
-                t.t[1].shape[1] = 10;
-                t.t[0].shape[2] = 32;
-                CHECK_STATUS(ra_mxfp4_unpack(&t, RA_MXFP4_NAMES_GPT_OSS, &back), RA_ERR_FORMAT);
-                t.t[0].shape[2] = 16;
-                CHECK_OK(ra_mxfp4_unpack(&t, RA_MXFP4_NAMES_GPT_OSS, &back));
-            }
-            free(a); free(b);
-            ra_qtensors_free(&t); ra_qtensors_free(&t2);
-            ra_mxfp4_free(&q); ra_mxfp4_free(&back);
+            ra_mxfp4_names nm = (ra_mxfp4_names)names;
+            qc_check_round_trip("mxfp4", &MXFP4, &nm, &q, &back, (size_t)N * K);
+            ra_mxfp4_free(&q);
         }
+    {
+        ra_mxfp4_weight q, back;
+        float *a = NULL;
+        ra_qtensors t = {0}, ct = {0};
+        CHECK_OK(ra_mxfp4_quantize(w, N, K, RA_MX_SCALE_OCP, &q));
+        CHECK_OK(ra_mxfp4_dequantize(&q, &a));
+        qc_check_matmul("mxfp4", mxfp4_mm, &q, a, N, K, NULL);
+        /* the two namings hold the same bytes */
+        CHECK_OK(ra_mxfp4_pack(&q, RA_MXFP4_NAMES_GPT_OSS, &t));
+        CHECK_OK(ra_mxfp4_pack(&q, RA_MXFP4_NAMES_CT, &ct));
+        CHECK(!memcmp(ct.t[0].data, t.t[0].data, t.t[0].nbytes) && !memcmp(ct.t[1].data, t.t[1].data, t.t[1].nbytes));
+        CHECK(ct.t[0].n_dims == 2 && ct.t[0].shape[1] == K / 2 && !strcmp(ct.t[0].suffix, ".weight_packed"));
+        /* refusals */
+        CHECK_STATUS(ra_mxfp4_unpack(&t, RA_MXFP4_NAMES_CT, &back), RA_ERR_FORMAT); /* no weight_packed */
+        t.t[1].shape[1] = 9;
+        CHECK_STATUS(ra_mxfp4_unpack(&t, RA_MXFP4_NAMES_GPT_OSS, &back), RA_ERR_FORMAT);
+        t.t[1].shape[1] = 10;
+        t.t[0].shape[2] = 32;
+        CHECK_STATUS(ra_mxfp4_unpack(&t, RA_MXFP4_NAMES_GPT_OSS, &back), RA_ERR_FORMAT);
+        free(a);
+        ra_qtensors_free(&t); ra_qtensors_free(&ct);
+        ra_mxfp4_free(&q);
+    }
     ra_mxfp4_weight q;
     CHECK_STATUS(ra_mxfp4_quantize(w, 3, 48, RA_MX_SCALE_OCP, &q), RA_ERR_FORMAT); /* K % 32 */
     w[5] = -INFINITY;

@@ -13,12 +13,12 @@ static void check_reference_block(void)
     ra_nvfp4_weight q;
     CHECK_OK(ra_nvfp4_quantize(w, 1, 32, &q));
     CHECK(ra_f32_bits(q.global_scale) == 0x44066666 && q.global_scale == 537.5999755859375f);
-    CHECK(q.scales[0] == 0x71 && ra_e4m3_to_f32(q.scales[0]) == 144.0f);
+    CHECK(q.b.scales[0] == 0x71 && ra_e4m3_to_f32(q.b.scales[0]) == 144.0f);
     float eff = ra_nvfp4_block_scale(&q, 0, 0);
     CHECK(ra_f32_bits(eff) == 0x3E892493);
     CHECK(eff == 144.0f * (1.0f / q.global_scale)); /* here s / g and s * (1/g) agree, as 8.3 says */
     const uint8_t codes[16] = {0x0, 0x1, 0xA, 0x2, 0x3, 0xC, 0x5, 0x5, 0xE, 0x6, 0x7, 0xF, 0x7, 0xF, 0x0, 0x9};
-    CHECK(!memcmp(q.codes, codes, 16));
+    CHECK(!memcmp(q.b.codes, codes, 16));
     ra_qtensors t = {0};
     CHECK_OK(ra_nvfp4_pack(&q, &t));
     const uint8_t packed[8] = {0x10, 0x2A, 0xC3, 0x55, 0x6E, 0xF7, 0xF7, 0x90};
@@ -35,7 +35,7 @@ static void check_reference_block(void)
     float *d = NULL;
     CHECK_OK(ra_nvfp4_dequantize(&back, &d));
     for (int i = 0; i < 16; i++) CHECK_MSG(d[i] == dec[i], "decoded[%d] = %.17g, want %.17g", i, (double)d[i], (double)dec[i]);
-    CHECK(q.scales[1] == 0x7e && q.codes[19] == 0x7 && fabsf(d[19] - 5.0f) < 1e-5f); /* the tensor amax: 448 and 6 */
+    CHECK(q.b.scales[1] == 0x7e && q.b.codes[19] == 0x7 && fabsf(d[19] - 5.0f) < 1e-5f); /* the tensor amax: 448 and 6 */
     free(d);
     ra_qtensors_free(&t);
     ra_nvfp4_free(&back);
@@ -48,14 +48,14 @@ static void check_edges(void)
     float z[16] = {0};
     ra_nvfp4_weight q;
     CHECK_OK(ra_nvfp4_quantize(z, 1, 16, &q));
-    CHECK(q.global_scale == 1.0f && q.scales[0] == 0x20 && q.codes[0] == 0);
+    CHECK(q.global_scale == 1.0f && q.b.scales[0] == 0x20 && q.b.codes[0] == 0);
     ra_nvfp4_free(&q);
     /* one zero block beside a non-zero one */
     float w[32] = {0};
     w[20] = -3.0f;
     CHECK_OK(ra_nvfp4_quantize(w, 1, 32, &q));
-    CHECK(q.scales[0] == 0x20 && q.codes[20] == 0xF); /* -3 is the amax: -6 * eff */
-    CHECK(q.global_scale == 2688.0f / 3.0f && ra_e4m3_to_f32(q.scales[1]) == 448.0f);
+    CHECK(q.b.scales[0] == 0x20 && q.b.codes[20] == 0xF); /* -3 is the amax: -6 * eff */
+    CHECK(q.global_scale == 2688.0f / 3.0f && ra_e4m3_to_f32(q.b.scales[1]) == 448.0f);
     ra_nvfp4_free(&q);
     float *bad = qc_random(48, 1.0f);
     CHECK_STATUS(ra_nvfp4_quantize(bad, 2, 24, &q), RA_ERR_FORMAT); /* K % 16 */
@@ -69,39 +69,34 @@ static ra_status nvfp4_mm(ra_pool *p, const void *w, const float *x, uint32_t n,
     return ra_nvfp4_matmul(p, w, x, n, y);
 }
 
+static ra_status nv_pack(const void *cfg, const void *w, ra_qtensors *out) { (void)cfg; return ra_nvfp4_pack(w, out); }
+static ra_status nv_unpack(const void *cfg, const ra_qtensors *t, void *w) { (void)cfg; return ra_nvfp4_unpack(t, w); }
+static ra_status nv_dequantize(const void *w, float **out) { return ra_nvfp4_dequantize(w, out); }
+static void nv_free(void *w) { ra_nvfp4_free(w); }
+static const qc_format NVFP4 = {nv_pack, nv_unpack, nv_dequantize, nv_free};
+
 int main(void)
 {
     check_reference_block();
     check_edges();
 
-    /* round trip: quantize, pack, unpack, dequantize == quantize, dequantize */
+    /* round trip; every code is the nearest E2M1 value of w / eff (ties to even, saturating) */
     const uint32_t N = 37, K = 272;
-    float *w = qc_random((size_t)N * K, 0.5f);
+    float *w = qc_random((size_t)N * K, 0.5f), *a = NULL;
     ra_nvfp4_weight q, back;
     CHECK_OK(ra_nvfp4_quantize(w, N, K, &q));
-    ra_qtensors t = {0}, t2 = {0};
-    CHECK_OK(ra_nvfp4_pack(&q, &t));
-    CHECK_OK(ra_nvfp4_unpack(&t, &back));
-    float *a = NULL, *b = NULL;
-    CHECK_OK(ra_nvfp4_dequantize(&q, &a));
-    CHECK_OK(ra_nvfp4_dequantize(&back, &b));
-    CHECK(qc_same_bits(a, b, (size_t)N * K));
-    CHECK_OK(ra_nvfp4_pack(&back, &t2));
-    CHECK(qc_same_tensors(&t, &t2));
-    /* every code is the nearest E2M1 value of w / eff (ties to even, saturating) */
+    qc_check_round_trip("nvfp4", &NVFP4, NULL, &q, &back, (size_t)N * K);
     int far = 0;
-    for (size_t i = 0; i < (size_t)N * K; i++) {
-        float eff = ra_nvfp4_block_scale(&q, (uint32_t)(i / K), (uint32_t)(i % K));
-        far += q.codes[i] != ra_f32_to_e2m1(w[i] / eff);
-    }
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        far += q.b.codes[i] != ra_f32_to_e2m1(w[i] / ra_nvfp4_block_scale(&q, (uint32_t)(i / K), (uint32_t)(i % K)));
     CHECK(far == 0);
+    CHECK_OK(ra_nvfp4_dequantize(&q, &a));
     qc_check_matmul("nvfp4", nvfp4_mm, &q, a, N, K, NULL);
-    ra_nvfp4_free(&back);
+    ra_qtensors t = {0};
+    CHECK_OK(ra_nvfp4_pack(&q, &t));
 
     /* refusals: missing global scale, a wrong scale shape, a bad global scale */
-    ra_qtensors part = {0};
-    CHECK_OK(ra_qtensors_borrow(&part, ".weight_packed", RA_QT_U8, 2, t.t[0].shape, t.t[0].data, t.t[0].nbytes));
-    CHECK_OK(ra_qtensors_borrow(&part, ".weight_scale", RA_QT_F8_E4M3, 2, t.t[1].shape, t.t[1].data, t.t[1].nbytes));
+    ra_qtensors part = qc_without(&t, ".weight_global_scale");
     CHECK_STATUS(ra_nvfp4_unpack(&part, &back), RA_ERR_FORMAT);
     CHECK(strstr(ra_errmsg(), "weight_global_scale") != NULL);
     ra_qtensors_free(&part);
@@ -110,8 +105,8 @@ int main(void)
     t.t[1].shape[1] = 17;
     ra_put_le32(t.t[2].data, 0xbf800000); /* -1 */
     CHECK_STATUS(ra_nvfp4_unpack(&t, &back), RA_ERR_FORMAT);
-    free(a); free(b); free(w);
-    ra_qtensors_free(&t); ra_qtensors_free(&t2);
+    free(a); free(w);
+    ra_qtensors_free(&t);
     ra_nvfp4_free(&q);
     CHECK_DONE();
 }

@@ -100,6 +100,13 @@ static void check_rtn_rule(void)
     ra_intq_free(&q);
 }
 
+static ra_status ct_pack(const void *cfg, const void *q, ra_qtensors *out)
+{
+    return ra_w4a16_pack(q, ((const ra_w4a16_config *)cfg)->symmetric, out);
+}
+static ra_status ct_unpack(const void *cfg, const ra_qtensors *t, void *q) { return ra_w4a16_unpack(t, cfg, q); }
+static const qc_format W4A16 = {ct_pack, ct_unpack, qc_intq_dequantize, qc_intq_free};
+
 static void round_trip(uint32_t bits, int32_t group, bool sym, bool act_order, uint32_t N, uint32_t K)
 {
     float *w = qc_random((size_t)N * K, 0.05f);
@@ -107,19 +114,11 @@ static void round_trip(uint32_t bits, int32_t group, bool sym, bool act_order, u
     ra_w4a16_config c = {.bits = bits, .group_size = group, .symmetric = sym, .scale_dtype = RA_SCALE_BF16};
     ra_intq q, back;
     CHECK_OK(ra_w4a16_quantize(w, N, K, &c, perm, &q));
-    ra_qtensors t = {0}, t2 = {0};
-    CHECK_OK(ra_w4a16_pack(&q, sym, &t));
-    CHECK_OK(ra_w4a16_unpack(&t, &c, &back));
-    float *a = NULL, *b = NULL;
-    CHECK_OK(ra_intq_dequantize(&q, &a));
-    CHECK_OK(ra_intq_dequantize(&back, &b));
-    CHECK_MSG(qc_same_bits(a, b, (size_t)N * K), "w4a16 %u-bit G=%d sym=%d act=%d K=%u round trip", bits, group, sym,
-              act_order, K);
-    CHECK_OK(ra_w4a16_pack(&back, sym, &t2));
-    CHECK(qc_same_tensors(&t, &t2));
-    free(a); free(b); free(w); free(perm);
-    ra_qtensors_free(&t); ra_qtensors_free(&t2);
-    ra_intq_free(&q); ra_intq_free(&back);
+    char name[64];
+    snprintf(name, sizeof name, "w4a16 %u-bit G=%d sym=%d act=%d K=%u", bits, group, sym, act_order, K);
+    qc_check_round_trip(name, &W4A16, &c, &q, &back, (size_t)N * K);
+    free(w); free(perm);
+    ra_intq_free(&q);
 }
 
 static void check_refusals(void)
@@ -138,10 +137,7 @@ static void check_refusals(void)
     CHECK_OK(ra_w4a16_unpack(&t, &c, &back));
     ra_intq_free(&back);
     c.symmetric = false;
-    ra_qtensors part = {0};
-    for (uint32_t i = 0; i < t.n; i++)
-        if (strcmp(t.t[i].suffix, ".weight_zero_point"))
-            CHECK_OK(ra_qtensors_borrow(&part, t.t[i].suffix, t.t[i].dtype, t.t[i].n_dims, t.t[i].shape, t.t[i].data, t.t[i].nbytes));
+    ra_qtensors part = qc_without(&t, ".weight_zero_point");
     CHECK_STATUS(ra_w4a16_unpack(&part, &c, &back), RA_ERR_FORMAT); /* ... asymmetric needs them */
     CHECK(strstr(ra_errmsg(), "weight_zero_point") != NULL);
     ra_qtensors_free(&part);
