@@ -94,6 +94,7 @@ ra_status ra_awq_unpack(const ra_qtensors *t, uint32_t group_size, ra_intq *out)
     RA_TRY(ra_scale_dtype_of(sc, FMT, &dt));
     RA_TRY(ra_qtensors_expect(t, FMT, ".scales", sc->dtype, 2, (uint64_t[]){NG, N}, &sc));
     RA_TRY(ra_qtensors_expect(t, FMT, ".qzeros", RA_QT_I32, 2, (uint64_t[]){NG, W}, &qz));
+    RA_TRY(ra_qtensors_expect(t, FMT, ".qweight", RA_QT_I32, 2, (uint64_t[]){K, W}, &qw));
     RA_TRY(ra_intq_alloc(out, N, K, 4, group_size, NG, false));
     out->scale_dtype = dt;
     for (uint32_t c = 0; c < W; c++)

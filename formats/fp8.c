@@ -125,11 +125,14 @@ ra_status ra_fp8_unpack(const ra_qtensors *t, ra_fp8_names names, ra_fp8_scheme 
     const uint32_t N = (uint32_t)q->shape[0], K = (uint32_t)q->shape[1];
     if (names == RA_FP8_NAMES_DEEPSEEK && scheme != RA_FP8_BLOCK)
         return ra_fail(RA_ERR_FORMAT, "fp8: weight_scale_inv holds block scales");
+    RA_TRY(ra_qtensors_expect(t, FMT, ".weight", RA_QT_F8_E4M3, 2, (uint64_t[]){N, K}, &q));
     ra_scale_dtype dt;
     RA_TRY(ra_scale_dtype_of(sc, FMT, &dt));
     uint32_t sr, scols;
     scale_grid(scheme, N, K, &sr, &scols);
     if (scheme == RA_FP8_TENSOR && sc->n_dims == 0) { /* older per-tensor files store a scalar */
+        if (sc->nbytes != ra_qt_dtype_size(sc->dtype))
+            return ra_fail(RA_ERR_FORMAT, "fp8: a scalar scale of %llu bytes", (unsigned long long)sc->nbytes);
     } else {
         uint64_t shape[2] = {sr, scols};
         RA_TRY(ra_qtensors_expect(t, FMT, sc->suffix, sc->dtype, scheme == RA_FP8_TENSOR ? 1 : 2, shape, &sc));

@@ -116,6 +116,7 @@ ra_status ra_gptq_unpack(const ra_qtensors *t, const ra_gptq_config *c, ra_intq 
     RA_TRY(ra_scale_dtype_of(sc, FMT, &dt));
     RA_TRY(ra_qtensors_expect(t, FMT, ".scales", sc->dtype, 2, (uint64_t[]){NG, N}, &sc));
     RA_TRY(ra_qtensors_expect(t, FMT, ".qzeros", RA_QT_I32, 2, (uint64_t[]){NG, N / pf}, &qz));
+    RA_TRY(ra_qtensors_expect(t, FMT, ".qweight", RA_QT_I32, 2, (uint64_t[]){K / pf, N}, &qw));
     if (ra_qtensors_find(t, ".g_idx")) RA_TRY(ra_qtensors_expect(t, FMT, ".g_idx", RA_QT_I32, 1, (uint64_t[]){K}, &gi));
     RA_TRY(ra_intq_alloc(out, N, K, c->bits, G, NG, gi != NULL));
     out->scale_dtype = dt;

@@ -285,6 +285,7 @@ static ra_status read_marlin(const ra_qtensors *t, ra_marlin_names names, int32_
     RA_TRY(ra_scale_dtype_of(sc, FMT, &dt));
     if (dt == RA_SCALE_F32) return ra_fail(RA_ERR_FORMAT, "marlin: %s must be F16 or BF16", sc->suffix);
     RA_TRY(ra_qtensors_expect(t, FMT, sc->suffix, sc->dtype, 2, (uint64_t[]){K / G, N}, &sc));
+    RA_TRY(ra_qtensors_expect(t, FMT, qw->suffix, RA_QT_I32, 2, (uint64_t[]){K / 16, 2 * N}, &qw));
     if (names == RA_MARLIN_NAMES_VLLM) {
         if (ra_qtensors_find(t, ".qzeros")) RA_TRY(ra_qtensors_expect(t, FMT, ".qzeros", RA_QT_I32, 2, (uint64_t[]){K / G, N / 8}, &zp));
         if (ra_qtensors_find(t, ".g_idx")) RA_TRY(ra_qtensors_expect(t, FMT, ".g_idx", RA_QT_I32, 1, (uint64_t[]){K}, &gi));

@@ -91,6 +91,7 @@ ra_status ra_nvfp4_unpack(const ra_qtensors *t, ra_nvfp4_weight *out)
     if (wp->dtype != RA_QT_U8 || wp->n_dims != 2 || wp->shape[0] > UINT32_MAX || wp->shape[1] > UINT32_MAX / 2)
         return ra_fail(RA_ERR_FORMAT, "nvfp4: .weight_packed must be a 2-D U8 tensor [N, K/2]");
     const uint32_t N = (uint32_t)wp->shape[0], K = 2 * (uint32_t)wp->shape[1];
+    RA_TRY(ra_qtensors_expect(t, FMT, ".weight_packed", RA_QT_U8, 2, (uint64_t[]){N, K / 2}, &wp));
     RA_TRY(ra_qtensors_expect(t, FMT, ".weight_scale", RA_QT_F8_E4M3, 2, (uint64_t[]){N, K / RA_NVFP4_GROUP}, &sc));
     RA_TRY(ra_qtensors_expect(t, FMT, ".weight_global_scale", RA_QT_F32, 1, (uint64_t[]){1}, &gs));
     float g = ra_bits_f32(ra_le32(gs->data));

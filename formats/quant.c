@@ -120,6 +120,10 @@ ra_status ra_qtensors_expect(const ra_qtensors *s, const char *fmt, const char *
                        ra_qt_dtype_name(dt));
     bool same = t->n_dims == n_dims;
     for (uint32_t d = 0; same && d < n_dims; d++) same = t->shape[d] == shape[d];
+    uint64_t bytes;
+    if (same && (shape_bytes(suffix, dt, n_dims, shape, &bytes) != RA_OK || bytes != t->nbytes))
+        return ra_fail(RA_ERR_FORMAT, "%s: tensor %s holds %llu bytes, not what its shape needs", fmt, suffix,
+                       (unsigned long long)t->nbytes);
     if (!same) {
         char got[96], want[96];
         shape_str(t->n_dims, t->shape, got, sizeof got);

@@ -68,6 +68,8 @@ ra_status ra_w4a16_quantize(const float *w, uint32_t rows, uint32_t cols, const 
 ra_status ra_w4a16_pack(const ra_intq *q, bool symmetric, ra_qtensors *out)
 {
     RA_TRY(ra_intq_check(q, FMT));
+    if (q->cols % q->group_size || q->n_groups != q->cols / q->group_size)
+        return ra_fail(RA_ERR_UNSUPPORTED, "w4a16: groups of %u do not divide %u input features", q->group_size, q->cols);
     const uint32_t K = q->cols, N = q->rows, NG = q->n_groups, bits = q->bits, pf = 32 / bits, mid = 1u << (bits - 1);
     for (size_t i = 0; i < (size_t)N * NG; i++) {
         if (q->zeros[i] >= 2 * mid) return ra_fail(RA_ERR_UNSUPPORTED, "w4a16: zero point %u does not fit", q->zeros[i]);

@@ -61,7 +61,8 @@ const ra_qtensor *ra_qtensors_find(const ra_qtensors *s, const char *suffix);
 void ra_qtensors_free(ra_qtensors *s);
 
 /* The tensor `suffix` of a `fmt` layer, checked: present (RA_ERR_FORMAT "fmt:
- * tensor .x missing" otherwise), of dtype dt, of exactly this shape. */
+ * tensor .x missing" otherwise), of dtype dt, of exactly this shape, holding
+ * exactly the bytes the shape needs. */
 ra_status ra_qtensors_expect(const ra_qtensors *s, const char *fmt, const char *suffix, ra_qt_dtype dt, uint32_t n_dims,
                              const uint64_t *shape, const ra_qtensor **out);
 /* Appends s to out[] for ra_safetensors_write, named module + suffix (the

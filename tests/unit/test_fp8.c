@@ -98,6 +98,11 @@ static void check_refusals(void)
     t.t[0].dtype = RA_QT_U8;
     CHECK_STATUS(ra_fp8_unpack(&t, RA_FP8_NAMES_CT, RA_FP8_CHANNEL, &back), RA_ERR_FORMAT);
     t.t[0].dtype = RA_QT_F8_E4M3;
+    t.t[0].shape[1] = 65; /* a shape that needs more bytes than the tensor holds */
+    CHECK_STATUS(ra_fp8_unpack(&t, RA_FP8_NAMES_CT, RA_FP8_CHANNEL, &back), RA_ERR_FORMAT);
+    CHECK(strstr(ra_errmsg(), "bytes") != NULL);
+    t.t[0].shape[1] = 64;
+    t.t[0].dtype = RA_QT_F8_E4M3;
     ra_put_le32(t.t[1].data + 4, 0x7fc00000); /* a NaN scale */
     CHECK_STATUS(ra_fp8_unpack(&t, RA_FP8_NAMES_CT, RA_FP8_CHANNEL, &back), RA_ERR_FORMAT);
     ra_qtensors_free(&t);

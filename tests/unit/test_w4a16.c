@@ -130,6 +130,13 @@ static void check_refusals(void)
     c.group_size = 32;
     CHECK_OK(ra_w4a16_quantize(w, 20, 96, &c, NULL, &q));
     CHECK_STATUS(ra_w4a16_pack(&q, true, &(ra_qtensors){0}), RA_ERR_UNSUPPORTED); /* asymmetric zeros as symmetric */
+    {
+        ra_gptq_config gc = {.bits = 4, .group_size = 64, .sym = true, .zeros = RA_GPTQ_V2};
+        ra_intq g;
+        CHECK_OK(ra_gptq_quantize(w, 16, 96, &gc, NULL, &g)); /* a short last group */
+        CHECK_STATUS(ra_w4a16_pack(&g, true, &(ra_qtensors){0}), RA_ERR_UNSUPPORTED);
+        ra_intq_free(&g);
+    }
     ra_qtensors t = {0};
     CHECK_OK(ra_w4a16_pack(&q, false, &t));
     CHECK(t.t[2].shape[0] == 3 && t.t[2].shape[1] == 3); /* zero points: ceil(20 / 8) x 3 groups */
