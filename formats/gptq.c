@@ -10,17 +10,21 @@
 
 static const char FMT[] = "gptq";
 
-static ra_status gptq_group(const float *v, uint32_t n, const ra_intq_params *p, uint8_t *codes, float *scale,
-                            uint16_t *zero)
+uint8_t ra_gptq_code(float w, float scale, uint16_t zero, uint32_t bits)
 {
-    const bool sym = p->symmetric;
-    const float maxq = (float)((1u << p->bits) - 1);
+    const float maxq = (float)((1u << bits) - 1), u = ra_round_even(w / scale) + (float)zero;
+    return (uint8_t)(u < 0 ? 0 : u > maxq ? maxq : u);
+}
+
+ra_status ra_gptq_group_rule(const float *v, uint32_t n, const ra_intq_params *p, uint8_t *codes, float *scale,
+                             uint16_t *zero)
+{
     float xmin = 0, xmax = 0; /* the range always contains 0 */
     for (uint32_t i = 0; i < n; i++) {
         xmin = v[i] < xmin ? v[i] : xmin;
         xmax = v[i] > xmax ? v[i] : xmax;
     }
-    if (sym) {
+    if (p->symmetric) {
         xmax = -xmin > xmax ? -xmin : xmax;
         if (xmin < 0) xmin = -xmax;
     }
@@ -29,12 +33,9 @@ static ra_status gptq_group(const float *v, uint32_t n, const ra_intq_params *p,
         xmax = 1;
     }
     float s;
-    RA_TRY(ra_scale_round((xmax - xmin) / maxq, p->scale_dtype, &s));
-    float z = sym ? (float)(1u << (p->bits - 1)) : ra_round_even(-xmin / s);
-    for (uint32_t i = 0; i < n; i++) {
-        float u = ra_round_even(v[i] / s) + z;
-        codes[i] = (uint8_t)(u < 0 ? 0 : u > maxq ? maxq : u);
-    }
+    RA_TRY(ra_scale_round((xmax - xmin) / (float)((1u << p->bits) - 1), p->scale_dtype, &s));
+    float z = p->symmetric ? (float)(1u << (p->bits - 1)) : ra_round_even(-xmin / s);
+    for (uint32_t i = 0; i < n; i++) codes[i] = ra_gptq_code(v[i], s, (uint16_t)z, p->bits);
     *scale = s;
     *zero = (uint16_t)z;
     return RA_OK;
@@ -59,7 +60,7 @@ ra_status ra_gptq_quantize(const float *w, uint32_t rows, uint32_t cols, const r
     RA_TRY(check_shape(c->bits, rows, cols, &pf));
     const ra_intq_params p = {.bits = c->bits, .group_size = group_size_of(c->group_size, cols), .symmetric = c->sym,
                               .scale_dtype = RA_SCALE_F16, .perm = perm};
-    return ra_intq_quantize(w, rows, cols, &p, gptq_group, out);
+    return ra_intq_quantize(w, rows, cols, &p, ra_gptq_group_rule, out);
 }
 
 static uint32_t one_per_field(uint32_t bits) { return bits == 4 ? 0x11111111u : 0x01010101u; }

@@ -31,6 +31,12 @@ typedef struct {
  * diagonal; g_idx[perm[i]] = i / G. */
 ra_status ra_gptq_quantize(const float *w, uint32_t rows, uint32_t cols, const ra_gptq_config *c, const int32_t *perm,
                            ra_intq *out);
+/* The rule above for one group (an ra_intq_group_rule), and the code of one
+ * weight under a group's stored scale and zero: clamp(round(w / s) + z, 0,
+ * 2^bits - 1). The calibrated quantizer (src/quant/gptq_calib.c) uses both. */
+ra_status ra_gptq_group_rule(const float *vals, uint32_t n, const ra_intq_params *p, uint8_t *codes, float *scale,
+                             uint16_t *zero);
+uint8_t ra_gptq_code(float w, float scale, uint16_t zero, uint32_t bits);
 /* qweight, qzeros (v1 or v2), scales, g_idx into an empty set (left empty on
  * failure). v1 cannot hold a zero point of 0 (RA_ERR_UNSUPPORTED): AutoGPTQ's
  * packer floods the higher fields of the word with ones and GPTQModel's word
