@@ -1,5 +1,5 @@
 /* Shared pieces of the quantized formats (include/ra/quant.h): checkpoint
- * tensor sets, scale dtypes and the weight-only matmul. */
+ * tensor sets, scale dtypes, the weight-only matmul and block-scaled layers. */
 #include "ra/quant.h"
 
 #include <float.h>
@@ -16,8 +16,9 @@ static const struct {
     const char *name;
     uint32_t size;
 } qt_dtypes[] = {
-    [RA_QT_I32] = {"I32", 4}, [RA_QT_I64] = {"I64", 8},   [RA_QT_U8] = {"U8", 1},           [RA_QT_F16] = {"F16", 2},
-    [RA_QT_BF16] = {"BF16", 2}, [RA_QT_F32] = {"F32", 4}, [RA_QT_F8_E4M3] = {"F8_E4M3", 1},
+    [RA_QT_I32] = {"I32", 4},   [RA_QT_I64] = {"I64", 8}, [RA_QT_U8] = {"U8", 1},
+    [RA_QT_F16] = {"F16", 2},   [RA_QT_BF16] = {"BF16", 2}, [RA_QT_F32] = {"F32", 4},
+    [RA_QT_F8_E4M3] = {"F8_E4M3", 1},
 };
 
 const char *ra_qt_dtype_name(ra_qt_dtype t) { return qt_dtypes[t].name; }
@@ -33,7 +34,7 @@ ra_status ra_qt_dtype_parse(const char *name, ra_qt_dtype *out)
     return ra_fail(RA_ERR_UNSUPPORTED, "tensor dtype %s is not used by any quantized format", name);
 }
 
-/* Elements of a shape, failing when the byte count would overflow. */
+/* Bytes of a shape, failing when the count would overflow. */
 static ra_status shape_bytes(const char *suffix, ra_qt_dtype dt, uint32_t n_dims, const uint64_t *shape, uint64_t *bytes)
 {
     if (n_dims > 4) return ra_fail(RA_ERR_INTERNAL, "tensor %s: %u dimensions", suffix, n_dims);
