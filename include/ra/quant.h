@@ -137,7 +137,9 @@ static inline uint32_t ra_intq_group(const ra_intq *q, uint32_t k)
 {
     return q->g_idx ? (uint32_t)q->g_idx[k] : k / q->group_size;
 }
-/* Rows r0..r1-1 into out[(r - r0) * cols + k]. */
+/* Rows r0..r1-1 into out[(r - r0) * cols + k]. The dequantizers and the
+ * matmul take a valid layer: one from a quantizer or an unpack, or one that
+ * passed ra_intq_check. */
 void ra_intq_dequantize_rows(const ra_intq *q, uint32_t r0, uint32_t r1, float *out);
 ra_status ra_intq_dequantize(const ra_intq *q, float **out);
 /* y[t][r] = W[r,:] . x[t,:] in the order of ra_qlinear_matmul. */
