@@ -104,11 +104,11 @@ $(BUILD)/repro-audit-asan: src/cli/main.c $(BUILD)/libra-asan.a $(VERSION_STAMP)
 	@echo "  CC   $@"
 	$(Q)$(CC) $(CFLAGS) $(SAN) $< $(BUILD)/libra-asan.a $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libra.a
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/libra.a
 	@mkdir -p $(dir $@)
 	@echo "  CC   $@"
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
-$(BUILD)/asan-tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libra-asan.a
+$(BUILD)/asan-tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/libra-asan.a
 	@mkdir -p $(dir $@)
 	@echo "  CC   $@"
 	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/unit $< $(BUILD)/libra-asan.a $(LDLIBS) -o $@
