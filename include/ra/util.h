@@ -29,6 +29,19 @@ ra_status ra_mkdirs(const char *path);
 /* rm -rf of a directory we created (used to discard an incomplete bundle). */
 ra_status ra_remove_tree(const char *path);
 bool ra_path_exists(const char *path);
+bool ra_is_dir(const char *path);
+
+/* Maps a whole regular, non-empty file read-only; kind ("GGUF",
+ * "safetensors") names what it should be in messages. ra_unmap_file undoes it. */
+ra_status ra_map_file(const char *path, const char *kind, const uint8_t **base, size_t *size);
+void ra_unmap_file(const uint8_t *base, size_t size);
+
+/* A sorted index of names (keys, tensors) for lookup by bsearch. Building it
+ * fails on a duplicate, naming file, what ("tensor") and the name. */
+typedef struct { const char *name; size_t index; } ra_name_index;
+ra_status ra_name_index_build(const char *file, const char *what, size_t n, const char *(*name_of)(const void *items, size_t i),
+                              const void *items, ra_name_index **out);
+const ra_name_index *ra_name_index_find(const ra_name_index *idx, size_t n, const char *name); /* NULL if absent */
 
 /* SHA-256 (OpenSSL EVP). */
 typedef struct ra_sha256_ctx ra_sha256_ctx;

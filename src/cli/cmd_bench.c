@@ -12,7 +12,7 @@
 #include "ra/util.h"
 
 static const char usage[] =
-    "usage: repro-audit bench [--model FILE.gguf] [options]\n"
+    "usage: repro-audit bench [--model MODEL] [options]\n"
     "\n"
     "Times every GPU matrix-product kernel at several batch sizes on Llama-3-8B\n"
     "shapes (synthetic random weights) and, with --model, on the model's own\n"
@@ -131,11 +131,11 @@ int ra_cmd_bench(int argc, char **argv)
                                 {"llama3-8b gate_up", 28672, 4096}, {"llama3-8b down", 4096, 14336}};
     size_t n_shapes = 4;
     if (s == RA_OK && model) { /* the model's own shapes, as the engine runs them */
-        ra_gguf *g = NULL;
+        ra_model_desc *d = NULL;
         ra_model_config c;
-        s = ra_gguf_open(model, &g);
-        if (s == RA_OK) s = ra_config_from_gguf(g, &c);
-        ra_gguf_close(g);
+        s = ra_desc_open(model, RA_DESC_NO_TOKENIZER, &d);
+        if (s == RA_OK) s = ra_config_from_desc(d, &c);
+        ra_desc_close(d);
         if (s == RA_OK) {
             const uint32_t q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
             const ra_bench_shape own[5] = {{"model qkv", q + 2 * kv, c.dim}, {"model o", c.dim, q},

@@ -119,18 +119,18 @@ int ra_cmd_export_hf(int argc, char **argv)
     const ra_format *f = s == RA_OK ? ra_format_find(format) : NULL;
     if (s == RA_OK && (!f || f->derive == RA_DERIVE_NATIVE))
         s = ra_fail(RA_ERR_USAGE, "export-hf --format is f32 or bf16, not '%s'", format);
-    ra_gguf *g = NULL;
+    ra_model_desc *d = NULL;
     ra_pool *pool = NULL;
     ra_model *m = NULL;
-    if (s == RA_OK) s = ra_gguf_open(pos[0], &g);
+    if (s == RA_OK) s = ra_desc_open(pos[0], 0, &d);
     if (s == RA_OK) s = ra_pool_new(1, &pool);
-    if (s == RA_OK) s = ra_model_load_gguf(g, f, pool, &m);
+    if (s == RA_OK) s = ra_model_load(d, f, pool, &m);
     if (s == RA_OK) s = ra_mkdirs(pos[1]);
     if (s == RA_OK) s = write_config(pos[1], &m->cfg);
     if (s == RA_OK) s = export_model(m, pos[1]);
     if (s == RA_OK) printf("exported %s (%s) to %s\n", pos[0], f->name, pos[1]);
     ra_model_free(m);
     ra_pool_free(pool);
-    ra_gguf_close(g);
+    ra_desc_close(d);
     return ra_cli_report(s);
 }
