@@ -36,6 +36,10 @@ bool ra_is_dir(const char *path);
 ra_status ra_map_file(const char *path, const char *kind, const uint8_t **base, size_t *size);
 void ra_unmap_file(const uint8_t *base, size_t size);
 
+/* Length of the valid UTF-8 character at s (n >= 1 bytes left), or 0 when it
+ * is not one (strict: no overlongs, surrogates or code points past U+10FFFF). */
+size_t ra_utf8_len(const uint8_t *s, size_t n);
+
 /* A sorted index of names (keys, tensors) for lookup by bsearch. Building it
  * fails on a duplicate, naming file, what ("tensor") and the name. */
 typedef struct { const char *name; size_t index; } ra_name_index;

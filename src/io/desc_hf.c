@@ -7,5 +7,3 @@ ra_status ra_desc_open_hf(const char *dir, unsigned flags, ra_model_desc **out)
     *out = NULL;
     return ra_fail(RA_ERR_UNSUPPORTED, "%s: HF checkpoint directories are not supported yet", dir);
 }
-
-void ra_safetensors_close(ra_st_file *f) { (void)f; }

@@ -159,28 +159,6 @@ static ra_status compile(const char *pattern, pcre2_code **out)
     return RA_OK;
 }
 
-/* Length of the valid UTF-8 sequence at s (strict: no overlongs, surrogates
- * or code points past U+10FFFF), or 0 when it is not one. */
-static size_t utf8_len(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 /* Special tokens, longest text first (ties by id), so the first match is the longest. */
 static int by_length_desc(const void *a, const void *b, void *ctx)
 {
@@ -315,7 +293,7 @@ ra_status ra_tokenizer_create(const ra_tokenizer_spec *sp, ra_tokenizer **out)
                 t->special[k++] = (int32_t)i;
                 /* Matched against text by bytes: it must be whole characters. */
                 for (size_t at = 0, n; at < t->tok_len[i] && s == RA_OK; at += n)
-                    if (!(n = utf8_len((const uint8_t *)t->tok[i] + at, t->tok_len[i] - at)))
+                    if (!(n = ra_utf8_len((const uint8_t *)t->tok[i] + at, t->tok_len[i] - at)))
                         s = ra_fail(RA_ERR_FORMAT, "tokenizer: special token %zu is not valid UTF-8", i);
             }
         qsort_r(t->special, t->n_special, sizeof *t->special, by_length_desc, t);
@@ -500,7 +478,7 @@ static ra_status split(const ra_tokenizer *t, const pcre2_code *re, const uint8_
         size_t m0 = ov[0], m1 = ov[1];
         if (m0 > last) RA_TRY(each(t, s + last, m0 - last, b, out, md));
         if (m1 == m0) { /* an empty match: step over one character */
-            size_t step = utf8_len(s + m1, n - m1);
+            size_t step = ra_utf8_len(s + m1, n - m1);
             at = m1 + (step ? step : 1);
             continue;
         }
@@ -554,7 +532,7 @@ ra_status ra_tokenizer_encode(const ra_tokenizer *t, const char *text, size_t le
     *n_ids = 0;
     const uint8_t *s = (const uint8_t *)text;
     for (size_t i = 0; i < len;) {
-        size_t k = utf8_len(s + i, len - i);
+        size_t k = ra_utf8_len(s + i, len - i);
         if (!k) return ra_fail(RA_ERR_USAGE, "text is not valid UTF-8 at byte %zu", i);
         i += k;
     }
@@ -567,7 +545,7 @@ ra_status ra_tokenizer_encode(const ra_tokenizer *t, const char *text, size_t le
     for (size_t i = 0; i < len && st == RA_OK;) {
         int32_t id = match_special(t, s + i, len - i, parse_special);
         if (id < 0) {
-            i += utf8_len(s + i, len - i);
+            i += ra_utf8_len(s + i, len - i);
             continue;
         }
         st = encode_plain(t, s + seg, i - seg, &b, &out, md);
@@ -609,7 +587,7 @@ ra_status ra_tokenizer_decode(const ra_tokenizer *t, const int32_t *ids, size_t 
         }
         /* Byte-level characters back to bytes; anything else passes through. */
         for (size_t k = 0; k < n && s == RA_OK;) {
-            size_t cl = utf8_len(p + k, n - k);
+            size_t cl = ra_utf8_len(p + k, n - k);
             uint32_t cp = cl == 1 ? p[k] : cl == 2 ? (uint32_t)((p[k] & 0x1f) << 6 | (p[k + 1] & 0x3f)) : 324;
             if (cl && cp < 324 && t->chr_byte[cp] >= 0) {
                 uint8_t byte = (uint8_t)t->chr_byte[cp];

@@ -169,6 +169,28 @@ void ra_unmap_file(const uint8_t *base, size_t size)
     if (base) munmap((void *)base, size);
 }
 
+/* Length of the valid UTF-8 sequence at s (strict: no overlongs, surrogates
+ * or code points past U+10FFFF), or 0 when it is not one. */
+size_t ra_utf8_len(const uint8_t *s, size_t n)
+{
+    uint8_t c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
+    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
+    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
 static int cmp_name_index(const void *a, const void *b)
 {
     return strcmp(((const ra_name_index *)a)->name, ((const ra_name_index *)b)->name);
