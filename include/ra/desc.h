@@ -154,4 +154,10 @@ const ra_tensor_desc *ra_desc_find(const ra_model_desc *d, const char *name); /*
  * can be loaded is the model loader's question. */
 ra_status ra_hf_config_parse(const char *text, size_t len, const char *name, ra_model_config *c, ra_quant_config *q);
 
+/* The HF files of a description: config.json from a configuration, and
+ * tokenizer.json + tokenizer_config.json from a tokenizer spec (byte-level
+ * BPE, smollm or gpt2 pre-tokenizer), each written atomically into dir. */
+ra_status ra_hf_config_write(const char *dir, const ra_model_config *c);
+ra_status ra_hf_tokenizer_write(const char *dir, const ra_tokenizer_spec *sp);
+
 #endif

@@ -29,6 +29,10 @@ ra_status ra_desc_add_file(ra_model_desc *d, const char *path, uint64_t bytes);
  * type and size checks every tensor must pass whatever its container. */
 ra_status ra_desc_finish(ra_model_desc *d);
 
+/* tokenizer.json (and tokenizer_config.json, when config_path is not NULL)
+ * into d->tokenizer; ids are made dense up to at least vocab_size. */
+ra_status ra_hf_tokenizer_read(ra_model_desc *d, const char *path, const char *config_path, uint32_t vocab_size);
+
 ra_status ra_desc_open_gguf(const char *path, unsigned flags, ra_model_desc **out);
 ra_status ra_desc_open_hf(const char *dir, unsigned flags, ra_model_desc **out);
 
