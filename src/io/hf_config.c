@@ -343,7 +343,9 @@ static ra_status parse_args(const ctx *x0, const cJSON *g, const char *key, ra_q
         return ra_fail(RA_ERR_FORMAT, "%s: %stype '%s' is neither int nor float", x.file, prefix, a->type);
     a->symmetric = true;
     RA_TRY(get_bool(&x, o, "symmetric", &a->symmetric));
-    RA_TRY(get_bool(&x, o, "dynamic", &a->dynamic));
+    const cJSON *dyn = cJSON_GetObjectItemCaseSensitive(o, "dynamic"); /* NVFP4 activations: "local" */
+    if (cJSON_IsString(dyn) && !strcmp(dyn->valuestring, "local")) a->dynamic = true;
+    else RA_TRY(get_bool(&x, o, "dynamic", &a->dynamic));
     int64_t gs = -1;
     RA_TRY(get_int(&x, o, "group_size", 1, 1 << 20, &gs, NULL));
     a->group_size = (int32_t)gs;
