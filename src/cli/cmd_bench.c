@@ -22,7 +22,7 @@ static const char usage[] =
     "CUDA graphs) and prompt-processing tokens/s for each kernel.\n"
     "\n"
     "options:\n"
-    "  --model FILE          GGUF model for its shapes and the end-to-end runs\n"
+    "  --model MODEL         GGUF file or HF checkpoint directory, for its shapes and the end-to-end runs\n"
     "  --kernels LIST        format@kernel list (default f32@ra,bf16@ra,bf16@cublas,bf16@cublas-bi)\n"
     "  --m LIST              batch sizes of the matrix products (default 1,4,16,64)\n"
     "  --runs N              timed launches per point, median reported (default 50)\n"

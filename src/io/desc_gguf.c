@@ -94,9 +94,19 @@ static ra_status read_config(const ra_gguf *g, ra_model_config *c)
     if (ra_gguf_find(g, key)) {
         char type[32];
         RA_TRY(get_name(g, key, type, sizeof type));
-        if (strcmp(type, "none"))
-            return ra_fail(RA_ERR_UNSUPPORTED, "%s: %s '%s' is not supported", ra_gguf_path(g), key, type);
+        if (!strcmp(type, "linear")) {
+            c->rope.kind = RA_ROPE_LINEAR;
+            c->rope.factor = 0;
+            RA_TRY(get_f32(g, a, "rope.scaling.factor", &c->rope.factor));
+            if (!(c->rope.factor > 0))
+                return ra_fail(RA_ERR_FORMAT, "%s: linear rope scaling without a positive %s.rope.scaling.factor", ra_gguf_path(g), a);
+        } else if (strcmp(type, "none")) {
+            return ra_fail(RA_ERR_UNSUPPORTED, "%s: %s '%s' is not supported (none, linear)", ra_gguf_path(g), key, type);
+        }
     }
+    /* Llama 3.1-style scaling is stored as per-frequency factors: not computed here. */
+    if (ra_gguf_find_tensor(g, "rope_freqs.weight"))
+        return ra_fail(RA_ERR_UNSUPPORTED, "%s: tensor rope_freqs.weight (RoPE frequency factors) is not supported", ra_gguf_path(g));
 
     const ra_gguf_tensor *emb = ra_gguf_find_tensor(g, "token_embd.weight");
     if (!emb) return ra_fail(RA_ERR_FORMAT, "%s: no tensor token_embd.weight", ra_gguf_path(g));

@@ -274,13 +274,17 @@ static ra_status get_bits(const ctx *x, const cJSON *o, const char *key, ra_quan
     return RA_OK;
 }
 
-static ra_status get_group(const ctx *x, const cJSON *o, ra_quant_args *a)
+/* Integer weights in groups (AWQ, GPTQ): {bits, group_size (-1: per channel)}. */
+static ra_status int_weights(const ctx *x, const cJSON *o, ra_quant_args *w)
 {
+    w->present = true;
+    snprintf(w->type, sizeof w->type, "int");
+    RA_TRY(get_bits(x, o, "bits", w));
     int64_t g = -1;
     RA_TRY(get_int(x, o, "group_size", -1, 1 << 20, &g, NULL));
     if (g == 0) return ra_fail(RA_ERR_FORMAT, "%s: %sgroup_size is 0", x->file, x->prefix);
-    a->group_size = (int32_t)g;
-    snprintf(a->strategy, sizeof a->strategy, "%s", g > 0 ? "group" : "channel");
+    w->group_size = (int32_t)g;
+    snprintf(w->strategy, sizeof w->strategy, "%s", g > 0 ? "group" : "channel");
     return RA_OK;
 }
 
@@ -288,10 +292,7 @@ static ra_status get_group(const ctx *x, const cJSON *o, ra_quant_args *a)
 static ra_status parse_awq(const ctx *x, const cJSON *o, ra_quant_config *q)
 {
     ra_quant_args *w = &q->weights;
-    w->present = true;
-    snprintf(w->type, sizeof w->type, "int");
-    RA_TRY(get_bits(x, o, "bits", w));
-    RA_TRY(get_group(x, o, w));
+    RA_TRY(int_weights(x, o, w));
     q->zero_point = true;
     RA_TRY(get_bool(x, o, "zero_point", &q->zero_point));
     w->symmetric = !q->zero_point;
@@ -308,10 +309,7 @@ static ra_status parse_awq(const ctx *x, const cJSON *o, ra_quant_config *q)
 static ra_status parse_gptq(const ctx *x, const cJSON *o, ra_quant_config *q)
 {
     ra_quant_args *w = &q->weights;
-    w->present = true;
-    snprintf(w->type, sizeof w->type, "int");
-    RA_TRY(get_bits(x, o, "bits", w));
-    RA_TRY(get_group(x, o, w));
+    RA_TRY(int_weights(x, o, w));
     w->symmetric = true;
     RA_TRY(get_bool(x, o, "sym", &w->symmetric));
     RA_TRY(get_bool(x, o, "desc_act", &q->desc_act));
@@ -549,12 +547,7 @@ ra_status ra_hf_config_write(const char *dir, const ra_model_config *c)
     if (c->bos_id >= 0) cJSON_AddNumberToObject(o, "bos_token_id", c->bos_id);
     if (c->n_eos == 1) cJSON_AddNumberToObject(o, "eos_token_id", c->eos_ids[0]);
     else if (c->n_eos > 1) cJSON_AddItemToObject(o, "eos_token_id", cJSON_CreateIntArray(c->eos_ids, (int)c->n_eos));
-    char *text = cJSON_Print(o);
+    ra_status s = ra_io_json_write(dir, "config.json", o, true);
     cJSON_Delete(o);
-    if (!text) return ra_fail(RA_ERR_NOMEM, "out of memory printing config.json");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    ra_status s = ra_write_file_atomic(path, text, strlen(text));
-    free(text);
     return s;
 }

@@ -507,17 +507,6 @@ static ra_status tokenizer_json(const ra_tokenizer_spec *sp, cJSON *root)
     return RA_OK;
 }
 
-static ra_status write_json(const char *dir, const char *name, cJSON *o)
-{
-    char *text = cJSON_PrintUnformatted(o);
-    if (!text) return ra_fail(RA_ERR_NOMEM, "out of memory printing %s", name);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    ra_status s = ra_write_file_atomic(path, text, strlen(text));
-    free(text);
-    return s;
-}
-
 ra_status ra_hf_tokenizer_write(const char *dir, const ra_tokenizer_spec *sp)
 {
     if (!sp->pre || (strcmp(sp->pre, "smollm") && strcmp(sp->pre, "gpt2")) || !sp->model || strcmp(sp->model, "gpt2"))
@@ -527,7 +516,7 @@ ra_status ra_hf_tokenizer_write(const char *dir, const ra_tokenizer_spec *sp)
         return ra_fail(RA_ERR_FORMAT, "tokenizer: add_bos without a bos token");
     cJSON *root = cJSON_CreateObject();
     ra_status s = tokenizer_json(sp, root);
-    if (s == RA_OK) s = write_json(dir, "tokenizer.json", root);
+    if (s == RA_OK) s = ra_io_json_write(dir, "tokenizer.json", root, false);
     cJSON_Delete(root);
     if (s != RA_OK) return s;
     /* The special tokens by text, so that reading the directory gives the same ids. */
@@ -541,7 +530,7 @@ ra_status ra_hf_tokenizer_write(const char *dir, const ra_tokenizer_spec *sp)
         else cJSON_AddItemToObject(cfg, keys[i], json_token(sp->tokens[ids[i]], sp->token_lens[ids[i]]));
     }
     cJSON_AddStringToObject(cfg, "tokenizer_class", "PreTrainedTokenizerFast");
-    s = write_json(dir, "tokenizer_config.json", cfg);
+    s = ra_io_json_write(dir, "tokenizer_config.json", cfg, true);
     cJSON_Delete(cfg);
     return s;
 }

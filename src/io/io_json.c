@@ -1,5 +1,7 @@
 /* JSON helpers for the io/ readers. */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "io_json.h"
@@ -49,4 +51,16 @@ const char *ra_io_json_kind(const cJSON *v)
     if (cJSON_IsArray(v)) return "an array";
     if (cJSON_IsObject(v)) return "an object";
     return "invalid";
+}
+
+ra_status ra_io_json_write(const char *dir, const char *name, const cJSON *o, bool pretty)
+{
+    char *text = pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o);
+    if (!text) return ra_fail(RA_ERR_NOMEM, "out of memory printing %s", name);
+    char path[4096];
+    ra_status s = RA_OK;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) s = ra_fail(RA_ERR_USAGE, "%s: path too long", dir);
+    if (s == RA_OK) s = ra_write_file_atomic(path, text, strlen(text));
+    free(text);
+    return s;
 }

@@ -21,4 +21,7 @@ bool ra_io_json_int(const cJSON *v, int64_t lo, int64_t hi, int64_t *out);
 /* The JSON type of v in words ("a string", "an array", "null"), for messages. */
 const char *ra_io_json_kind(const cJSON *v);
 
+/* Prints o (indented when pretty) to dir/name, atomically. */
+ra_status ra_io_json_write(const char *dir, const char *name, const cJSON *o, bool pretty);
+
 #endif

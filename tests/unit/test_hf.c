@@ -400,6 +400,14 @@ static void free_tensors(tensor *t, size_t n)
     for (size_t i = 0; i < n; i++) free(t[i].data);
 }
 
+static bool same_tokenizer(const ra_tokenizer *a, const ra_tokenizer *b)
+{
+    uint8_t da[32], db[32];
+    ra_tokenizer_digest(a, da);
+    ra_tokenizer_digest(b, db);
+    return !memcmp(da, db, 32);
+}
+
 static void test_tokenizer_dir(void)
 {
     tensor t[64];
@@ -424,10 +432,7 @@ static void test_tokenizer_dir(void)
     CHECK_OK(ra_desc_open(dir, 0, &d));
     if (d) CHECK_OK(ra_tokenizer_from_desc(d, &b));
     if (a && b) {
-        uint8_t da[32], db[32];
-        ra_tokenizer_digest(a, da);
-        ra_tokenizer_digest(b, db);
-        CHECK(!memcmp(da, db, 32));
+        CHECK(same_tokenizer(a, b));
         int32_t *ids;
         size_t k;
         CHECK_OK(ra_tokenizer_encode(b, "<s>he t42<u>", 12, true, &ids, &k));
@@ -442,12 +447,7 @@ static void test_tokenizer_dir(void)
     ra_desc_close(d);
     CHECK_OK(ra_desc_open(dir, 0, &d));
     if (d) CHECK_OK(ra_tokenizer_from_desc(d, &b));
-    if (a && b) {
-        uint8_t da[32], db[32];
-        ra_tokenizer_digest(a, da);
-        ra_tokenizer_digest(b, db);
-        CHECK(!memcmp(da, db, 32));
-    }
+    if (a && b) CHECK(same_tokenizer(a, b));
     ra_tokenizer_free(b);
     ra_tokenizer_free(a);
     ra_desc_close(d);

@@ -106,58 +106,80 @@ static void test_malformed(void)
     ra_put_le64(absurd, 9);
     expect_fail("header past the end", absurd, sizeof absurd, RA_ERR_FORMAT, "past the end", NULL);
 
-    expect_header_fail("not JSON", "{\"a\":", 0, RA_ERR_FORMAT, "invalid JSON", NULL);
-    expect_header_fail("not an object", "[1,2]", 0, RA_ERR_FORMAT, "expected an object", NULL);
-    expect_header_fail("garbage after", "{} x", 0, RA_ERR_FORMAT, "after the JSON", NULL);
-    expect_header_fail("not UTF-8", "{\"\xff\":1}", 0, RA_ERR_FORMAT, "not UTF-8", "byte 10");
-    expect_header_fail("unknown dtype", "{\"w\":{\"dtype\":\"F99\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-                       RA_ERR_FORMAT, "tensor w", "F99");
-    expect_header_fail("unsupported dtype", "{\"w\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8,
-                       RA_ERR_UNSUPPORTED, "tensor w", "F64");
-    expect_header_fail("dtype not a string", "{\"w\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-                       RA_ERR_FORMAT, "tensor w", "dtype");
-    expect_header_fail("size mismatch", "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,12]}}", 12,
-                       RA_ERR_FORMAT, "tensor w", "need 16");
-    expect_header_fail("offset past the end", "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8,
-                       RA_ERR_FORMAT, "tensor w", "past the end");
-    expect_header_fail("offsets backwards", "{\"w\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[4,0]}}", 8,
-                       RA_ERR_FORMAT, "tensor w", "backwards");
-    expect_header_fail("overlap",
-                       "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                       "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
-                       12, RA_ERR_FORMAT, "tensor b", "overlaps tensor a");
-    expect_header_fail("hole",
-                       "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                       "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
-                       12, RA_ERR_FORMAT, "tensor b", "hole");
-    expect_header_fail("bytes after the last tensor", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 6,
-                       RA_ERR_FORMAT, "covered exactly", NULL);
-    expect_header_fail("duplicate name",
-                       "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                       "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
-                       8, RA_ERR_FORMAT, "duplicate tensor 'a'", NULL);
-    expect_header_fail("metadata not strings", "{\"__metadata__\":{\"k\":1}}", 0, RA_ERR_FORMAT, "__metadata__", "\"k\"");
-    expect_header_fail("metadata not an object", "{\"__metadata__\":[]}", 0, RA_ERR_FORMAT, "__metadata__", NULL);
-    expect_header_fail("shape not an array", "{\"w\":{\"dtype\":\"F32\",\"shape\":4,\"data_offsets\":[0,16]}}", 16,
-                       RA_ERR_FORMAT, "tensor w", "shape");
-    expect_header_fail("negative dim", "{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
-                       RA_ERR_FORMAT, "tensor w", "shape[0]");
-    expect_header_fail("fractional dim", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4,
-                       RA_ERR_FORMAT, "tensor w", "shape[0]");
-    expect_header_fail("huge dim", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1e300],\"data_offsets\":[0,4]}}", 4,
-                       RA_ERR_FORMAT, "tensor w", "shape[0]");
-    expect_header_fail("overflowing shape",
-                       "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}", 4,
-                       RA_ERR_FORMAT, "tensor w", "overflows");
-    expect_header_fail("too many dims", "{\"w\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}", 1,
-                       RA_ERR_FORMAT, "tensor w", "shape");
-    expect_header_fail("three offsets", "{\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1,2]}}", 1,
-                       RA_ERR_FORMAT, "tensor w", "data_offsets");
-    expect_header_fail("no offsets", "{\"w\":{\"dtype\":\"U8\",\"shape\":[1]}}", 1, RA_ERR_FORMAT, "tensor w",
-                       "data_offsets");
-    expect_header_fail("tensor not an object", "{\"w\":[1]}", 0, RA_ERR_FORMAT, "tensor w", NULL);
-    expect_header_fail("control character in a name", "{\"a\\u001b[2J\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}",
-                       1, RA_ERR_FORMAT, "control character", NULL);
+    static const struct {
+        const char *what, *header;
+        size_t data_len;
+        ra_status want;
+        const char *w1, *w2;
+    } cases[] = {
+        {"not JSON", "{\"a\":", 0, RA_ERR_FORMAT, "invalid JSON", NULL},
+        {"not an object", "[1,2]", 0, RA_ERR_FORMAT, "expected an object", NULL},
+        {"garbage after", "{} x", 0, RA_ERR_FORMAT, "after the JSON", NULL},
+        {"not UTF-8", "{\"\xff\":1}", 0, RA_ERR_FORMAT, "not UTF-8", "byte 10"},
+        {"unknown dtype",
+         "{\"w\":{\"dtype\":\"F99\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+         4, RA_ERR_FORMAT, "tensor w", "F99"},
+        {"unsupported dtype",
+         "{\"w\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}",
+         8, RA_ERR_UNSUPPORTED, "tensor w", "F64"},
+        {"dtype not a string",
+         "{\"w\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}}",
+         4, RA_ERR_FORMAT, "tensor w", "dtype"},
+        {"size mismatch",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,12]}}",
+         12, RA_ERR_FORMAT, "tensor w", "need 16"},
+        {"offset past the end",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
+         8, RA_ERR_FORMAT, "tensor w", "past the end"},
+        {"offsets backwards",
+         "{\"w\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[4,0]}}",
+         8, RA_ERR_FORMAT, "tensor w", "backwards"},
+        {"overlap",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+         12, RA_ERR_FORMAT, "tensor b", "overlaps tensor a"},
+        {"hole",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
+         12, RA_ERR_FORMAT, "tensor b", "hole"},
+        {"bytes after the last tensor",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+         6, RA_ERR_FORMAT, "covered exactly", NULL},
+        {"duplicate name",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+         8, RA_ERR_FORMAT, "duplicate tensor 'a'", NULL},
+        {"metadata not strings", "{\"__metadata__\":{\"k\":1}}", 0, RA_ERR_FORMAT, "__metadata__", "\"k\""},
+        {"metadata not an object", "{\"__metadata__\":[]}", 0, RA_ERR_FORMAT, "__metadata__", NULL},
+        {"shape not an array",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":4,\"data_offsets\":[0,16]}}",
+         16, RA_ERR_FORMAT, "tensor w", "shape"},
+        {"negative dim",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}",
+         4, RA_ERR_FORMAT, "tensor w", "shape[0]"},
+        {"fractional dim",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}",
+         4, RA_ERR_FORMAT, "tensor w", "shape[0]"},
+        {"huge dim",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[1e300],\"data_offsets\":[0,4]}}",
+         4, RA_ERR_FORMAT, "tensor w", "shape[0]"},
+        {"overflowing shape",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}",
+         4, RA_ERR_FORMAT, "tensor w", "overflows"},
+        {"too many dims",
+         "{\"w\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}",
+         1, RA_ERR_FORMAT, "tensor w", "shape"},
+        {"three offsets",
+         "{\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1,2]}}",
+         1, RA_ERR_FORMAT, "tensor w", "data_offsets"},
+        {"no offsets", "{\"w\":{\"dtype\":\"U8\",\"shape\":[1]}}", 1, RA_ERR_FORMAT, "tensor w", "data_offsets"},
+        {"tensor not an object", "{\"w\":[1]}", 0, RA_ERR_FORMAT, "tensor w", NULL},
+        {"control character in a name",
+         "{\"a\\u001b[2J\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}",
+         1, RA_ERR_FORMAT, "control character", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_header_fail(cases[i].what, cases[i].header, cases[i].data_len, cases[i].want, cases[i].w1, cases[i].w2);
 
     ra_st_file *f = NULL;
     CHECK_STATUS(ra_safetensors_open("/nonexistent/x.safetensors", &f), RA_ERR_IO);
