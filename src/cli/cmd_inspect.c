@@ -173,7 +173,13 @@ static void print_config(const ra_model_config *c)
 static ra_status inspect_desc(const char *path)
 {
     ra_model_desc *d;
-    RA_TRY(ra_desc_open(path, 0, &d));
+    char why[512] = ""; /* a tokenizer we cannot reproduce does not hide the rest */
+    ra_status s = ra_desc_open(path, 0, &d);
+    if (s == RA_ERR_UNSUPPORTED) {
+        snprintf(why, sizeof why, "%s", ra_errmsg());
+        s = ra_desc_open(path, RA_DESC_NO_TOKENIZER, &d);
+    }
+    RA_TRY(s);
     printf("model:        %s (%s)\nfiles:\n", d->path, d->container);
     for (size_t i = 0; i < d->n_files; i++) printf("  %12" PRIu64 "  %s\n", d->files[i].bytes, d->files[i].path);
     print_config(&d->config);
@@ -184,7 +190,7 @@ static ra_status inspect_desc(const char *path)
     if (d->has_tokenizer)
         printf("tokenizer:    %s/%s, %zu tokens, %zu merges, bos %d, eos %d, unk %d, pad %d, add_bos %s\n", t->model, t->pre,
                t->n_tokens, t->n_merges, t->bos_id, t->eos_id, t->unk_id, t->pad_id, t->add_bos ? "yes" : "no");
-    else printf("tokenizer:    none\n");
+    else printf("tokenizer:    %s\n", why[0] ? why : "none");
     size_t w = 4;
     for (size_t i = 0; i < d->n_tensors; i++) w = strlen(d->tensors[i].name) > w ? strlen(d->tensors[i].name) : w;
     if (w > 60) w = 60;

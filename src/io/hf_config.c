@@ -195,7 +195,11 @@ static ra_status parse_model(const ctx *x, const cJSON *root, ra_model_config *c
     RA_TRY(get_u32(x, root, "hidden_size", true, &c->dim));
     RA_TRY(get_u32(x, root, "intermediate_size", true, &c->ffn_dim));
     RA_TRY(get_u32(x, root, "num_attention_heads", true, &c->n_heads));
-    RA_TRY(get_u32(x, root, "vocab_size", true, &c->n_vocab));
+    int64_t vocab;
+    bool got_vocab;
+    RA_TRY(get_int(x, root, "vocab_size", 1, 1 << 24, &vocab, &got_vocab)); /* the tokenizer is padded up to it */
+    if (!got_vocab) return ra_fail(RA_ERR_FORMAT, "%s: missing required field vocab_size", x->file);
+    c->n_vocab = (uint32_t)vocab;
     c->n_kv_heads = c->n_heads;
     RA_TRY(get_u32(x, root, "num_key_value_heads", false, &c->n_kv_heads));
     RA_TRY(get_u32(x, root, "head_dim", false, &c->head_dim)); /* 0 (absent, null): hidden / heads */
@@ -447,7 +451,7 @@ static ra_status parse_quant(const ctx *x0, const cJSON *o, ra_quant_config *q)
     ctx x = {x0->file, "quantization_config."};
     bool got;
     RA_TRY(get_str(&x, o, "quant_method", true, q->method_name, sizeof q->method_name, &got));
-    if (!got) return ra_fail(RA_ERR_FORMAT, "%s: quantization_config has no quant_method", x.file);
+    if (!got || !q->method_name[0]) return ra_fail(RA_ERR_FORMAT, "%s: quantization_config has no quant_method", x.file);
     const char *m = q->method_name;
     if (!strcmp(m, "awq")) {
         q->method = RA_QUANT_AWQ;

@@ -18,7 +18,9 @@
 #include "desc_internal.h"
 #include "io_json.h"
 
-#define MAX_VOCAB (1u << 24)
+/* Real vocabularies are below 300k; the bound keeps a hostile file from asking
+ * for gigabytes of padding. */
+#define MAX_VOCAB (1u << 21)
 
 typedef struct {
     const char *file;
@@ -369,6 +371,9 @@ ra_status ra_hf_tokenizer_read(ra_model_desc *d, const char *path, const char *c
     cJSON_Delete(j);
     size_t n_tokens = v.n > vocab_size ? v.n : vocab_size;
     if (s == RA_OK && n_tokens == 0) s = ra_fail(RA_ERR_FORMAT, "%s: the vocabulary is empty", path);
+    if (s == RA_OK && n_tokens > MAX_VOCAB)
+        s = ra_fail(RA_ERR_UNSUPPORTED, "%s: a vocabulary of %zu tokens (config.json vocab_size) is more than %u", path,
+                    n_tokens, MAX_VOCAB);
     if (s == RA_OK) s = build_spec(&r, &v, n_tokens, n_merges, pre);
     ra_tokenizer_spec *sp = &d->tokenizer;
     sp->add_bos = add_bos;

@@ -10,9 +10,14 @@
 ra_status ra_io_json_parse(const char *text, size_t len, const char *file, uint64_t base, cJSON **out)
 {
     *out = NULL;
-    for (size_t i = 0, n; i < len; i += n)
+    for (size_t i = 0, n; i < len; i += n) {
         if (!(n = ra_utf8_len((const uint8_t *)text + i, len - i)))
             return ra_fail(RA_ERR_FORMAT, "%s: byte %llu is not UTF-8", file, (unsigned long long)(base + i));
+        /* JSON allows no raw control character (cJSON would take one inside a string) */
+        if ((uint8_t)text[i] < 0x20 && text[i] != '\t' && text[i] != '\n' && text[i] != '\r')
+            return ra_fail(RA_ERR_FORMAT, "%s: control character 0x%02x at byte %llu", file, (uint8_t)text[i],
+                           (unsigned long long)(base + i));
+    }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!j) {

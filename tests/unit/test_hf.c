@@ -98,6 +98,8 @@ static void test_config_errors(void)
     }
     expect_config_fail("{\"model_type\": \"llama\", \"hidden_size\": \"64\", \"intermediate_size\": 128, \"num_hidden_layers\": 2, "
                        "\"num_attention_heads\": 4, \"vocab_size\": 300}", RA_ERR_FORMAT, "hidden_size is a string", NULL);
+    expect_config_fail("{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 128, \"num_hidden_layers\": 2, "
+                       "\"num_attention_heads\": 4, \"vocab_size\": 33554432}", RA_ERR_FORMAT, "vocab_size", NULL);
     expect_config_fail("{" LLAMA_CORE ", \"num_key_value_heads\": 1.5}", RA_ERR_FORMAT, "num_key_value_heads", NULL);
     expect_config_fail("{" LLAMA_CORE ", \"num_key_value_heads\": 0}", RA_ERR_FORMAT, "num_key_value_heads", NULL);
     expect_config_fail("{" LLAMA_CORE ", \"tie_word_embeddings\": \"yes\"}", RA_ERR_FORMAT, "tie_word_embeddings", NULL);
@@ -115,6 +117,9 @@ static void test_config_errors(void)
     expect_config_fail("{" LLAMA_CORE ", \"hidden_act\": \"gelu\"}", RA_ERR_UNSUPPORTED, "gelu", NULL);
     expect_config_fail("{" LLAMA_CORE ", \"partial_rotary_factor\": 0.5}", RA_ERR_UNSUPPORTED, "partial_rotary_factor", NULL);
     expect_config_fail("[1]", RA_ERR_FORMAT, "not a JSON object", NULL);
+    expect_config_fail("{\"model_type\": \"lla\x01ma\"}", RA_ERR_FORMAT, "control character 0x01", "byte 19");
+    expect_config_fail("{" LLAMA_CORE ", \"quantization_config\": {\"quant_method\": \"\\u0000awq\"}}", RA_ERR_FORMAT,
+                       "quant_method", NULL);
     expect_config_fail("{\"model_type\": ", RA_ERR_FORMAT, "invalid JSON", NULL);
     expect_config_fail("{" LLAMA_CORE ", \"quantization_config\": {\"bits\": 4}}", RA_ERR_FORMAT, "quant_method", NULL);
     expect_config_fail("{" LLAMA_CORE ", \"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": \"4\"}}",
@@ -477,6 +482,9 @@ static void test_tokenizer_dir(void)
         CHECK(sp->token_lens[VOCAB + 2] == 8 && !memcmp(sp->tokens[VOCAB + 2], "[PAD263]", 8));
     }
     ra_desc_close(d);
+
+    put_config_v("llama", 1 << 22, true, NULL); /* a hostile vocab_size asks for no gigabytes of padding */
+    expect_open_fail("an absurd vocab_size", RA_ERR_UNSUPPORTED, "vocab_size", "tokenizer.json");
 
     /* refusals: what the tokenizer cannot reproduce, named */
     put_config("llama", NULL);
