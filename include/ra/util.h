@@ -35,6 +35,11 @@ bool ra_is_dir(const char *path);
  * "safetensors") names what it should be in messages. ra_unmap_file undoes it. */
 ra_status ra_map_file(const char *path, const char *kind, const uint8_t **base, size_t *size);
 void ra_unmap_file(const uint8_t *base, size_t size);
+/* The file variant of a reader whose memory variant takes a caller's buffer:
+ * maps path and calls open(bytes, size, path, true, out), unmapping the bytes
+ * when it fails (on success the reader owns the mapping). */
+typedef ra_status (*ra_buffer_open_fn)(const uint8_t *data, size_t len, const char *name, bool mapped, void *out);
+ra_status ra_open_mapped(const char *path, const char *kind, ra_buffer_open_fn open, void *out);
 
 /* Length of the valid UTF-8 character at s (n >= 1 bytes left), or 0 when it
  * is not one (strict: no overlongs, surrogates or code points past U+10FFFF). */

@@ -368,8 +368,9 @@ static ra_status parse(ra_gguf *g)
     return place_tensors(g);
 }
 
-static ra_status open_common(const uint8_t *data, size_t len, const char *name, bool mapped, ra_gguf **out)
+static ra_status open_common(const uint8_t *data, size_t len, const char *name, bool mapped, void *out_ptr)
 {
+    ra_gguf **out = out_ptr;
     *out = NULL;
     ra_gguf *g;
     RA_TRY(ra_calloc(&g, 1, sizeof *g));
@@ -396,12 +397,7 @@ ra_status ra_gguf_open_memory(const uint8_t *data, size_t len, const char *name,
 ra_status ra_gguf_open(const char *path, ra_gguf **out)
 {
     *out = NULL;
-    const uint8_t *map;
-    size_t size;
-    RA_TRY(ra_map_file(path, "GGUF", &map, &size));
-    ra_status s = open_common(map, size, path, true, out);
-    if (s != RA_OK) ra_unmap_file(map, size);
-    return s;
+    return ra_open_mapped(path, "GGUF", open_common, out);
 }
 
 void ra_gguf_close(ra_gguf *g)

@@ -204,8 +204,9 @@ static ra_status parse(ra_st_file *f)
     return check_tiling(f, data_len);
 }
 
-static ra_status open_common(const uint8_t *data, size_t len, const char *name, bool mapped, ra_st_file **out)
+static ra_status open_common(const uint8_t *data, size_t len, const char *name, bool mapped, void *out_ptr)
 {
+    ra_st_file **out = out_ptr;
     *out = NULL;
     ra_st_file *f;
     RA_TRY(ra_calloc(&f, 1, sizeof *f));
@@ -232,12 +233,7 @@ ra_status ra_safetensors_open_memory(const uint8_t *data, size_t len, const char
 ra_status ra_safetensors_open(const char *path, ra_st_file **out)
 {
     *out = NULL;
-    const uint8_t *map;
-    size_t size;
-    RA_TRY(ra_map_file(path, "safetensors", &map, &size));
-    ra_status s = open_common(map, size, path, true, out);
-    if (s != RA_OK) ra_unmap_file(map, size);
-    return s;
+    return ra_open_mapped(path, "safetensors", open_common, out);
 }
 
 void ra_safetensors_close(ra_st_file *f)

@@ -169,6 +169,16 @@ void ra_unmap_file(const uint8_t *base, size_t size)
     if (base) munmap((void *)base, size);
 }
 
+ra_status ra_open_mapped(const char *path, const char *kind, ra_buffer_open_fn open, void *out)
+{
+    const uint8_t *map;
+    size_t size;
+    RA_TRY(ra_map_file(path, kind, &map, &size));
+    ra_status s = open(map, size, path, true, out);
+    if (s != RA_OK) ra_unmap_file(map, size);
+    return s;
+}
+
 /* Length of the valid UTF-8 sequence at s (strict: no overlongs, surrogates
  * or code points past U+10FFFF), or 0 when it is not one. */
 size_t ra_utf8_len(const uint8_t *s, size_t n)
