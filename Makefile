@@ -153,7 +153,7 @@ $(BUILD)/e2e/%: tests/e2e/%.c tests/unit/check.h $(BUILD)/libra.a
 e2e: $(BIN) $(BUILD)/repro-audit-asan $(E2E_TESTS) $(MODEL)
 	@$(BUILD)/e2e/test_tokenizer_model $(MODEL)
 	@$(BUILD)/e2e/test_hf_fixture $(MODEL) tests/fixtures/hf_fixture.json tests/fixtures/hf_prompts.jsonl
-	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL)
+	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL) $(BUILD)/e2e/test_tokenizer_model
 
 # CI has nvcc but no GPU: it builds the GPU tests (so kernels that do not
 # compile turn it red) and runs them only where there is a GPU (test-gpu).

@@ -29,6 +29,28 @@ ra_status ra_mkdirs(const char *path);
 /* rm -rf of a directory we created (used to discard an incomplete bundle). */
 ra_status ra_remove_tree(const char *path);
 bool ra_path_exists(const char *path);
+bool ra_is_dir(const char *path);
+
+/* Maps a whole regular, non-empty file read-only; kind ("GGUF",
+ * "safetensors") names what it should be in messages. ra_unmap_file undoes it. */
+ra_status ra_map_file(const char *path, const char *kind, const uint8_t **base, size_t *size);
+void ra_unmap_file(const uint8_t *base, size_t size);
+/* The file variant of a reader whose memory variant takes a caller's buffer:
+ * maps path and calls open(bytes, size, path, true, out), unmapping the bytes
+ * when it fails (on success the reader owns the mapping). */
+typedef ra_status (*ra_buffer_open_fn)(const uint8_t *data, size_t len, const char *name, bool mapped, void *out);
+ra_status ra_open_mapped(const char *path, const char *kind, ra_buffer_open_fn open, void *out);
+
+/* Length of the valid UTF-8 character at s (n >= 1 bytes left), or 0 when it
+ * is not one (strict: no overlongs, surrogates or code points past U+10FFFF). */
+size_t ra_utf8_len(const uint8_t *s, size_t n);
+
+/* A sorted index of names (keys, tensors) for lookup by bsearch. Building it
+ * fails on a duplicate, naming file, what ("tensor") and the name. */
+typedef struct { const char *name; size_t index; } ra_name_index;
+ra_status ra_name_index_build(const char *file, const char *what, size_t n, const char *(*name_of)(const void *items, size_t i),
+                              const void *items, ra_name_index **out);
+const ra_name_index *ra_name_index_find(const ra_name_index *idx, size_t n, const char *name); /* NULL if absent */
 
 /* SHA-256 (OpenSSL EVP). */
 typedef struct ra_sha256_ctx ra_sha256_ctx;

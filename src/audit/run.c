@@ -13,7 +13,7 @@
 #include "ra/compare.h"
 #include "ra/cpu.h"
 #include "ra/engine.h"
-#include "ra/gguf.h"
+#include "ra/desc.h"
 #include "ra/trace.h"
 #include "ra/util.h"
 #include "ra/version.h"
@@ -195,7 +195,7 @@ done:
 
 typedef struct {
     const ra_run_opts *o;
-    ra_gguf *g;
+    ra_model_desc *desc;
     ra_tokenizer *tok;
     ra_prompt_set *ps;
     ra_pool *pool;
@@ -260,7 +260,7 @@ static ra_status record_trace(run_ctx *r, ra_engine *e, const ra_format *f, cons
 
 static ra_status open_engine(run_ctx *r, const ra_format *f, const ra_kernel *k, ra_model **m, ra_engine **e)
 {
-    RA_TRY(ra_model_load_gguf(r->g, f, r->pool, m));
+    RA_TRY(ra_model_load(r->desc, f, r->pool, m));
     ra_engine_opts eo = {.no_graphs = r->o->no_graphs};
     ra_status s = ra_engine_open(*m, k, &eo, e);
     if (s != RA_OK) {
@@ -304,6 +304,53 @@ static ra_status run_format(run_ctx *r, const ra_format *f, const ra_kernel *k)
     return s;
 }
 
+/* The model's files with their SHA-256s. The first entry is the model's
+ * identity: the GGUF file itself, or for a checkpoint directory the directory,
+ * hashed as the SHA-256 over each file's name, size and SHA-256 in name order. */
+static ra_status add_model_files(cJSON *files, const ra_model_desc *d)
+{
+    cJSON *dir = NULL;
+    ra_sha256_ctx *tree = NULL;
+    uint64_t total = 0;
+    if (strcmp(d->container, "gguf") != 0) {
+        RA_TRY(ra_sha256_new(&tree));
+        dir = cJSON_CreateObject();
+        cJSON_AddItemToArray(files, dir);
+        cJSON_AddStringToObject(dir, "path", d->path);
+        cJSON_AddStringToObject(dir, "kind", "directory");
+    }
+    ra_status s = RA_OK;
+    for (size_t i = 0; i < d->n_files && s == RA_OK; i++) {
+        uint8_t sha[32];
+        s = ra_sha256_file(d->files[i].path, sha);
+        if (s != RA_OK) break;
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "path", d->files[i].path);
+        cJSON_AddNumberToObject(f, "bytes", (double)d->files[i].bytes);
+        add_hex(f, "sha256", sha, 32);
+        cJSON_AddItemToArray(files, f);
+        total += d->files[i].bytes;
+        if (tree) {
+            const char *base = strrchr(d->files[i].path, '/');
+            base = base ? base + 1 : d->files[i].path;
+            uint8_t len[8];
+            ra_put_le64(len, strlen(base));
+            ra_sha256_update(tree, len, 8);
+            ra_sha256_update(tree, base, strlen(base));
+            ra_put_le64(len, d->files[i].bytes);
+            ra_sha256_update(tree, len, 8);
+            ra_sha256_update(tree, sha, 32);
+        }
+    }
+    if (tree) {
+        uint8_t sha[32];
+        ra_sha256_final(tree, sha);
+        cJSON_AddNumberToObject(dir, "bytes", (double)total);
+        add_hex(dir, "sha256", sha, 32);
+    }
+    return s;
+}
+
 static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
 {
     const ra_run_opts *o = r->o;
@@ -318,21 +365,16 @@ static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
     cJSON_AddItemToObject(root, "host", host_json(ra_pool_threads(r->pool), r->used_cuda));
 
     ra_model_config c;
-    ra_status s = ra_config_from_gguf(r->g, &c);
+    ra_status s = ra_config_from_desc(r->desc, &c);
     if (s != RA_OK) { cJSON_Delete(root); return s; }
     cJSON *model = cJSON_AddObjectToObject(root, "model");
     cJSON_AddStringToObject(model, "path", o->model_path);
+    cJSON_AddStringToObject(model, "container", r->desc->container);
     cJSON_AddStringToObject(model, "architecture", c.arch);
     cJSON_AddStringToObject(model, "name", c.name);
-    cJSON *files = cJSON_AddArrayToObject(model, "files");
-    cJSON *file = cJSON_CreateObject();
-    uint8_t sha[32];
-    s = ra_sha256_file(o->model_path, sha);
+    s = add_model_files(cJSON_AddArrayToObject(model, "files"), r->desc);
     if (s != RA_OK) { cJSON_Delete(root); return s; }
-    cJSON_AddStringToObject(file, "path", o->model_path);
-    cJSON_AddNumberToObject(file, "bytes", (double)ra_gguf_file_size(r->g));
-    add_hex(file, "sha256", sha, 32);
-    cJSON_AddItemToArray(files, file);
+    uint8_t sha[32];
     cJSON *config = cJSON_AddObjectToObject(model, "config");
     cJSON_AddNumberToObject(config, "n_layers", c.n_layers);
     cJSON_AddNumberToObject(config, "dim", c.dim);
@@ -433,10 +475,10 @@ ra_status ra_run(const ra_run_opts *o)
     utc_now(started, sizeof started);
     double t0 = ra_now();
     r.t_start = t0;
-    if (s == RA_OK) s = ra_gguf_open(o->model_path, &r.g);
-    if (s == RA_OK) s = ra_tokenizer_from_gguf(r.g, &r.tok);
+    if (s == RA_OK) s = ra_desc_open(o->model_path, 0, &r.desc);
+    if (s == RA_OK) s = ra_tokenizer_from_desc(r.desc, &r.tok);
     ra_model_config cfg;
-    if (s == RA_OK) s = ra_config_from_gguf(r.g, &cfg);
+    if (s == RA_OK) s = ra_config_from_desc(r.desc, &cfg);
     if (s == RA_OK) s = ra_prompts_load(o->prompts_path, r.tok, cfg.n_vocab, &r.ps);
     if (s == RA_OK && o->top_k > cfg.n_vocab) s = ra_fail(RA_ERR_USAGE, "--top-k %u exceeds the vocabulary", o->top_k);
     if (s == RA_OK) s = ra_pool_new(o->threads, &r.pool);
@@ -489,7 +531,7 @@ ra_status ra_run(const ra_run_opts *o)
     ra_pool_free(r.pool);
     ra_prompts_free(r.ps);
     ra_tokenizer_free(r.tok);
-    ra_gguf_close(r.g);
+    ra_desc_close(r.desc);
     free(r.formats);
     free(r.kernels);
     return s;

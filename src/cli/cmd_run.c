@@ -10,14 +10,15 @@
 #include "ra/util.h"
 
 static const char usage[] =
-    "usage: repro-audit run --model FILE.gguf --out DIR [options]\n"
+    "usage: repro-audit run --model MODEL --out DIR [options]\n"
     "\n"
     "Runs every prompt through the model in each format@kernel, REPEATS times,\n"
     "and writes a bundle: manifest.json, one hashed trace per (format@kernel,\n"
     "run), report.json and report.md. DIR appears only when the run is complete.\n"
     "\n"
     "options:\n"
-    "  --model FILE          GGUF model (llama architecture)\n"
+    "  --model MODEL         a GGUF file or an HF checkpoint directory (config.json,\n"
+    "                        tokenizer.json, *.safetensors); llama, mistral, qwen2, qwen3\n"
     "  --out DIR             bundle directory to create (must not exist)\n"
     "  --formats A,B,...     formats to run, each FORMAT or FORMAT@KERNEL (default\n"
     "                        q4_1,f32,bf16; see `repro-audit formats`). A bare FORMAT\n"

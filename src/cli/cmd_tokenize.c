@@ -11,8 +11,9 @@
 #include "ra/util.h"
 
 static const char usage[] =
-    "usage: repro-audit tokenize MODEL.gguf (--prompts FILE.jsonl | TEXT)\n"
+    "usage: repro-audit tokenize MODEL (--prompts FILE.jsonl | TEXT)\n"
     "\n"
+    "MODEL is a GGUF file or an HF checkpoint directory (tokenizer.json).\n"
     "Prints token ids: for a prompt set, one JSON line per prompt\n"
     "{\"id\", \"ids\", \"continuation_ids\"?}; for TEXT, one JSON array.\n"
     "Special tokens such as <|im_start|> in the text are parsed.\n";
@@ -38,11 +39,11 @@ int ra_cmd_tokenize(int argc, char **argv)
     }
     if (s == RA_OK && (!model || !!prompts == !!text))
         s = ra_fail(RA_ERR_USAGE, "tokenize needs MODEL and either --prompts FILE or TEXT (see tokenize --help)");
-    ra_gguf *g = NULL;
+    ra_model_desc *d = NULL;
     ra_tokenizer *tok = NULL;
     ra_prompt_set *ps = NULL;
-    if (s == RA_OK) s = ra_gguf_open(model, &g);
-    if (s == RA_OK) s = ra_tokenizer_from_gguf(g, &tok);
+    if (s == RA_OK) s = ra_desc_open(model, 0, &d);
+    if (s == RA_OK) s = ra_tokenizer_from_desc(d, &tok);
     if (s == RA_OK && prompts) {
         s = ra_prompts_load(prompts, tok, (uint32_t)ra_tokenizer_n_vocab(tok), &ps);
         for (size_t i = 0; s == RA_OK && i < ps->n; i++) {
@@ -70,6 +71,6 @@ int ra_cmd_tokenize(int argc, char **argv)
     }
     ra_prompts_free(ps);
     ra_tokenizer_free(tok);
-    ra_gguf_close(g);
+    ra_desc_close(d);
     return ra_cli_report(s);
 }

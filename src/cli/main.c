@@ -45,9 +45,9 @@ static const struct {
     {"run", ra_cmd_run, "run prompts through the model in several formats; write a hashed bundle"},
     {"compare", ra_cmd_compare, "verdicts and distance tables for one or more bundles"},
     {"verify", ra_cmd_verify, "re-hash a bundle and check every digest"},
-    {"inspect", ra_cmd_inspect, "print a GGUF file's metadata and tensor table"},
+    {"inspect", ra_cmd_inspect, "a GGUF file's metadata and tensors, or an HF checkpoint's description"},
     {"tokenize", ra_cmd_tokenize, "show the token ids of a text or a prompt set"},
-    {"export-hf", ra_cmd_export_hf, "write the model as HF safetensors + config.json"},
+    {"export-hf", ra_cmd_export_hf, "write the model as an HF checkpoint (safetensors, config, tokenizer)"},
     {"formats", cmd_formats, "list the weight formats and their kernels"},
     {"bench", ra_cmd_bench, "time the GPU kernels against ceilings measured in the same run"},
 };

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -130,6 +131,98 @@ bool ra_path_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+bool ra_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+ra_status ra_map_file(const char *path, const char *kind, const uint8_t **base, size_t *size)
+{
+    *base = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ra_fail(RA_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    ra_status s = RA_OK;
+    if (fstat(fd, &st) != 0) s = ra_fail(RA_ERR_IO, "%s: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode)) s = ra_fail(RA_ERR_IO, "%s: not a regular file", path);
+    else if (st.st_size == 0) s = ra_fail(RA_ERR_FORMAT, "%s: empty file, not a %s file", path, kind);
+    else if ((uint64_t)st.st_size > SIZE_MAX) s = ra_fail(RA_ERR_IO, "%s: too large to map", path);
+    if (s != RA_OK) {
+        close(fd);
+        return s;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (map == MAP_FAILED) return ra_fail(RA_ERR_IO, "%s: mmap: %s", path, strerror(e));
+    *base = map;
+    *size = (size_t)st.st_size;
+    return RA_OK;
+}
+
+void ra_unmap_file(const uint8_t *base, size_t size)
+{
+    if (base) munmap((void *)base, size);
+}
+
+ra_status ra_open_mapped(const char *path, const char *kind, ra_buffer_open_fn open, void *out)
+{
+    const uint8_t *map;
+    size_t size;
+    RA_TRY(ra_map_file(path, kind, &map, &size));
+    ra_status s = open(map, size, path, true, out);
+    if (s != RA_OK) ra_unmap_file(map, size);
+    return s;
+}
+
+/* Length of the valid UTF-8 sequence at s (strict: no overlongs, surrogates
+ * or code points past U+10FFFF), or 0 when it is not one. */
+size_t ra_utf8_len(const uint8_t *s, size_t n)
+{
+    uint8_t c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
+    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
+    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+static int cmp_name_index(const void *a, const void *b)
+{
+    return strcmp(((const ra_name_index *)a)->name, ((const ra_name_index *)b)->name);
+}
+
+ra_status ra_name_index_build(const char *file, const char *what, size_t n, const char *(*name_of)(const void *, size_t),
+                              const void *items, ra_name_index **out)
+{
+    RA_TRY(ra_calloc(out, n ? n : 1, sizeof **out));
+    for (size_t i = 0; i < n; i++) (*out)[i] = (ra_name_index){name_of(items, i), i};
+    qsort(*out, n, sizeof **out, cmp_name_index);
+    for (size_t i = 1; i < n; i++)
+        if (!strcmp((*out)[i - 1].name, (*out)[i].name))
+            return ra_fail(RA_ERR_FORMAT, "%s: duplicate %s '%s'", file, what, (*out)[i].name);
+    return RA_OK;
+}
+
+const ra_name_index *ra_name_index_find(const ra_name_index *idx, size_t n, const char *name)
+{
+    if (!idx || !name) return NULL;
+    ra_name_index key = {name, 0};
+    return bsearch(&key, idx, n, sizeof *idx, cmp_name_index);
 }
 
 struct ra_sha256_ctx { EVP_MD_CTX *md; };

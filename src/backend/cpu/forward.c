@@ -57,6 +57,17 @@ static void rope(float *x, uint32_t n_heads, uint32_t hd, const float *cs, const
     }
 }
 
+static void add_bias(float *x, const float *b, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) x[i] += b[i];
+}
+
+/* QK-norm (qwen3): RMSNorm over each head's vector, one gain for every head. */
+static void head_norm(float *x, const float *g, uint32_t n_heads, uint32_t hd, float eps)
+{
+    for (uint32_t h = 0; h < n_heads; h++) ra_cpu_rmsnorm(x + (size_t)h * hd, g, hd, eps, x + (size_t)h * hd);
+}
+
 typedef struct {
     const ra_model *m;
     ra_kv *const *kv;
@@ -163,6 +174,11 @@ static ra_status forward(ra_model *m, ra_kv *const *kv, const int32_t *token, co
         if ((s = ra_cpu_matmul(m->pool, &L->wk, xb, n, k)) != RA_OK) break;
         if ((s = ra_cpu_matmul(m->pool, &L->wv, xb, n, v)) != RA_OK) break;
         for (uint32_t i = 0; i < n; i++) {
+            if (L->bq) add_bias(q + (size_t)i * q_dim, L->bq, q_dim);
+            if (L->bk) add_bias(k + (size_t)i * kv_dim, L->bk, kv_dim);
+            if (L->bv) add_bias(v + (size_t)i * kv_dim, L->bv, kv_dim);
+            if (L->q_norm) head_norm(q + (size_t)i * q_dim, L->q_norm, c->n_heads, hd, c->rms_eps);
+            if (L->k_norm) head_norm(k + (size_t)i * kv_dim, L->k_norm, c->n_kv_heads, hd, c->rms_eps);
             const float *cs = m->rope_cos + (size_t)pos[i] * half, *sn = m->rope_sin + (size_t)pos[i] * half;
             rope(q + (size_t)i * q_dim, c->n_heads, hd, cs, sn);
             rope(k + (size_t)i * kv_dim, c->n_kv_heads, hd, cs, sn);
