@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ra/tokenizer.h"
+#include "ra/text.h"
 #include "ra/util.h"
 
 /* The GPT-2 pre-tokenizer regex (contractions, letters, numbers, other,
@@ -158,26 +159,11 @@ static ra_status compile(const char *pattern, pcre2_code **out)
     return RA_OK;
 }
 
-/* Length of the valid UTF-8 sequence at s (strict: no overlongs, surrogates
- * or code points past U+10FFFF), or 0 when it is not one. */
+/* Length of the valid UTF-8 sequence at s, or 0 when it is not one (ra/text.h). */
 static size_t utf8_len(const uint8_t *s, size_t n)
 {
-    uint8_t c = s[0];
-    size_t len;
     uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
+    return ra_utf8_decode(s, n, &cp);
 }
 
 /* Special tokens, longest text first (ties by id), so the first match is the longest. */
