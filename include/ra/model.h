@@ -41,7 +41,7 @@ typedef struct {
     ra_weight output;                    /* [n_vocab x dim]; aliases embed when tied */
     ra_weight out_norm;                  /* f32, dim */
     ra_layer *layers;
-    float *rope_cos, *rope_sin;          /* [max_pos x head_dim/2] */
+    float *rope_cos, *rope_sin;          /* [rope_max_pos x head_dim/2], grown by ra_kv_new */
     uint32_t rope_max_pos;
     ra_pool *pool;                       /* not owned */
 } ra_model;
@@ -56,7 +56,8 @@ typedef struct {
     float *k, *v;                        /* [n_layers][cap][n_kv_heads*head_dim] */
 } ra_kv;
 
-ra_status ra_kv_new(const ra_model *m, uint32_t cap, ra_kv **out);
+/* cap: positions, at most the context length; also grows the RoPE tables to cap. */
+ra_status ra_kv_new(ra_model *m, uint32_t cap, ra_kv **out);
 void ra_kv_free(ra_kv *kv);
 
 /* One forward pass over n rows. Row i appends token[i] to kv[i] at position

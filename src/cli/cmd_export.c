@@ -8,6 +8,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "ra/cpu.h"
+#include "ra/json.h"
 #include "ra/model.h"
 #include "ra/safetensors.h"
 #include "ra/util.h"
@@ -42,12 +43,13 @@ static ra_status write_config(const char *dir, const ra_model_config *c)
     cJSON_AddStringToObject(o, "torch_dtype", "float32");
     if (c->bos_id >= 0) cJSON_AddNumberToObject(o, "bos_token_id", c->bos_id);
     if (c->eos_id >= 0) cJSON_AddNumberToObject(o, "eos_token_id", c->eos_id);
-    char *text = cJSON_Print(o);
+    char *text;
+    ra_status s = ra_json_print(o, true, &text);
     cJSON_Delete(o);
-    if (!text) return ra_fail(RA_ERR_NOMEM, "out of memory");
+    if (s != RA_OK) return s;
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    ra_status s = ra_write_file_atomic(path, text, strlen(text));
+    s = ra_write_file_atomic(path, text, strlen(text));
     free(text);
     return s;
 }

@@ -4,6 +4,7 @@
 
 #include "ra/ggml_types.h"
 #include "ra/model.h"
+#include "ra/text.h"
 
 static ra_status need_u32(const ra_gguf *g, const char *arch, const char *suffix, uint32_t *out)
 {
@@ -34,10 +35,8 @@ ra_status ra_config_from_gguf(const ra_gguf *g, ra_model_config *c)
     if (strcmp(c->arch, "llama") != 0)
         return ra_fail(RA_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama only)", ra_gguf_path(g), c->arch);
     const char *name;
-    if (ra_gguf_get_str(g, "general.name", &name, &len) == RA_OK) {
-        if (len >= sizeof c->name) len = sizeof c->name - 1;
-        memcpy(c->name, name, len);
-    }
+    if (ra_gguf_get_str(g, "general.name", &name, &len) == RA_OK)
+        ra_utf8_copy(c->name, sizeof c->name, name, len); /* never cut inside a character */
 
     RA_TRY(need_u32(g, c->arch, "block_count", &c->n_layers));
     RA_TRY(need_u32(g, c->arch, "embedding_length", &c->dim));

@@ -84,21 +84,27 @@ static ra_status load_layer(const ra_gguf *g, const ra_format *f, const ra_model
     return RA_OK;
 }
 
-/* cos/sin of pos * theta^(-2i/hd), evaluated in double and rounded once. */
-static ra_status rope_tables(ra_model *m)
+/* cos/sin of pos * theta^(-2i/hd), evaluated in double and rounded once, for
+ * positions below n. Grown by ra_kv_new, so the tables cover the longest
+ * sequence the run uses, not whatever context length the file claims. */
+static ra_status rope_tables(ra_model *m, uint32_t n)
 {
     const ra_model_config *c = &m->cfg;
     uint32_t half = c->head_dim / 2;
-    m->rope_max_pos = c->max_seq;
-    RA_TRY(ra_calloc(&m->rope_cos, (size_t)m->rope_max_pos * half, sizeof(float)));
-    RA_TRY(ra_calloc(&m->rope_sin, (size_t)m->rope_max_pos * half, sizeof(float)));
-    for (uint32_t p = 0; p < m->rope_max_pos; p++)
+    if (n <= m->rope_max_pos) return RA_OK;
+    float *cs = realloc(m->rope_cos, (size_t)n * half * sizeof(float));
+    if (cs) m->rope_cos = cs;
+    float *sn = cs ? realloc(m->rope_sin, (size_t)n * half * sizeof(float)) : NULL;
+    if (sn) m->rope_sin = sn;
+    if (!sn) return ra_fail(RA_ERR_NOMEM, "out of memory for RoPE tables of %u positions", n);
+    for (uint32_t p = m->rope_max_pos; p < n; p++)
         for (uint32_t i = 0; i < half; i++) {
             double inv_freq = 1.0 / pow((double)c->rope_theta, (double)(2 * i) / (double)c->head_dim);
             double a = (double)p * inv_freq;
             m->rope_cos[(size_t)p * half + i] = (float)cos(a);
             m->rope_sin[(size_t)p * half + i] = (float)sin(a);
         }
+    m->rope_max_pos = n;
     return RA_OK;
 }
 
@@ -122,7 +128,6 @@ ra_status ra_model_load_gguf(const ra_gguf *g, const ra_format *format, ra_pool 
         }
     }
     for (uint32_t l = 0; s == RA_OK && l < c->n_layers; l++) s = load_layer(g, format, c, l, &m->layers[l]);
-    if (s == RA_OK) s = rope_tables(m);
     if (s != RA_OK) {
         ra_model_free(m);
         return s;
@@ -148,11 +153,12 @@ void ra_model_free(ra_model *m)
     free(m);
 }
 
-ra_status ra_kv_new(const ra_model *m, uint32_t cap, ra_kv **out)
+ra_status ra_kv_new(ra_model *m, uint32_t cap, ra_kv **out)
 {
     const ra_model_config *c = &m->cfg;
-    if (cap == 0 || cap > m->rope_max_pos)
-        return ra_fail(RA_ERR_USAGE, "sequence capacity %u outside 1..%u (the model's context length)", cap, m->rope_max_pos);
+    if (cap == 0 || cap > c->max_seq)
+        return ra_fail(RA_ERR_USAGE, "sequence capacity %u outside 1..%u (the model's context length)", cap, c->max_seq);
+    RA_TRY(rope_tables(m, cap));
     ra_kv *kv;
     RA_TRY(ra_calloc(&kv, 1, sizeof *kv));
     size_t n = (size_t)c->n_layers * cap * c->n_kv_heads * c->head_dim;
