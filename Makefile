@@ -28,7 +28,7 @@ ASAN_UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan-tests/%)
 BIN := $(BUILD)/repro-audit
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: FORCE all deps fuzz-deps model demo test unit unit-asan e2e fuzz fuzz-replay clean
+.PHONY: FORCE all deps fuzz-deps model demo test unit unit-asan e2e hostile fuzz fuzz-replay clean
 all: $(BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h)
@@ -114,7 +114,14 @@ e2e: $(BIN) $(BUILD)/repro-audit-asan $(E2E_TESTS) $(MODEL)
 	@$(BUILD)/e2e/test_hf_fixture $(MODEL) tests/fixtures/hf_fixture.json tests/fixtures/hf_prompts.jsonl
 	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL)
 
-test: unit unit-asan fuzz-replay e2e
+# Hostile inputs (tests/hostile): refused cleanly by both binaries, under resource limits.
+$(BUILD)/hostile/gen: tests/hostile/gen.c $(BUILD)/libra.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/libra.a $(LDLIBS) -o $@
+hostile: $(BIN) $(BUILD)/repro-audit-asan $(BUILD)/hostile/gen $(MODEL)
+	@tests/hostile/run.sh $(BIN) $(BUILD)/repro-audit-asan $(BUILD)/hostile/gen $(MODEL)
+
+test: unit unit-asan fuzz-replay e2e hostile
 
 # libFuzzer targets (clang). `make fuzz` runs each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
@@ -122,7 +129,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(GEN_SRC)
 	@mkdir -p $(dir $@)
-	clang $(filter-out -Werror,$(CFLAGS)) -Werror -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(GEN_SRC) $(LDLIBS) -o $@
+	clang $(filter-out -Werror,$(CFLAGS)) -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $< $(LIB_SRC) $(GEN_SRC) $(LDLIBS) -o $@
 fuzz: fuzz-deps $(FUZZERS)
 	@for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(BUILD)/corpus/$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
