@@ -66,10 +66,10 @@ $(BIN): src/cli/main.c $(BUILD)/libra.a $(VERSION_STAMP)
 $(BUILD)/repro-audit-asan: src/cli/main.c $(BUILD)/libra-asan.a $(VERSION_STAMP)
 	$(CC) $(CFLAGS) $(SAN) $< $(BUILD)/libra-asan.a $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libra.a
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/toy_manifest.h $(BUILD)/libra.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) -o $@
-$(BUILD)/asan-tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libra-asan.a
+$(BUILD)/asan-tests/%: tests/unit/%.c tests/unit/check.h tests/unit/toy_manifest.h $(BUILD)/libra-asan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -Itests/unit $< $(BUILD)/libra-asan.a $(LDLIBS) -o $@
 
@@ -115,9 +115,9 @@ e2e: $(BIN) $(BUILD)/repro-audit-asan $(E2E_TESTS) $(MODEL)
 	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL)
 
 # Hostile inputs (tests/hostile): refused cleanly by both binaries, under resource limits.
-$(BUILD)/hostile/gen: tests/hostile/gen.c $(BUILD)/libra.a
+$(BUILD)/hostile/gen: tests/hostile/gen.c tests/unit/toy_manifest.h $(BUILD)/libra.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(BUILD)/libra.a $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) -o $@
 hostile: $(BIN) $(BUILD)/repro-audit-asan $(BUILD)/hostile/gen $(MODEL)
 	@tests/hostile/run.sh $(BIN) $(BUILD)/repro-audit-asan $(BUILD)/hostile/gen $(MODEL)
 

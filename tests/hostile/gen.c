@@ -25,6 +25,7 @@
 
 #include "ra/trace.h"
 #include "ra/util.h"
+#include "toy_manifest.h"
 
 #define NV 4
 #define DIE(...) do { fprintf(stderr, "gen: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
@@ -93,13 +94,6 @@ static void set_repeat(uint8_t *file, size_t len, uint32_t repeat)
     ra_sha256_final(c, file + 192);
 }
 
-static void add_sha(cJSON *o, const char *key, const uint8_t *h)
-{
-    char hex[65];
-    ra_hex(h, 32, hex);
-    cJSON_AddStringToObject(o, key, hex);
-}
-
 static int cmd_bundle(const char *dir, int argc, char **argv)
 {
     unsigned nf = (unsigned)atoi(opt(argc, argv, "formats", "2")), nr = (unsigned)atoi(opt(argc, argv, "repeats", "2"));
@@ -109,23 +103,8 @@ static int cmd_bundle(const char *dir, int argc, char **argv)
     char path[4096];
     snprintf(path, sizeof path, "%s/traces", dir);
     OK(ra_mkdirs(path));
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "schema", "repro-audit.manifest");
-    cJSON_AddNumberToObject(m, "version", 1);
-    cJSON *model = cJSON_AddObjectToObject(m, "model");
-    cJSON_AddStringToObject(model, "name", opt(argc, argv, "name", "toy"));
-    cJSON *file = cJSON_CreateObject();
-    cJSON_AddStringToObject(file, "sha256", "11111111111111111111111111111111111111111111111111111111111111aa");
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(model, "files"), file);
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(m, "tokenizer"), "sha256",
-                            "2222222222222222222222222222222222222222222222222222222222222222");
-    cJSON *pr = cJSON_AddObjectToObject(m, "prompts");
-    cJSON_AddStringToObject(pr, "sha256", "3333333333333333333333333333333333333333333333333333333333333333");
-    cJSON_AddNumberToObject(pr, "count", 2);
-    cJSON *st = cJSON_AddObjectToObject(m, "settings");
-    cJSON_AddStringToObject(st, "mode", "generate");
-    cJSON_AddNumberToObject(st, "max_new_tokens", 3);
-    cJSON *traces = cJSON_AddArrayToObject(m, "traces");
+    cJSON *traces, *m = toy_manifest(opt(argc, argv, "name", "toy"),
+                                      "3333333333333333333333333333333333333333333333333333333333333333", &traces);
     char first_rel[512] = "";
     uint8_t first_sha[32], first_digest[32];
     for (unsigned f = 0; f < nf; f++) {
@@ -159,16 +138,7 @@ static int cmd_bundle(const char *dir, int argc, char **argv)
                     memcpy(first_digest, digest, 32);
                 }
             }
-            cJSON *t = cJSON_CreateObject();
-            cJSON_AddStringToObject(t, "format", format);
-            cJSON_AddStringToObject(t, "kernel", kernel);
-            cJSON_AddBoolToObject(t, "deterministic", true);
-            cJSON_AddNumberToObject(t, "repeat", r);
-            cJSON_AddStringToObject(t, "file", rel);
-            add_sha(t, "sha256", sha);
-            add_sha(t, "digest", digest);
-            cJSON_AddBoolToObject(t, "full", true);
-            cJSON_AddItemToArray(traces, t);
+            toy_trace_entry(traces, format, kernel, r, rel, sha, digest, true);
         }
         free(bytes);
     }
