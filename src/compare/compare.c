@@ -46,11 +46,10 @@ static ra_status check_compatible(ra_bundle *const *b, uint32_t n)
 }
 
 /* Runs by (format, kernel), then in the order given: each group is a slice. */
-static ra_bundle *const *sort_bundles;
-static int by_group(const void *x, const void *y)
+static int by_group(const void *x, const void *y, void *bundles)
 {
     const run_ref *a = x, *b = y;
-    const ra_bundle_trace *ta = bt_of(sort_bundles, *a), *tb = bt_of(sort_bundles, *b);
+    const ra_bundle_trace *ta = bt_of(bundles, *a), *tb = bt_of(bundles, *b);
     int c = strcmp(ta->format, tb->format);
     if (!c) c = strcmp(ta->kernel, tb->kernel);
     if (!c) c = (a->bundle > b->bundle) - (a->bundle < b->bundle);
@@ -82,8 +81,7 @@ static ra_status build_groups(ra_comparison *c, ra_bundle *const *b, uint32_t nb
     size_t k = 0;
     for (uint32_t i = 0; i < nb; i++)
         for (uint32_t t = 0; t < b[i]->n_traces; t++) all[k++] = (run_ref){i, t};
-    sort_bundles = b; /* qsort has no context argument; compare is not reentrant anyway */
-    qsort(all, total, sizeof *all, by_group);
+    qsort_r(all, total, sizeof *all, by_group, (void *)b);
     size_t n_groups = 0;
     for (size_t r = 0; r < total; r++) n_groups += r == 0 || !same_group(b, all[r - 1], all[r]);
     if (n_groups > RA_COMPARE_MAX_GROUPS)

@@ -81,15 +81,17 @@ bool ra_path_inside(const char *p)
     return true;
 }
 
-/* Why dir/rel (the component `name` in dfd) was refused, as an error. */
-static ra_status refused(int dfd, const char *name, const char *dir, const char *rel, int err)
+/* Why dir/rel (the component `name` in dfd, a directory on the way or the
+ * file itself) was refused, as an error; err is the open's errno, or 0. */
+static ra_status refused(int dfd, const char *name, bool last, const char *dir, const char *rel, int err)
 {
     struct stat st;
     if (err == ENOENT) return ra_fail(RA_ERR_NOTFOUND, "%s/%s: no such file", dir, rel);
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (S_ISLNK(st.st_mode))
             return ra_fail(RA_ERR_IO, "%s/%s: %s is a symbolic link; files inside a bundle must not be", dir, rel, name);
-        if (err == ENOTDIR || err == 0) return ra_fail(RA_ERR_IO, "%s/%s: %s is not a regular file", dir, rel, name);
+        if (err == ENOTDIR || err == 0)
+            return ra_fail(RA_ERR_IO, "%s/%s: %s is not a %s", dir, rel, name, last ? "regular file" : "directory");
     }
     return ra_fail(RA_ERR_IO, "%s/%s: cannot open: %s", dir, rel, strerror(err));
 }
@@ -111,7 +113,7 @@ ra_status ra_read_file_inside(const char *dir, const char *rel, size_t max, uint
         if (*name && strcmp(name, ".")) {
             int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub < 0) {
-                ra_status s = refused(dfd, name, dir, rel, errno);
+                ra_status s = refused(dfd, name, false, dir, rel, errno);
                 close(dfd);
                 return s;
             }
@@ -124,9 +126,9 @@ ra_status ra_read_file_inside(const char *dir, const char *rel, size_t max, uint
     struct stat st, st2;
     int pfd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     ra_status s = RA_OK;
-    if (pfd < 0) s = refused(dfd, name, dir, rel, errno);
+    if (pfd < 0) s = refused(dfd, name, true, dir, rel, errno);
     else if (fstat(pfd, &st) != 0) s = ra_fail(RA_ERR_IO, "%s/%s: %s", dir, rel, strerror(errno));
-    else if (!S_ISREG(st.st_mode)) s = refused(dfd, name, dir, rel, 0);
+    else if (!S_ISREG(st.st_mode)) s = refused(dfd, name, true, dir, rel, 0);
     else if ((uint64_t)st.st_size > max)
         s = ra_fail(RA_ERR_UNSUPPORTED, "%s/%s: %lld bytes is over the %zu-byte limit", dir, rel, (long long)st.st_size, max);
     if (pfd >= 0) close(pfd);

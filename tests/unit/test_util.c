@@ -34,6 +34,8 @@ static void test_read_inside(const char *dir)
     CHECK_STATUS(ra_read_file_inside(dir, "sub/none", 10, &data, &len), RA_ERR_NOTFOUND);
     CHECK_STATUS(ra_read_file_inside(dir, "../f", 10, &data, &len), RA_ERR_FORMAT);
     CHECK_STATUS(ra_read_file_inside(dir, "/etc/passwd", 10, &data, &len), RA_ERR_FORMAT);
+    CHECK_STATUS(ra_read_file_inside(dir, "sub/f/x", 10, &data, &len), RA_ERR_IO);
+    CHECK(strstr(ra_errmsg(), "f is not a directory") != NULL);
     CHECK_STATUS(ra_read_file_inside(dir, "sub", 10, &data, &len), RA_ERR_IO); /* a directory */
     CHECK(strstr(ra_errmsg(), "not a regular file") != NULL);
     snprintf(q, sizeof q, "%s/link", dir);
