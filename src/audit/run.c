@@ -328,8 +328,9 @@ ra_status ra_run(const ra_run_opts *o)
     if (s == RA_OK) s = ra_pool_new(o->threads, &r.pool);
     if (s == RA_OK) s = ra_bundle_create_partial(o->out_dir, &r.tmp);
     r.traces = cJSON_CreateArray();
+    char name[256]; /* the GGUF chose it: escaped */
     if (s == RA_OK && o->progress)
-        fprintf(stderr, "repro-audit run: %s, %zu prompts, %zu formats x %u repeats, %s, %u threads\n", ra_esc((char[256]){0}, 256, cfg.name), r.ps->n,
+        fprintf(stderr, "repro-audit run: %s, %zu prompts, %zu formats x %u repeats, %s, %u threads\n", ra_esc(name, sizeof name, cfg.name), r.ps->n,
                 o->n_formats, o->repeats, o->score ? "score" : "generate", ra_pool_threads(r.pool));
 
     if (s == RA_OK && o->score) {
