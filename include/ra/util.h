@@ -25,7 +25,8 @@ ra_status ra_read_file(const char *path, uint8_t **data, size_t *len);
 ra_status ra_read_file_max(const char *path, size_t max, uint8_t **data, size_t *len);
 
 /* Reads dir/rel where dir may hold hostile content (a bundle): rel must be
- * relative without ".." (ra_path_inside), no component of it may be a
+ * relative, its components neither empty, "." nor ".." (ra_path_inside: one
+ * spelling per file), no component of it may be a
  * symbolic link, and the file must be a regular file of at most max bytes;
  * opening never blocks and never opens a device. Errors name dir/rel:
  * RA_ERR_NOTFOUND when it does not exist, RA_ERR_UNSUPPORTED over max,

@@ -84,6 +84,13 @@ static int by_identity(const void *x, const void *y)
     return c ? c : (a->repeat > b->repeat) - (a->repeat < b->repeat);
 }
 
+static int by_file(const void *x, const void *y)
+{
+    return strcmp((*(const ra_bundle_trace *const *)x)->rel, (*(const ra_bundle_trace *const *)y)->rel);
+}
+
+/* No (format, kernel, repeat) twice, and no file twice: a manifest naming one
+ * file 65,536 times would make verify and compare read it as often. */
 static ra_status check_unique(const ra_bundle *b, const char *where)
 {
     const ra_bundle_trace **sorted;
@@ -95,6 +102,10 @@ static ra_status check_unique(const ra_bundle *b, const char *where)
         if (!by_identity(&sorted[i - 1], &sorted[i]))
             s = ra_fail(RA_ERR_FORMAT, "%s: %s@%s repeat %u appears twice", where, sorted[i]->format, sorted[i]->kernel,
                         sorted[i]->repeat);
+    if (s == RA_OK) qsort(sorted, b->n_traces, sizeof *sorted, by_file);
+    for (uint32_t i = 1; s == RA_OK && i < b->n_traces; i++)
+        if (!by_file(&sorted[i - 1], &sorted[i]))
+            s = ra_fail(RA_ERR_FORMAT, "%s: two traces name the file \"%s\"", where, sorted[i]->rel);
     free(sorted);
     return s;
 }

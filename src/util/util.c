@@ -75,10 +75,13 @@ ra_status ra_read_file(const char *path, uint8_t **data, size_t *len) { return r
 
 bool ra_path_inside(const char *p)
 {
-    if (!*p || p[0] == '/') return false;
-    for (const char *s = p; *s; s++)
-        if (s[0] == '.' && s[1] == '.' && (s == p || s[-1] == '/') && (s[2] == '/' || s[2] == 0)) return false;
-    return true;
+    /* One spelling per file: no empty, "." or ".." component, so two names are two files. */
+    for (const char *c = p;; c++) {
+        size_t n = strcspn(c, "/");
+        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.')) return false;
+        c += n;
+        if (!*c) return true;
+    }
 }
 
 /* Why dir/rel (the component `name` in dfd, a directory on the way or the
@@ -110,16 +113,14 @@ ra_status ra_read_file_inside(const char *dir, const char *rel, size_t max, uint
     char *name = buf, *slash;
     while ((slash = strchr(name, '/')) != NULL) {
         *slash = 0;
-        if (*name && strcmp(name, ".")) {
-            int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub < 0) {
-                ra_status s = refused(dfd, name, false, dir, rel, errno);
-                close(dfd);
-                return s;
-            }
+        int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) {
+            ra_status s = refused(dfd, name, false, dir, rel, errno);
             close(dfd);
-            dfd = sub;
+            return s;
         }
+        close(dfd);
+        dfd = sub;
         name = slash + 1;
     }
     /* O_PATH first: fstat without opening, so a FIFO cannot block and a device is never opened. */

@@ -2,10 +2,12 @@
  * small files are committed. It uses only the trace writer, SHA-256 and cJSON,
  * APIs that predate the fixes it tests, so it also builds against old trees.
  *
- *   gen bundle DIR [formats=N] [repeats=R] [name=S] [fmt0=S] [kernel=S] [data=plain|nan] [shared=1] [differ=1]
+ *   gen bundle DIR [formats=N] [repeats=R] [name=S] [fmt0=S] [kernel=S] [data=plain|nan] [shared=1] [clone=1] [differ=1]
  *       a valid bundle of toy traces (4-token vocabulary, 2 sequences x 3 steps):
  *       N formats f0.. (the first named fmt0 when given) x R repeats. shared=1
  *       points every manifest entry at the first trace file and writes no other;
+ *       clone=1 gives every entry its own copy of the first trace (another
+ *       format and repeat in its header), cheap enough for thousands;
  *       differ=1 gives the last repeat of the first format other numbers.
  *       data=nan: f0 = {NaN, -0.5, -1, -inf}, f1 = f0 with token 2 at -1.5,
  *       f2 = f0 with token 0 at -2 (formats=3 for all three).
@@ -83,9 +85,12 @@ static uint8_t *base_trace(const char *path, const char *format, const char *ker
     return data;
 }
 
-/* docs/trace-format.md: repeat at 96; content SHA-256 at 192 over [0, 192) and the payload. */
-static void set_repeat(uint8_t *file, size_t len, uint32_t repeat)
+/* docs/trace-format.md: format at 16 (32 bytes, zero-padded), repeat at 96;
+ * content SHA-256 at 192 over [0, 192) and the payload. */
+static void set_identity(uint8_t *file, size_t len, const char *format, uint32_t repeat)
 {
+    memset(file + 16, 0, 32);
+    memcpy(file + 16, format, strlen(format));
     ra_put_le32(file + 96, repeat);
     ra_sha256_ctx *c;
     OK(ra_sha256_new(&c));
@@ -99,7 +104,9 @@ static int cmd_bundle(const char *dir, int argc, char **argv)
     unsigned nf = (unsigned)atoi(opt(argc, argv, "formats", "2")), nr = (unsigned)atoi(opt(argc, argv, "repeats", "2"));
     const char *kernel = opt(argc, argv, "kernel", "cpu"), *fmt0 = opt(argc, argv, "fmt0", NULL);
     bool nan_data = !strcmp(opt(argc, argv, "data", "plain"), "nan"), shared = atoi(opt(argc, argv, "shared", "0"));
-    bool differ = atoi(opt(argc, argv, "differ", "0"));
+    bool differ = atoi(opt(argc, argv, "differ", "0")), clone = atoi(opt(argc, argv, "clone", "0"));
+    uint8_t *first = NULL; /* clone=1: the first trace's bytes */
+    size_t first_len = 0;
     char path[4096];
     snprintf(path, sizeof path, "%s/traces", dir);
     OK(ra_mkdirs(path));
@@ -123,12 +130,19 @@ static int cmd_bundle(const char *dir, int argc, char **argv)
                 memcpy(digest, first_digest, 32);
             } else {
                 snprintf(path, sizeof path, "%s/%s", dir, rel);
-                if (!bytes) bytes = base_trace(path, format, kernel, r, f, nan_data, &len, digest);
+                if (!bytes && clone && first) {
+                    if (!(bytes = malloc(first_len))) DIE("out of memory");
+                    memcpy(bytes, first, first_len);
+                    len = first_len;
+                    memcpy(digest, first_digest, 32);
+                    set_identity(bytes, len, format, r);
+                    put(path, bytes, len);
+                } else if (!bytes) bytes = base_trace(path, format, kernel, r, f, nan_data, &len, digest);
                 else if (differ && f == 0 && r + 1 == nr) {
                     free(bytes); /* the last repeat of the first format gets the second format's numbers */
                     bytes = base_trace(path, format, kernel, r, 1, nan_data, &len, digest);
                 } else {
-                    set_repeat(bytes, len, r);
+                    set_identity(bytes, len, format, r);
                     put(path, bytes, len); /* no fsync: thousands of files */
                 }
                 ra_sha256(bytes, len, sha);
@@ -136,12 +150,16 @@ static int cmd_bundle(const char *dir, int argc, char **argv)
                     snprintf(first_rel, sizeof first_rel, "%s", rel);
                     memcpy(first_sha, sha, 32);
                     memcpy(first_digest, digest, 32);
+                    if (!(first = malloc(len))) DIE("out of memory");
+                    memcpy(first, bytes, len);
+                    first_len = len;
                 }
             }
             toy_trace_entry(traces, format, kernel, r, rel, sha, digest, true);
         }
         free(bytes);
     }
+    free(first);
     char *text = cJSON_PrintUnformatted(m);
     if (!text) DIE("out of memory");
     snprintf(path, sizeof path, "%s/manifest.json", dir);

@@ -99,11 +99,13 @@ expect 2 "f0@cpu.r1.ratrace.*(expand|limit)" "verify refuses a zstd bomb" -- ver
 expect 2 "f0@cpu.r1.ratrace.*(expand|limit)" "compare refuses a zstd bomb" -- compare --no-write "$T/bomb"
 
 # --- rows 1 and 4: absurd and large trace counts ---
-"$GEN" bundle "$T/g300" formats=300 repeats=1 shared=1
+"$GEN" bundle "$T/g300" formats=300 repeats=1 clone=1
 expect 2 "g300.*300 format@kernel groups" "compare refuses 300 format groups" -- compare --no-write "$T/g300"
 "$GEN" bundle "$T/g65537" formats=65537 repeats=1 shared=1
 expect 2 "g65537.*65537 traces" "compare refuses 65,537 traces (pairs would overflow)" -- compare --no-write "$T/g65537"
-"$GEN" bundle "$T/g20000" formats=20000 repeats=1 shared=1  # took 303 s and 20.7 GB at 220ce09
+"$GEN" bundle "$T/same" formats=300 repeats=1 shared=1
+expect 2 "same.*two traces name the file" "a manifest naming one file for many traces is refused" -- verify "$T/same"
+"$GEN" bundle "$T/g20000" formats=20000 repeats=1 clone=1  # took 303 s and 20.7 GB at 220ce09
 expect 2 "g20000.*20000 format@kernel groups" "compare refuses 20,000 format groups quickly" -- compare --no-write "$T/g20000"
 "$GEN" bundle "$T/many" formats=4 repeats=5000
 expect 0 "every expectation held" "compare groups 20,000 traces quickly" -- compare --no-write "$T/many"
