@@ -207,7 +207,7 @@ tr -d "\r" <"$T/err" >"$T/err.txt"; clean "$T/err.txt" "run progress with an esc
 [ -f "$T/r14/manifest.json" ] && clean "$T/r14/manifest.json" "manifest.json with a long UTF-8 name"
 # row 15: a directory created at OUT during the run is not replaced
 runq --model "$MODEL" --max-new-tokens 48 --out "$T/r15" 2>"$T/r15.err" & pid=$!
-for _ in $(seq 200); do ls -d "$T"/r15.partial-* >/dev/null 2>&1 && break; sleep 0.05; done
+for _ in $(seq 600); do ls -d "$T"/r15.partial-* >/dev/null 2>&1 && break; sleep 0.05; done
 mkdir "$T/r15"; wait $pid; rc=$?  # an empty directory: plain rename(2) would replace it
 [ $rc -eq 2 ] && grep -q "r15.*exists" "$T/r15.err" && ok || { bad "run replaced a directory created during the run (exit $rc)"; show "$T/r15.err"; }
 [ -d "$T/r15" ] && [ -z "$(ls "$T/r15")" ] && ok || bad "the directory created during the run was replaced"
@@ -215,7 +215,7 @@ ls -d "$T"/r15.partial-* >/dev/null 2>&1 && bad "run left its .partial directory
 # row 16: the model path swapped during the run: the manifest records the bytes that ran
 ln -s "$(cd "$(dirname "$MODEL")" && pwd)/$(basename "$MODEL")" "$T/model.gguf"
 runq --model "$T/model.gguf" --max-new-tokens 48 --out "$T/r16" & pid=$!
-for _ in $(seq 200); do ls -d "$T"/r16.partial-* >/dev/null 2>&1 && break; sleep 0.05; done
+for _ in $(seq 600); do ls -d "$T"/r16.partial-* >/dev/null 2>&1 && break; sleep 0.05; done
 ln -sfn "$CORPUS/../../data/golden.gguf" "$T/model.gguf"; kill -0 $pid 2>/dev/null; alive=$?; wait $pid; rc=$?
 [ $alive -eq 0 ] || echo "note: the run ended before the swap; row 16 not exercised"
 [ $rc -eq 0 ] && grep -q "$(sha "$MODEL")" "$T/r16/manifest.json" && ok || bad "manifest does not hold the SHA-256 of the model that ran"
