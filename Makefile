@@ -53,7 +53,7 @@ ASAN_UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan-tests/%)
 BIN := $(BUILD)/repro-audit
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: FORCE all deps fuzz-deps model demo test unit unit-asan e2e fuzz fuzz-replay clean gpu-tests test-gpu no-nvcc
+.PHONY: FORCE all deps fuzz-deps model demo test unit unit-asan e2e hostile fuzz fuzz-replay clean gpu-tests test-gpu no-nvcc
 all: $(BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h) $(wildcard kernels/*.h)
@@ -155,9 +155,17 @@ e2e: $(BIN) $(BUILD)/repro-audit-asan $(E2E_TESTS) $(MODEL)
 	@$(BUILD)/e2e/test_hf_fixture $(MODEL) tests/fixtures/hf_fixture.json tests/fixtures/hf_prompts.jsonl
 	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL) $(BUILD)/e2e/test_tokenizer_model
 
+# Hostile inputs (tests/hostile): refused cleanly by both binaries, under resource limits.
+$(BUILD)/hostile/gen: tests/hostile/gen.c tests/unit/toy_manifest.h $(BUILD)/libra.a
+	@mkdir -p $(dir $@)
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
+hostile: $(BIN) $(BUILD)/repro-audit-asan $(BUILD)/hostile/gen $(MODEL)
+	@tests/hostile/run.sh $(BIN) $(BUILD)/repro-audit-asan $(BUILD)/hostile/gen $(MODEL)
+
 # CI has nvcc but no GPU: it builds the GPU tests (so kernels that do not
 # compile turn it red) and runs them only where there is a GPU (test-gpu).
-test: unit unit-asan fuzz-replay e2e $(if $(NVCC),gpu-tests)
+test: unit unit-asan fuzz-replay e2e hostile $(if $(NVCC),gpu-tests)
 
 GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/gpu/%,$(wildcard tests/gpu/test_*.c))
 $(BUILD)/gpu/%: tests/gpu/%.c tests/unit/check.h $(BUILD)/libra.a $(BUNDLED_LIBS)
@@ -177,7 +185,7 @@ FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(GEN_SRC)
 	@mkdir -p $(dir $@)
 	@echo "  CC   $@"
-	$(Q)clang $(filter-out -Werror,$(CFLAGS)) -Werror -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(GEN_SRC) $(LDLIBS) -o $@
+	$(Q)clang $(filter-out -Werror,$(CFLAGS)) -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $< $(LIB_SRC) $(GEN_SRC) $(LDLIBS) -o $@
 fuzz: fuzz-deps $(FUZZERS)
 	@for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(BUILD)/corpus/$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; done

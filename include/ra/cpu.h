@@ -33,7 +33,10 @@ void ra_cpu_swiglu(float *gate, const float *up, uint32_t n);
 /* exp and tanh-free helpers with the double-then-round rule. */
 float ra_cpu_exp(float x);
 
-/* Index of the largest value; ties go to the lowest index (greedy decoding). */
+/* Index of the largest value; ties go to the lowest index (greedy decoding).
+ * NaN ranks below every number, as in ra_topk, so the greedy token is the
+ * first top-k entry; only an all-NaN vector gives 0. The CUDA log-softmax
+ * kernel picks the same index. */
 int32_t ra_argmax(const float *v, uint32_t n);
 
 #endif

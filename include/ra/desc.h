@@ -115,6 +115,7 @@ void ra_quant_config_free(ra_quant_config *q);
 typedef struct {
     char *path;
     uint64_t bytes;
+    uint8_t sha256[32];         /* of the bytes that were read or mapped, not of whatever the path names later */
 } ra_desc_file;
 
 typedef struct ra_desc_store ra_desc_store;

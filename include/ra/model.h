@@ -37,7 +37,7 @@ typedef struct {
     ra_weight output;                    /* [n_vocab x dim]; aliases embed when tied */
     ra_weight out_norm;                  /* f32, dim */
     ra_layer *layers;
-    float *rope_cos, *rope_sin;          /* [max_pos x head_dim/2] */
+    float *rope_cos, *rope_sin;          /* [rope_max_pos x head_dim/2], grown by ra_model_rope_reserve */
     uint32_t rope_max_pos;
     ra_pool *pool;                       /* not owned */
 } ra_model;
@@ -47,5 +47,9 @@ typedef struct {
  * fails naming the tensor and its file. */
 ra_status ra_model_load(const ra_model_desc *d, const ra_format *format, ra_pool *pool, ra_model **out);
 void ra_model_free(ra_model *m);
+
+/* Grows m's RoPE tables to cover positions 0..n-1 (cos/sin in double,
+ * rounded once). Engines call it when they begin sequences. */
+ra_status ra_model_rope_reserve(ra_model *m, uint32_t n);
 
 #endif

@@ -40,6 +40,8 @@ void ra_safetensors_close(ra_st_file *f);
 
 const char *ra_safetensors_path(const ra_st_file *f);
 size_t ra_safetensors_file_size(const ra_st_file *f);
+/* SHA-256 of the mapped file, the bytes the tensors are read from. */
+void ra_safetensors_sha256(const ra_st_file *f, uint8_t out[32]);
 uint64_t ra_safetensors_data_offset(const ra_st_file *f); /* 8 + N */
 size_t ra_safetensors_n_tensors(const ra_st_file *f);
 const ra_st_info *ra_safetensors_tensor_at(const ra_st_file *f, size_t i); /* in data order */

@@ -149,7 +149,7 @@ ra_status ra_bench_e2e(const ra_e2e_bench_opts *o, void **json_out)
     ra_status s = ra_desc_open(o->model_path, 0, &d);
     if (s == RA_OK) s = ra_tokenizer_from_desc(d, &tok);
     if (s == RA_OK) s = ra_config_from_desc(d, &cfg);
-    if (s == RA_OK) s = ra_prompts_load(NULL, tok, cfg.n_vocab, &ps);
+    if (s == RA_OK) s = ra_prompts_load(NULL, tok, cfg.n_vocab, cfg.max_seq, &ps);
     if (s == RA_OK && o->prompt_tokens + 2 > cfg.max_seq) s = ra_fail(RA_ERR_USAGE, "bench: --prompt-tokens exceeds the context");
     if (s == RA_OK) s = synthetic_prompts(n_long, o->prompt_tokens, cfg.n_vocab, &long_ps, &long_items);
     if (s == RA_OK) s = ra_pool_new(0, &pool);

@@ -12,8 +12,10 @@
 #include "ra/audit.h"
 #include "ra/compare.h"
 #include "ra/cpu.h"
-#include "ra/engine.h"
 #include "ra/desc.h"
+#include "ra/engine.h"
+#include "ra/json.h"
+#include "ra/text.h"
 #include "ra/trace.h"
 #include "ra/util.h"
 #include "ra/version.h"
@@ -321,9 +323,7 @@ static ra_status add_model_files(cJSON *files, const ra_model_desc *d)
     }
     ra_status s = RA_OK;
     for (size_t i = 0; i < d->n_files && s == RA_OK; i++) {
-        uint8_t sha[32];
-        s = ra_sha256_file(d->files[i].path, sha);
-        if (s != RA_OK) break;
+        const uint8_t *sha = d->files[i].sha256; /* the bytes that ran, not whatever the path names now */
         cJSON *f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "path", d->files[i].path);
         cJSON_AddNumberToObject(f, "bytes", (double)d->files[i].bytes);
@@ -417,9 +417,10 @@ static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
     cJSON_AddNumberToObject(times, "decode_tokens_per_second",
                             r->decode_seconds > 0 ? (double)r->decode_tokens / r->decode_seconds : 0);
 
-    char *text = cJSON_Print(root);
+    char *text;
+    s = ra_json_print(root, true, &text);
     cJSON_Delete(root);
-    if (!text) return ra_fail(RA_ERR_NOMEM, "out of memory printing the manifest");
+    if (s != RA_OK) return s;
     char path[4096];
     snprintf(path, sizeof path, "%s/manifest.json", r->tmp);
     s = ra_write_file_atomic(path, text, strlen(text));
@@ -479,22 +480,15 @@ ra_status ra_run(const ra_run_opts *o)
     if (s == RA_OK) s = ra_tokenizer_from_desc(r.desc, &r.tok);
     ra_model_config cfg;
     if (s == RA_OK) s = ra_config_from_desc(r.desc, &cfg);
-    if (s == RA_OK) s = ra_prompts_load(o->prompts_path, r.tok, cfg.n_vocab, &r.ps);
+    if (s == RA_OK) s = ra_prompts_load(o->prompts_path, r.tok, cfg.n_vocab, cfg.max_seq, &r.ps);
+    if (s == RA_OK) s = ra_prompts_fit(r.ps, cfg.max_seq, o->max_new_tokens, o->score);
     if (s == RA_OK && o->top_k > cfg.n_vocab) s = ra_fail(RA_ERR_USAGE, "--top-k %u exceeds the vocabulary", o->top_k);
     if (s == RA_OK) s = ra_pool_new(o->threads, &r.pool);
-    if (s == RA_OK) {
-        size_t n = strlen(o->out_dir) + 32;
-        s = ra_calloc(&r.tmp, n, 1);
-        if (s == RA_OK) snprintf(r.tmp, n, "%s.partial-%ld", o->out_dir, (long)getpid());
-    }
-    if (s == RA_OK) {
-        char traces[4096];
-        snprintf(traces, sizeof traces, "%s/traces", r.tmp);
-        s = ra_mkdirs(traces);
-    }
+    if (s == RA_OK) s = ra_bundle_create_partial(o->out_dir, &r.tmp);
     r.traces = cJSON_CreateArray();
+    char name[256]; /* the GGUF chose it: escaped */
     if (s == RA_OK && o->progress)
-        fprintf(stderr, "repro-audit run: %s, %zu prompts, %zu formats x %u repeats, %s, %u threads\n", cfg.name, r.ps->n,
+        fprintf(stderr, "repro-audit run: %s, %zu prompts, %zu formats x %u repeats, %s, %u threads\n", ra_esc(name, sizeof name, cfg.name), r.ps->n,
                 o->n_formats, o->repeats, o->score ? "score" : "generate", ra_pool_threads(r.pool));
 
     if (s == RA_OK && o->score) {
@@ -517,14 +511,8 @@ ra_status ra_run(const ra_run_opts *o)
     if (s == RA_OK) s = write_manifest(&r, started, ra_now() - t0);
     if (s == RA_OK && o->progress) fprintf(stderr, "  manifest written (%.1fs); comparing\n", ra_now() - t0);
     if (s == RA_OK) s = write_report(r.tmp, o->out_dir, o->progress);
-    if (s == RA_OK && rename(r.tmp, o->out_dir) != 0)
-        s = ra_fail(RA_ERR_IO, "cannot rename %s to %s: %s", r.tmp, o->out_dir, strerror(errno));
-    if (s != RA_OK && r.tmp) {
-        char keep[1024];
-        snprintf(keep, sizeof keep, "%s", ra_errmsg());
-        ra_remove_tree(r.tmp);
-        ra_fail(s, "%s", keep);
-    }
+    if (s == RA_OK) s = ra_rename_noreplace(r.tmp, o->out_dir);
+    if (s != RA_OK && r.tmp) ra_bundle_discard(r.tmp); /* only what a run writes */
     if (s == RA_OK && o->progress) fprintf(stderr, "bundle written: %s (%.1fs)\n", o->out_dir, ra_now() - t0);
     cJSON_Delete(r.traces);
     free(r.tmp);

@@ -7,6 +7,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "ra/cpu.h"
+#include "ra/json.h"
 #include "ra/model.h"
 #include "ra/safetensors.h"
 #include "ra/util.h"

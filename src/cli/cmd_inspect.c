@@ -11,6 +11,7 @@
 #include "ra/desc.h"
 #include "ra/ggml_types.h"
 #include "ra/gguf.h"
+#include "ra/text.h"
 #include "ra/util.h"
 
 static const char usage[] =
@@ -39,16 +40,10 @@ static void print_type(const ra_gguf_kv *kv, char *out, size_t size)
 /* Quoted, with the same escapes as ra_gguf_kv_to_text, never cut. */
 static void print_quoted(const char *s, size_t len)
 {
-    putchar('"');
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '\n') fputs("\\n", stdout);
-        else if (ch == '"') fputs("\\\"", stdout);
-        else if (ch == '\\') fputs("\\\\", stdout);
-        else if (ch < 0x20 || ch == 0x7f) printf("\\x%02x", ch);
-        else putchar(ch);
-    }
-    putchar('"');
+    ra_buf b = {0};
+    if (ra_escape(&b, s, len, RA_ESC_QUOTE) == RA_OK) printf("\"%.*s\"", (int)b.len, b.data ? (const char *)b.data : "");
+    else fputs("\"?\"", stdout);
+    ra_buf_free(&b);
 }
 
 /* One array element on its own line (for --all). */
@@ -86,18 +81,18 @@ static ra_status print_item(const ra_gguf *g, const ra_gguf_kv *kv, uint64_t i)
 static ra_status print_kvs(const ra_gguf *g, bool all)
 {
     size_t key_width = 3;
+    char text[1024], type[32], key[256]; /* keys and names are escaped: the file chose them */
     for (size_t i = 0; i < ra_gguf_n_kv(g); i++) {
-        size_t n = strlen(ra_gguf_kv_at(g, i)->key);
+        size_t n = strlen(ra_esc(key, sizeof key, ra_gguf_kv_at(g, i)->key));
         if (n > key_width) key_width = n;
     }
     if (key_width > 60) key_width = 60;
-    char text[1024], type[32];
     printf("\nmetadata (%zu):\n", ra_gguf_n_kv(g));
     for (size_t i = 0; i < ra_gguf_n_kv(g); i++) {
         const ra_gguf_kv *kv = ra_gguf_kv_at(g, i);
         print_type(kv, type, sizeof type);
         RA_TRY(ra_gguf_kv_to_text(g, kv, text, sizeof text, all ? 0 : SUMMARY_ITEMS));
-        printf("  %-*s  %-14s  %s\n", (int)key_width, kv->key, type, text);
+        printf("  %-*s  %-14s  %s\n", (int)key_width, ra_esc(key, sizeof key, kv->key), type, text);
         if (all && kv->type == RA_GGUF_ARRAY)
             for (uint64_t j = 0; j < kv->n; j++) RA_TRY(print_item(g, kv, j));
     }
@@ -118,8 +113,9 @@ static void format_dims(const ra_gguf_tensor *t, char *out, size_t size)
 static void print_tensors(const ra_gguf *g)
 {
     size_t name_width = 4;
+    char name[256];
     for (size_t i = 0; i < ra_gguf_n_tensors(g); i++) {
-        size_t n = strlen(ra_gguf_tensor_at(g, i)->name);
+        size_t n = strlen(ra_esc(name, sizeof name, ra_gguf_tensor_at(g, i)->name));
         if (n > name_width) name_width = n;
     }
     if (name_width > 60) name_width = 60;
@@ -129,7 +125,7 @@ static void print_tensors(const ra_gguf *g)
     for (size_t i = 0; i < ra_gguf_n_tensors(g); i++) {
         const ra_gguf_tensor *t = ra_gguf_tensor_at(g, i);
         format_dims(t, dims, sizeof dims);
-        printf("  %5zu  %-*s  %-5s  %-16s  %12" PRIu64 "  %12" PRIu64 "\n", i, (int)name_width, t->name,
+        printf("  %5zu  %-*s  %-5s  %-16s  %12" PRIu64 "  %12" PRIu64 "\n", i, (int)name_width, ra_esc(name, sizeof name, t->name),
                ra_ggml_type_info_of(t->type)->name, dims, t->offset, t->nbytes);
     }
 }
@@ -138,7 +134,8 @@ static ra_status inspect(const char *path, bool all)
 {
     ra_gguf *g;
     RA_TRY(ra_gguf_open(path, &g));
-    printf("file:         %s\n", ra_gguf_path(g));
+    char esc[512];
+    printf("file:         %s\n", ra_esc(esc, sizeof esc, ra_gguf_path(g)));
     printf("version:      %u\n", ra_gguf_version(g));
     printf("alignment:    %" PRIu64 "\n", ra_gguf_alignment(g));
     printf("data offset:  %" PRIu64 "\n", ra_gguf_data_offset(g));

@@ -1,5 +1,4 @@
 /* repro-audit tokenize: prompt texts to token ids, as the run will see them. */
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +7,7 @@
 #include "commands.h"
 #include "ra/audit.h"
 #include "ra/model.h"
+#include "ra/text.h"
 #include "ra/util.h"
 
 static const char usage[] =
@@ -44,14 +44,15 @@ int ra_cmd_tokenize(int argc, char **argv)
     ra_prompt_set *ps = NULL;
     if (s == RA_OK) s = ra_desc_open(model, 0, &d);
     if (s == RA_OK) s = ra_tokenizer_from_desc(d, &tok);
+    ra_model_config cfg;
+    if (s == RA_OK && prompts) s = ra_config_from_desc(d, &cfg); /* for the context length */
     if (s == RA_OK && prompts) {
-        s = ra_prompts_load(prompts, tok, (uint32_t)ra_tokenizer_n_vocab(tok), &ps);
+        s = ra_prompts_load(prompts, tok, (uint32_t)ra_tokenizer_n_vocab(tok), cfg.max_seq, &ps);
         for (size_t i = 0; s == RA_OK && i < ps->n; i++) {
-            cJSON *js = cJSON_CreateString(ps->items[i].id);
-            char *id = cJSON_PrintUnformatted(js); /* JSON-escaped */
-            cJSON_Delete(js);
-            printf("{\"id\": %s, \"ids\": ", id ? id : "\"?\"");
-            free(id);
+            ra_buf id = {0}; /* JSON-escaped, DEL and C1 too: the id comes from the file */
+            s = ra_escape(&id, ps->items[i].id, strlen(ps->items[i].id), RA_ESC_JSON);
+            printf("{\"id\": \"%.*s\", \"ids\": ", (int)id.len, id.data ? (const char *)id.data : "");
+            ra_buf_free(&id);
             print_ids(ps->items[i].ids, ps->items[i].n_ids);
             if (ps->items[i].cont) {
                 printf(", \"continuation_ids\": ");

@@ -81,12 +81,13 @@ ra_status ra_desc_strdup(ra_model_desc *d, const char *s, size_t len, char **out
     return RA_OK;
 }
 
-ra_status ra_desc_add_file(ra_model_desc *d, const char *path, uint64_t bytes)
+ra_status ra_desc_add_file(ra_model_desc *d, const char *path, uint64_t bytes, const uint8_t sha256[32])
 {
     ra_desc_file *f = realloc(d->files, (d->n_files + 1) * sizeof *f);
     if (!f) return ra_fail(RA_ERR_NOMEM, "out of memory describing %s", d->path);
     d->files = f;
-    f[d->n_files] = (ra_desc_file){NULL, bytes};
+    f[d->n_files] = (ra_desc_file){NULL, bytes, {0}};
+    memcpy(f[d->n_files].sha256, sha256, 32);
     RA_TRY(ra_strdup(&f[d->n_files].path, path));
     d->n_files++;
     return RA_OK;

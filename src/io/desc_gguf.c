@@ -10,6 +10,7 @@
 
 #include "desc_internal.h"
 #include "ra/ggml_types.h"
+#include "ra/text.h"
 
 /* ---- config ---- */
 
@@ -69,10 +70,8 @@ static ra_status read_config(const ra_gguf *g, ra_model_config *c)
         return ra_fail(RA_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3)", ra_gguf_path(g), c->arch);
     const char *name;
     size_t len;
-    if (ra_gguf_get_str(g, "general.name", &name, &len) == RA_OK) {
-        if (len >= sizeof c->name) len = sizeof c->name - 1;
-        memcpy(c->name, name, len);
-    }
+    if (ra_gguf_get_str(g, "general.name", &name, &len) == RA_OK)
+        ra_utf8_copy(c->name, sizeof c->name, name, len); /* never cut inside a character */
     ra_clear_error();
     const char *a = c->arch;
     RA_TRY(get_u32(g, a, "block_count", true, &c->n_layers));
@@ -303,7 +302,9 @@ ra_status ra_desc_open_gguf(const char *path, unsigned flags, ra_model_desc **ou
     RA_TRY(ra_desc_new("gguf", path, &d));
     ra_status s = ra_gguf_open(path, &d->store->gguf);
     const ra_gguf *g = d->store->gguf;
-    if (s == RA_OK) s = ra_desc_add_file(d, path, ra_gguf_file_size(g));
+    uint8_t sha[32];
+    if (s == RA_OK) ra_gguf_sha256(g, sha); /* the mapped bytes that run */
+    if (s == RA_OK) s = ra_desc_add_file(d, path, ra_gguf_file_size(g), sha);
     if (s == RA_OK) s = read_config(g, &d->config);
     if (s == RA_OK && !(flags & RA_DESC_NO_TOKENIZER)) s = read_tokenizer(d, g);
     if (s == RA_OK) s = read_tensors(d, g);

@@ -27,6 +27,8 @@ static ra_status read_config(ra_model_desc *d, const char *dir)
     ra_status s = ra_read_file(path, &text, &len);
     if (s != RA_OK) return ra_wrap(s, "%s is not an HF checkpoint directory (no config.json): ", dir);
     s = ra_hf_config_parse((const char *)text, len, path, &d->config, &d->quant);
+    uint8_t sha[32];
+    ra_sha256(text, len, sha); /* the bytes parsed */
     free(text);
     RA_TRY(s);
     if (!d->config.name[0]) { /* the directory's name */
@@ -36,7 +38,7 @@ static ra_status read_config(ra_model_desc *d, const char *dir)
         while (base > dir && base[-1] != '/') base--;
         snprintf(d->config.name, sizeof d->config.name, "%.*s", (int)(end - base), base);
     }
-    return ra_desc_add_file(d, path, len);
+    return ra_desc_add_file(d, path, len, sha);
 }
 
 static ra_status read_tokenizer(ra_model_desc *d, const char *dir)
@@ -51,9 +53,11 @@ static ra_status read_tokenizer(ra_model_desc *d, const char *dir)
     for (int i = 0; i < 1 + has_cfg; i++) {
         const uint8_t *map;
         size_t size;
+        uint8_t sha[32];
         RA_TRY(ra_map_file(files[i], "JSON", &map, &size));
+        ra_sha256(map, size, sha);
         ra_unmap_file(map, size);
-        RA_TRY(ra_desc_add_file(d, files[i], size));
+        RA_TRY(ra_desc_add_file(d, files[i], size, sha));
     }
     return RA_OK;
 }
@@ -69,7 +73,9 @@ static ra_status open_shard(ra_model_desc *d, const char *dir, const char *name,
     st->shards = n;
     RA_TRY(ra_safetensors_open(path, &st->shards[st->n_shards]));
     *out = st->shards[st->n_shards++];
-    return ra_desc_add_file(d, path, ra_safetensors_file_size(*out));
+    uint8_t sha[32];
+    ra_safetensors_sha256(*out, sha); /* the mapped bytes that run */
+    return ra_desc_add_file(d, path, ra_safetensors_file_size(*out), sha);
 }
 
 static void put_tensor(ra_tensor_desc *t, const ra_st_file *f, const ra_st_info *info)
@@ -144,9 +150,11 @@ static ra_status read_sharded(ra_model_desc *d, const char *dir, const char *ind
     RA_TRY(s);
     const uint8_t *m;
     size_t size;
+    uint8_t sha[32];
     RA_TRY(ra_map_file(index, "JSON", &m, &size));
+    ra_sha256(m, size, sha);
     ra_unmap_file(m, size);
-    return ra_desc_add_file(d, index, size);
+    return ra_desc_add_file(d, index, size, sha);
 }
 
 static int by_path(const void *a, const void *b)

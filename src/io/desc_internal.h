@@ -24,7 +24,8 @@ ra_status ra_desc_own(ra_model_desc *d, void *p);
 /* calloc / strdup whose result the description owns. */
 ra_status ra_desc_alloc(ra_model_desc *d, void *out_ptr, size_t n, size_t size);
 ra_status ra_desc_strdup(ra_model_desc *d, const char *s, size_t len, char **out);
-ra_status ra_desc_add_file(ra_model_desc *d, const char *path, uint64_t bytes);
+/* Records a file of the description: its size and the SHA-256 of the bytes used. */
+ra_status ra_desc_add_file(ra_model_desc *d, const char *path, uint64_t bytes, const uint8_t sha256[32]);
 /* After the tensors are in: the name index (duplicates fail) and the shape,
  * type and size checks every tensor must pass whatever its container. */
 ra_status ra_desc_finish(ra_model_desc *d);

@@ -6,6 +6,7 @@
  * tensors may not overlap. After that the accessors only index checked data. */
 #include "ra/gguf.h"
 #include "ra/ggml_types.h"
+#include "ra/text.h"
 #include "ra/util.h"
 
 #include <inttypes.h>
@@ -426,6 +427,7 @@ uint32_t ra_gguf_version(const ra_gguf *g) { return g->version; }
 uint64_t ra_gguf_alignment(const ra_gguf *g) { return g->alignment; }
 uint64_t ra_gguf_data_offset(const ra_gguf *g) { return g->data_offset; }
 size_t ra_gguf_file_size(const ra_gguf *g) { return g->size; }
+void ra_gguf_sha256(const ra_gguf *g, uint8_t out[32]) { ra_sha256(g->base, g->size, out); }
 size_t ra_gguf_n_kv(const ra_gguf *g) { return g->n_kv; }
 size_t ra_gguf_n_tensors(const ra_gguf *g) { return g->n_tensors; }
 
@@ -624,21 +626,15 @@ static void text_printf(text *t, const char *fmt, ...)
     text_put(t, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* Quoted, escaped string, cut at max_chars source bytes with "...". */
+/* Quoted, escaped string (ra_escape_char), cut after max_chars source bytes with "...". */
 static void text_quoted(text *t, const uint8_t *s, size_t len, size_t max_chars)
 {
     text_put(t, "\"", 1);
-    size_t n = len < max_chars ? len : max_chars;
-    for (size_t i = 0; i < n && !t->full; i++) {
-        uint8_t ch = s[i];
-        if (ch == '\n') text_put(t, "\\n", 2);
-        else if (ch == '"') text_put(t, "\\\"", 2);
-        else if (ch == '\\') text_put(t, "\\\\", 2);
-        else if (ch < 0x20 || ch == 0x7f) text_printf(t, "\\x%02x", ch);
-        else text_put(t, (const char *)&ch, 1);
-    }
+    size_t n = len < max_chars ? len : max_chars, i = 0, used;
+    char piece[16];
+    for (; i < n && !t->full; i += used) text_put(t, piece, ra_escape_char(s + i, len - i, RA_ESC_QUOTE, piece, &used));
     text_put(t, "\"", 1);
-    if (n < len) text_put(t, "...", 3);
+    if (i < len) text_put(t, "...", 3);
 }
 
 /* One scalar of type type at p (strings: p is the length prefix). */

@@ -17,6 +17,7 @@
 
 #include "desc_internal.h"
 #include "io_json.h"
+#include "ra/text.h"
 
 /* Real vocabularies are below 300k; the bound keeps a hostile file from asking
  * for gigabytes of padding. */

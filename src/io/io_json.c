@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "io_json.h"
+#include "ra/json.h"
 #include "ra/util.h"
+#include "ra/text.h"
 
 ra_status ra_io_json_parse(const char *text, size_t len, const char *file, uint64_t base, cJSON **out)
 {
@@ -18,21 +20,9 @@ ra_status ra_io_json_parse(const char *text, size_t len, const char *file, uint6
             return ra_fail(RA_ERR_FORMAT, "%s: control character 0x%02x at byte %llu", file, (uint8_t)text[i],
                            (unsigned long long)(base + i));
     }
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (!j) {
-        const char *at = cJSON_GetErrorPtr();
-        size_t off = at && at >= text && at <= text + len ? (size_t)(at - text) : 0;
-        return ra_fail(RA_ERR_FORMAT, "%s: invalid JSON near byte %llu", file, (unsigned long long)(base + off));
-    }
-    for (const char *p = end; p && p < text + len; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-            cJSON_Delete(j);
-            return ra_fail(RA_ERR_FORMAT, "%s: unexpected bytes after the JSON value at byte %llu", file,
-                           (unsigned long long)(base + (uint64_t)(p - text)));
-        }
-    *out = j;
-    return RA_OK;
+    /* The strict parser everything else uses: no duplicate keys (cJSON keeps the
+     * first, Python the last), no NUL, a bounded number of values. */
+    return ra_json_parse(file, text, len, RA_IO_JSON_MAX_VALUES, out);
 }
 
 bool ra_io_json_int(const cJSON *v, int64_t lo, int64_t hi, int64_t *out)
@@ -58,10 +48,10 @@ const char *ra_io_json_kind(const cJSON *v)
     return "invalid";
 }
 
-ra_status ra_io_json_write(const char *dir, const char *name, const cJSON *o, bool pretty)
+ra_status ra_io_json_write(const char *dir, const char *name, cJSON *o, bool pretty)
 {
-    char *text = pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o);
-    if (!text) return ra_fail(RA_ERR_NOMEM, "out of memory printing %s", name);
+    char *text;
+    RA_TRY(ra_json_print(o, pretty, &text));
     char path[4096];
     ra_status s = RA_OK;
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) s = ra_fail(RA_ERR_USAGE, "%s: path too long", dir);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "io_json.h"
+#include "ra/json.h"
 #include "ra/util.h"
 
 typedef struct {
@@ -254,6 +255,7 @@ void ra_safetensors_close(ra_st_file *f)
 
 const char *ra_safetensors_path(const ra_st_file *f) { return f->path; }
 size_t ra_safetensors_file_size(const ra_st_file *f) { return f->size; }
+void ra_safetensors_sha256(const ra_st_file *f, uint8_t out[32]) { ra_sha256(f->base, f->size, out); }
 uint64_t ra_safetensors_data_offset(const ra_st_file *f) { return f->data_offset; }
 size_t ra_safetensors_n_tensors(const ra_st_file *f) { return f->n_tensors; }
 size_t ra_safetensors_n_meta(const ra_st_file *f) { return f->n_meta; }
@@ -303,17 +305,27 @@ ra_status ra_safetensors_write(const char *path, const ra_st_tensor *t, size_t n
         cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + t[i].nbytes)));
         off += t[i].nbytes;
     }
-    char *json = cJSON_PrintUnformatted(h);
+    char *json;
+    ra_status s = ra_json_print(h, false, &json);
     cJSON_Delete(h);
-    if (!json) return ra_fail(RA_ERR_NOMEM, "out of memory building the safetensors header");
+    if (s != RA_OK) return s;
     size_t jlen = strlen(json), padded = (jlen + 7) / 8 * 8;
 
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    /* A new file at a random name: nothing planted there is written through. */
+    char prefix[4096], *tmp;
+    int fd;
+    snprintf(prefix, sizeof prefix, "%s.tmp-", path);
+    s = ra_create_unique(prefix, false, &tmp, &fd);
+    FILE *f = s == RA_OK ? fdopen(fd, "wb") : NULL;
     if (!f) {
+        if (s == RA_OK) {
+            s = ra_fail(RA_ERR_IO, "%s: cannot open: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+        }
+        free(tmp);
         free(json);
-        return ra_fail(RA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        return s;
     }
     uint8_t len8[8];
     ra_put_le64(len8, padded);
@@ -326,7 +338,9 @@ ra_status ra_safetensors_write(const char *path, const ra_st_tensor *t, size_t n
     if (!ok || rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
+        free(tmp);
         return ra_fail(RA_ERR_IO, "%s: write failed: %s", path, strerror(e));
     }
+    free(tmp);
     return RA_OK;
 }

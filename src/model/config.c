@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ra/model.h"
+#include "ra/text.h"
 
 ra_status ra_config_from_desc(const ra_model_desc *d, ra_model_config *c)
 {

@@ -106,22 +106,29 @@ static double inv_freq(const ra_model_config *c, uint32_t i)
     return (1 - smooth) * f / r->factor + smooth * f;
 }
 
-/* cos/sin of pos * inv_freq(i), evaluated in double and rounded once. */
-static ra_status rope_tables(ra_model *m)
+/* cos/sin of pos * inv_freq(i), evaluated in double and rounded once, for
+ * positions below n. The tables grow on demand (engines call this when they
+ * begin sequences), so they cover the longest sequence a run uses, not
+ * whatever context length the file claims. */
+ra_status ra_model_rope_reserve(ra_model *m, uint32_t n)
 {
     const ra_model_config *c = &m->cfg;
     uint32_t half = c->head_dim / 2;
-    m->rope_max_pos = c->max_seq;
-    RA_TRY(ra_calloc(&m->rope_cos, (size_t)m->rope_max_pos * half, sizeof(float)));
-    RA_TRY(ra_calloc(&m->rope_sin, (size_t)m->rope_max_pos * half, sizeof(float)));
+    if (n <= m->rope_max_pos) return RA_OK;
+    float *cs = realloc(m->rope_cos, (size_t)n * half * sizeof(float));
+    if (cs) m->rope_cos = cs;
+    float *sn = cs ? realloc(m->rope_sin, (size_t)n * half * sizeof(float)) : NULL;
+    if (sn) m->rope_sin = sn;
+    if (!sn) return ra_fail(RA_ERR_NOMEM, "out of memory for RoPE tables of %u positions", n);
     for (uint32_t i = 0; i < half; i++) {
         double f = inv_freq(c, i);
-        for (uint32_t p = 0; p < m->rope_max_pos; p++) {
+        for (uint32_t p = m->rope_max_pos; p < n; p++) {
             double a = (double)p * f;
             m->rope_cos[(size_t)p * half + i] = (float)cos(a);
             m->rope_sin[(size_t)p * half + i] = (float)sin(a);
         }
     }
+    m->rope_max_pos = n;
     return RA_OK;
 }
 
@@ -149,7 +156,6 @@ ra_status ra_model_load(const ra_model_desc *d, const ra_format *format, ra_pool
         }
     }
     for (uint32_t l = 0; s == RA_OK && l < c->n_layers; l++) s = load_layer(d, format, c, l, &m->layers[l]);
-    if (s == RA_OK) s = rope_tables(m);
     if (s != RA_OK) {
         ra_model_free(m);
         return s;

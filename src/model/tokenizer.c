@@ -15,6 +15,7 @@
 
 #include "ra/desc.h"
 #include "ra/tokenizer.h"
+#include "ra/text.h"
 #include "ra/util.h"
 
 /* The GPT-2 pre-tokenizer regex (contractions, letters, numbers, other,

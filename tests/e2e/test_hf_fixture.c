@@ -63,7 +63,7 @@ int main(int argc, char **argv)
     CHECK_OK(ra_desc_open(argv[1], 0, &g));
     if (g) CHECK_OK(ra_tokenizer_from_desc(g, &tok));
     if (g) CHECK_OK(ra_config_from_desc(g, &cfg));
-    if (tok) CHECK_OK(ra_prompts_load(argv[3], tok, cfg.n_vocab, &ps));
+    if (tok) CHECK_OK(ra_prompts_load(argv[3], tok, cfg.n_vocab, cfg.max_seq, &ps));
     CHECK_OK(ra_pool_new(0, &pool));
     if (g && pool) CHECK_OK(ra_model_load(g, ra_format_find("f32"), pool, &m));
     if (m) CHECK_OK(ra_engine_open(m, ra_kernel_find("cpu"), NULL, &e));

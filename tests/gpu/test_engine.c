@@ -151,7 +151,7 @@ int main(int argc, char **argv)
     CHECK_OK(ra_desc_open(argv[1], 0, &c.g));
     if (c.g) CHECK_OK(ra_tokenizer_from_desc(c.g, &tok));
     if (c.g) CHECK_OK(ra_config_from_desc(c.g, &cfg));
-    if (tok) CHECK_OK(ra_prompts_load(NULL, tok, cfg.n_vocab, &c.ps));
+    if (tok) CHECK_OK(ra_prompts_load(NULL, tok, cfg.n_vocab, cfg.max_seq, &c.ps));
     CHECK_OK(ra_pool_new(0, &c.pool));
     if (!c.ps || !c.pool) CHECK_DONE();
     c.V = cfg.n_vocab;

@@ -119,8 +119,9 @@ static void test_config_errors(void)
     expect_config_fail("[1]", RA_ERR_FORMAT, "not a JSON object", NULL);
     expect_config_fail("{\"model_type\": \"lla\x01ma\"}", RA_ERR_FORMAT, "control character 0x01", "byte 19");
     expect_config_fail("{" LLAMA_CORE ", \"quantization_config\": {\"quant_method\": \"\\u0000awq\"}}", RA_ERR_FORMAT,
-                       "quant_method", NULL);
-    expect_config_fail("{\"model_type\": ", RA_ERR_FORMAT, "invalid JSON", NULL);
+                       "NUL character", NULL);
+    expect_config_fail("{\"model_type\": ", RA_ERR_FORMAT, "not valid JSON", NULL);
+    expect_config_fail("{" LLAMA_CORE ", \"hidden_size\": 64}", RA_ERR_FORMAT, "duplicate key \"hidden_size\"", NULL);
     expect_config_fail("{" LLAMA_CORE ", \"quantization_config\": {\"bits\": 4}}", RA_ERR_FORMAT, "quant_method", NULL);
     expect_config_fail("{" LLAMA_CORE ", \"quantization_config\": {\"quant_method\": \"gptq\", \"bits\": \"4\"}}",
                        RA_ERR_FORMAT, "quantization_config.bits", NULL);

@@ -112,7 +112,7 @@ static void test_malformed(void)
         ra_status want;
         const char *w1, *w2;
     } cases[] = {
-        {"not JSON", "{\"a\":", 0, RA_ERR_FORMAT, "invalid JSON", NULL},
+        {"not JSON", "{\"a\":", 0, RA_ERR_FORMAT, "not valid JSON", NULL},
         {"not an object", "[1,2]", 0, RA_ERR_FORMAT, "expected an object", NULL},
         {"garbage after", "{} x", 0, RA_ERR_FORMAT, "after the JSON", NULL},
         {"not UTF-8", "{\"\xff\":1}", 0, RA_ERR_FORMAT, "not UTF-8", "byte 10"},
@@ -148,7 +148,7 @@ static void test_malformed(void)
         {"duplicate name",
          "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
          "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
-         8, RA_ERR_FORMAT, "duplicate tensor 'a'", NULL},
+         8, RA_ERR_FORMAT, "duplicate key \"a\"", NULL},
         {"metadata not strings", "{\"__metadata__\":{\"k\":1}}", 0, RA_ERR_FORMAT, "__metadata__", "\"k\""},
         {"metadata not an object", "{\"__metadata__\":[]}", 0, RA_ERR_FORMAT, "__metadata__", NULL},
         {"shape not an array",

@@ -20,11 +20,12 @@ typedef struct {
 
 static void kv_free(ra_kv *kv);
 
-static ra_status kv_new(const ra_model *m, uint32_t cap, ra_kv **out)
+static ra_status kv_new(ra_model *m, uint32_t cap, ra_kv **out)
 {
     const ra_model_config *c = &m->cfg;
-    if (cap == 0 || cap > m->rope_max_pos)
-        return ra_fail(RA_ERR_USAGE, "sequence capacity %u outside 1..%u (the model's context length)", cap, m->rope_max_pos);
+    if (cap == 0 || cap > c->max_seq)
+        return ra_fail(RA_ERR_USAGE, "sequence capacity %u outside 1..%u (the model's context length)", cap, c->max_seq);
+    RA_TRY(ra_model_rope_reserve(m, cap));
     ra_kv *kv;
     RA_TRY(ra_calloc(&kv, 1, sizeof *kv));
     size_t n = (size_t)c->n_layers * cap * c->n_kv_heads * c->head_dim;

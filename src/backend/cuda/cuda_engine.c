@@ -42,6 +42,7 @@ typedef struct {
 enum { IN_TOKEN, IN_START, IN_POS, IN_WANT, IN_SECTIONS };
 
 typedef struct {
+    ra_model *m;                  /* the host model (its RoPE tables grow with the sequences) */
     ra_model_config cfg;
     const ra_kernel *kernel;
     ra_dtype dt;
@@ -241,10 +242,24 @@ static ra_status upload_model(cuda_engine *e, const ra_model *m)
     if (c->tied_embeddings) e->output = e->embed;
     else RA_TRY(upload(m->output.data, (size_t)m->output.rows * m->output.row_bytes, &e->output, "output weights"));
     RA_TRY(upload(m->out_norm.data, (size_t)c->dim * sizeof(float), (void **)&e->out_norm, "norm"));
-    const size_t rope = (size_t)m->rope_max_pos * (c->head_dim / 2) * sizeof(float);
-    RA_TRY(upload(m->rope_cos, rope, (void **)&e->rope_cos, "RoPE table"));
-    RA_TRY(upload(m->rope_sin, rope, (void **)&e->rope_sin, "RoPE table"));
-    e->rope_max_pos = m->rope_max_pos;
+    return RA_OK;
+}
+
+/* The RoPE tables on the device for positions 0..n-1: the host model's,
+ * grown as needed. New tables are new pointers, so graphs are dropped. */
+static ra_status reserve_rope(cuda_engine *e, uint32_t n)
+{
+    if (n <= e->rope_max_pos) return RA_OK;
+    RA_TRY(ra_model_rope_reserve(e->m, n));
+    drop_graphs(e);
+    cudaFree(e->rope_cos);
+    cudaFree(e->rope_sin);
+    e->rope_cos = e->rope_sin = NULL;
+    e->rope_max_pos = 0;
+    const size_t bytes = (size_t)e->m->rope_max_pos * (e->cfg.head_dim / 2) * sizeof(float);
+    RA_TRY(upload(e->m->rope_cos, bytes, (void **)&e->rope_cos, "RoPE table"));
+    RA_TRY(upload(e->m->rope_sin, bytes, (void **)&e->rope_sin, "RoPE table"));
+    e->rope_max_pos = e->m->rope_max_pos;
     return RA_OK;
 }
 
@@ -391,11 +406,12 @@ static ra_status cu_begin(void *impl, uint32_t n, const uint32_t *cap)
     e->len = e->cap = e->start = NULL;
     e->n_seqs = 0;
     uint64_t total = 0;
+    uint32_t longest = 0;
     for (uint32_t i = 0; i < n; i++) {
-        if (cap[i] > e->rope_max_pos)
-            return ra_fail(RA_ERR_USAGE, "sequence capacity %u exceeds the RoPE table (%u positions)", cap[i], e->rope_max_pos);
         total += cap[i];
+        longest = cap[i] > longest ? cap[i] : longest;
     }
+    RA_TRY(reserve_rope(e, longest));
     if (total > (1u << 30)) return ra_fail(RA_ERR_USAGE, "%llu KV positions requested", (unsigned long long)total);
     RA_TRY(ra_calloc(&e->len, n ? n : 1, sizeof *e->len));
     RA_TRY(ra_calloc(&e->cap, n ? n : 1, sizeof *e->cap));
@@ -518,6 +534,7 @@ ra_status ra_cuda_engine_open(ra_model *m, const ra_kernel *k, const ra_engine_o
         return ra_fail(RA_ERR_UNSUPPORTED, "kernel %s runs bf16 weights only", k->name);
     cuda_engine *e;
     RA_TRY(ra_calloc(&e, 1, sizeof *e));
+    e->m = m;
     e->cfg = *c;
     e->kernel = k;
     e->dt = wt == RA_W_BF16 ? RA_DT_BF16 : RA_DT_F32;
