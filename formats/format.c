@@ -12,6 +12,9 @@
 
 static const ra_kernel kernels[] = {
     {"cpu", RA_BACKEND_CPU, true, "CPU reference: fixed-order float32 dot products (8 lanes, no FMA), any thread count"},
+    {"ggml-avx2", RA_BACKEND_CPU, true,
+     "llama.cpp's CPU arithmetic as ggml computes it with AVX2 and FMA, one token per decode (int8 activation "
+     "blocks with fp16 scales, fused multiply-adds, ggml's expf), in portable C; any thread count"},
     {"ra", RA_BACKEND_CUDA, true,
      "our CUDA kernels: f32 FMA dot products, bf16 tensor-core MMA with float32 accumulation; split-K across warps "
      "reduced in fixed order, no atomics; batch-invariant by construction"},
@@ -29,7 +32,7 @@ const ra_kernel *ra_kernel_find(const char *name)
 
 static const ra_format formats[] = {
     {"q4_1", "the GGUF file's own Q4_1 weights (Q8_0 embeddings as shipped); int8-activation block dot "
-             "products in the style of ggml's CPU backend", RA_DERIVE_NATIVE, {"cpu", NULL}},
+             "products in the style of ggml's CPU backend", RA_DERIVE_NATIVE, {"cpu", "ggml-avx2", NULL}},
     {"f32", "every weight dequantized exactly to float32; float32 dot products", RA_DERIVE_F32, {"cpu", "ra", NULL}},
     {"bf16", "dequantized, rounded to bfloat16 (nearest even); on the CPU float32 activations, on the GPU bfloat16 "
              "activations into the matrix products", RA_DERIVE_BF16, {"cpu", "ra", "cublas", "cublas-bi", NULL}},
