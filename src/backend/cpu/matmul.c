@@ -181,8 +181,8 @@ static inline void quant_tokens(const int16_t *wq, const float *d, const float *
     for (int k = 0; k < K; k++) out[k] = acc[k];
 }
 
-/* Rows r0..r1 of a Q4_1 (x = q d + m) or Q8_0 (x = q d) weight: each row's
- * blocks widened to int16 once, then every token. */
+/* Rows r0..r1 of a Q4_1 (x = q d + m), Q8_0 (x = q d) or Q4_0 (x = (q - 8) d)
+ * weight: each row's blocks widened to int16 once, then every token. */
 static void quant_rows(const matmul_job *j, uint32_t r0, uint32_t r1)
 {
     const ra_weight *w = j->w;
@@ -201,6 +201,13 @@ static void quant_rows(const matmul_job *j, uint32_t r0, uint32_t r1)
                 for (int k = 0; k < 16; k++) {
                     q[k] = (int16_t)(blk->qs[k] & 15);
                     q[k + 16] = (int16_t)(blk->qs[k] >> 4);
+                }
+            } else if (w->type == RA_W_Q4_0) {
+                const ra_block_q4_0 *blk = (const ra_block_q4_0 *)row + b;
+                d[b] = ra_f16_to_f32(blk->d);
+                for (int k = 0; k < 16; k++) {
+                    q[k] = (int16_t)((blk->qs[k] & 15) - 8);
+                    q[k + 16] = (int16_t)((blk->qs[k] >> 4) - 8);
                 }
             } else {
                 const ra_block_q8_0 *blk = (const ra_block_q8_0 *)row + b;
@@ -237,7 +244,7 @@ ra_status ra_cpu_matmul(ra_pool *p, const ra_weight *w, const float *x, uint32_t
 {
     matmul_job j = {w, x, NULL, n, y};
     act_block *xq = NULL;
-    if (w->type == RA_W_Q4_1 || w->type == RA_W_Q8_0) {
+    if (w->type == RA_W_Q4_1 || w->type == RA_W_Q8_0 || w->type == RA_W_Q4_0) {
         if (w->cols % QBLOCK) return ra_fail(RA_ERR_INTERNAL, "quantized weight with %u columns", w->cols);
         uint32_t nb = w->cols / QBLOCK;
         RA_TRY(ra_calloc(&xq, (size_t)n * nb, sizeof *xq));
