@@ -143,8 +143,9 @@ unit: $(UNITS)
 unit-asan: $(ASAN_UNITS)
 	@ASAN_OPTIONS=detect_leaks=1 tests/run_units.sh $(ASAN_UNITS)
 # Tests on the real model: the CPU engine against HF transformers (fixture made
-# on the GPU machine by tools/hf_reference.py), the tokenizer against HF
-# tokenizers (tools/hf_tokenizer_ids.py), then the CLI end to end.
+# on the GPU machine by tools/hf_reference.py) and against llama.cpp (fixture
+# made by tools/llamacpp_reference.py), the tokenizer against HF tokenizers
+# (tools/hf_tokenizer_ids.py), then the CLI end to end.
 E2E_TESTS := $(patsubst tests/e2e/%.c,$(BUILD)/e2e/%,$(wildcard tests/e2e/test_*.c))
 $(BUILD)/e2e/%: tests/e2e/%.c tests/unit/check.h $(BUILD)/libra.a
 	@mkdir -p $(dir $@)
@@ -153,6 +154,7 @@ $(BUILD)/e2e/%: tests/e2e/%.c tests/unit/check.h $(BUILD)/libra.a
 e2e: $(BIN) $(BUILD)/repro-audit-asan $(E2E_TESTS) $(MODEL)
 	@$(BUILD)/e2e/test_tokenizer_model $(MODEL)
 	@$(BUILD)/e2e/test_hf_fixture $(MODEL) tests/fixtures/hf_fixture.json tests/fixtures/hf_prompts.jsonl
+	@$(BUILD)/e2e/test_llamacpp_fixture $(MODEL) tests/fixtures/llamacpp_q4_1.json q4_1@ggml-avx2 1e-5
 	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL)
 
 # CI has nvcc but no GPU: it builds the GPU tests (so kernels that do not

@@ -103,10 +103,11 @@ void ra_ggml_rope_cache(uint32_t pos, float base, uint32_t n_dims, float *cs, fl
     }
 }
 
-/* rotate_pairs for GGML_ROPE_TYPE_NORMAL as GCC vectorizes it at -O3
- * -march=native (vfmaddsub231ps): x0' = fma(x0, c, -(x1 s)),
- * x1' = fma(x1, c, x0 s). Pair i of a head is (v[i], v[i + hd/2]) in our HF
- * row order, the same two values as GGUF's (2i, 2i + 1). */
+/* rotate_pairs for GGML_ROPE_TYPE_NORMAL as GCC contracts its scalar loop
+ * at -O3 -march=native (vfmsub231ss, vfmadd132ss): x0' = fma(x0, c, -(x1 s)),
+ * x1' = fma(x0, s, x1 c); llama.cpp's Qcur/Kcur tensors agree bit for bit.
+ * Pair i of a head is (v[i], v[i + hd/2]) in our HF row order, the same two
+ * values as GGUF's (2i, 2i + 1). */
 void ra_ggml_rope(float *x, uint32_t n_heads, uint32_t hd, const float *cs, const float *sn)
 {
     const uint32_t half = hd / 2;
@@ -115,7 +116,7 @@ void ra_ggml_rope(float *x, uint32_t n_heads, uint32_t hd, const float *cs, cons
         for (uint32_t i = 0; i < half; i++) {
             const float x0 = v[i], x1 = v[i + half];
             v[i] = fmaf(x0, cs[i], -(x1 * sn[i]));
-            v[i + half] = fmaf(x1, cs[i], x0 * sn[i]);
+            v[i + half] = fmaf(x0, sn[i], x1 * cs[i]);
         }
     }
 }
