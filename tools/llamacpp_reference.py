@@ -14,12 +14,20 @@ For every prompt: llama.cpp's own token ids (special tokens parsed), then
 NEW_TOKENS greedy steps; each step records the chosen token and its log-prob,
 log_softmax of llama.cpp's float32 logits computed in float64.
 
-Usage: tools/llamacpp_reference.py MODEL.gguf PROMPTS.jsonl OUT.json [--new-tokens 40] [--threads 2]
+With --quantize FTYPE (q8_0, q4_0, ...), MODEL is first requantized by
+llama.cpp's own quantize tool (llama_model_quantize, as
+tools/llamacpp_quant_digests.py does) and that file is run: the reference for
+the format our engine derives from MODEL with the same rule.
+
+Usage: tools/llamacpp_reference.py MODEL.gguf PROMPTS.jsonl OUT.json [--quantize FTYPE]
+       [--new-tokens 40] [--threads 2]
 """
 import argparse
 import hashlib
 import json
+import os
 import sys
+import tempfile
 
 import numpy as np
 import llama_cpp
@@ -66,7 +74,18 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=1024)
+    ap.add_argument("--quantize", help="requantize MODEL with llama.cpp first (q8_0, q4_0, ...)")
     args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        source = args.model
+        if args.quantize:
+            from llamacpp_quant_digests import FTYPES, quantize
+            args.model = os.path.join(tmp, args.quantize + ".gguf")
+            quantize(source, args.model, FTYPES[args.quantize])
+        run(args, source)
+
+
+def run(args, source):
     assert args.ctx % 256 == 0, "the context must be a multiple of 256 cells (see the kernel's attention note)"
 
     prompts = [json.loads(line) for line in open(args.prompts) if line.strip()]
@@ -74,7 +93,8 @@ def main():
         "tool": "tools/llamacpp_reference.py",
         "llama_cpp_python": llama_cpp.__version__,
         "system_info": llama_cpp.llama_print_system_info().decode(),
-        "model_sha256": sha256(args.model),
+        "model_sha256": sha256(source),
+        "quantized_by_llama_cpp": args.quantize,
         "settings": {"n_batch": 1, "n_ctx": args.ctx, "kv_cache": "f32", "flash_attn": False,
                      "threads": args.threads, "new_tokens": args.new_tokens},
         "prompts": [],
