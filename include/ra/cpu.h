@@ -64,7 +64,7 @@ float ra_ggml_dot_f32(const float *x, const float *y, uint32_t n);
 /* One lane of ggml_v_expf. */
 float ra_ggml_expf(float x);
 void ra_ggml_rmsnorm(const float *x, const float *g, uint32_t dim, float eps, float *y);
-void ra_ggml_swiglu(float *gate, const float *up, uint32_t n);
+void ra_ggml_swiglu(ra_cpu_path path, float *gate, const float *up, uint32_t n);
 /* cos and sin of pos * base^(-2i/n_dims), i < n_dims/2, as ggml_rope_cache_init makes them. */
 void ra_ggml_rope_cache(uint32_t pos, float base, uint32_t n_dims, float *cs, float *sn);
 /* NORMAL RoPE on n_heads heads of hd values in HF (rotate-half) row order. */

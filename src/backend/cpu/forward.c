@@ -228,7 +228,7 @@ static ra_status forward(ra_model *m, const cpu_math *mx, ra_kv *const *kv, cons
         if ((s = matmul(mx, m->pool, &L->w_up, xb, n, h2)) != RA_OK) break;
         for (uint32_t i = 0; i < n; i++) {
             float *g = h1 + (size_t)i * c->ffn_dim;
-            if (mx->ggml) ra_ggml_swiglu(g, h2 + (size_t)i * c->ffn_dim, c->ffn_dim);
+            if (mx->ggml) ra_ggml_swiglu(mx->path, g, h2 + (size_t)i * c->ffn_dim, c->ffn_dim);
             else ra_cpu_swiglu(g, h2 + (size_t)i * c->ffn_dim, c->ffn_dim);
         }
         if ((s = matmul(mx, m->pool, &L->w_down, h1, n, xb)) != RA_OK) break;

@@ -16,6 +16,9 @@
  * llama_decode ggml hands float32 and Q8_0 products to llamafile's tinyBLAS,
  * whose order differs; this kernel is its single-token (decode) path, applied
  * to every row, so it stays batch-invariant. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3") /* vectorizes the lane loops; float semantics stay strict */
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +30,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define GGML_X86 1
-#define TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #endif
 
 #define QK 32
@@ -40,16 +43,19 @@ ra_cpu_path ra_cpu_best_path(void)
 {
 #ifdef GGML_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return RA_CPU_PATH_AVX2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return RA_CPU_PATH_AVX2;
 #endif
     return RA_CPU_PATH_SCALAR;
 }
 
 /* ---- elementwise ------------------------------------------------------- */
 
+#define INLINE static inline __attribute__((always_inline))
+
 /* One lane of ggml_v_expf (vec.h, __m256 version): ARM's optimized-routines
  * expf, max error 1.45 ulp + 0.5. fnmadd(a, b, c) is fmaf(-a, b, c). */
-float ra_ggml_expf(float x)
+INLINE float expf_lane(float x)
 {
     const float r = 0x1.8p23f;
     const float z = fmaf(x, 0x1.715476p+0f, r);
@@ -67,6 +73,8 @@ float ra_ggml_expf(float x)
     return fmaf(s2, j, s2) * s1;
 }
 
+float ra_ggml_expf(float x) { return expf_lane(x); }
+
 /* ggml_compute_forward_rms_norm_f32 fused with the gain (ops.cpp): float
  * squares summed in double, the mean and the scale in float. */
 void ra_ggml_rmsnorm(const float *x, const float *g, uint32_t dim, float eps, float *y)
@@ -80,13 +88,27 @@ void ra_ggml_rmsnorm(const float *x, const float *g, uint32_t dim, float eps, fl
 
 /* ggml_vec_swiglu_f32 (vec.cpp): silu(x) = x / (1 + expf(-x)) with
  * ggml_v_expf in blocks of 8, libm's expf on the tail. */
-void ra_ggml_swiglu(float *gate, const float *up, uint32_t n)
+INLINE void swiglu_body(float *gate, const float *up, uint32_t n)
 {
     const uint32_t n8 = n & ~7u;
     for (uint32_t i = 0; i < n; i++) {
-        const float x = gate[i], e = i < n8 ? ra_ggml_expf(0.0f - x) : expf(-x);
+        const float x = gate[i], e = i < n8 ? expf_lane(0.0f - x) : expf(-x);
         gate[i] = x / (1.0f + e) * up[i];
     }
+}
+
+static void swiglu_generic(float *gate, const float *up, uint32_t n) { swiglu_body(gate, up, n); }
+#ifdef GGML_X86
+TARGET_AVX2 static void swiglu_fma(float *gate, const float *up, uint32_t n) { swiglu_body(gate, up, n); }
+#endif
+
+void ra_ggml_swiglu(ra_cpu_path path, float *gate, const float *up, uint32_t n)
+{
+#ifdef GGML_X86
+    if (path == RA_CPU_PATH_AVX2) { swiglu_fma(gate, up, n); return; }
+#endif
+    (void)path;
+    swiglu_generic(gate, up, n);
 }
 
 /* The cos/sin cache of ggml_rope_cache_init (ops.cpp) for one position, with
@@ -123,29 +145,33 @@ void ra_ggml_rope(float *x, uint32_t n_heads, uint32_t hd, const float *cs, cons
 
 /* ---- float dot products ------------------------------------------------ */
 
-/* The reduction of GGML_F32x8_REDUCE (simd-mappings.h, AVX): four vectors
- * of 8 lanes, a[0]+a[2], a[1]+a[3], then those two, then halves added
- * (l, l+4) and two horizontal adds. */
-static inline float f32x8_reduce(float a[4][8])
+/* The reduction of GGML_F32x8_REDUCE (simd-mappings.h, AVX) over its four
+ * vectors of 8 lanes, here 32 lanes with lane j of vector k at 8k + j:
+ * vectors 0+2, 1+3, then those two, then halves added (l, l+4) and two
+ * horizontal adds. */
+INLINE float f32x8_reduce(const float a[32])
 {
     float v[8], t[4];
-    for (int l = 0; l < 8; l++) v[l] = (a[0][l] + a[2][l]) + (a[1][l] + a[3][l]);
+    for (int l = 0; l < 8; l++) v[l] = (a[l] + a[16 + l]) + (a[8 + l] + a[24 + l]);
     for (int l = 0; l < 4; l++) t[l] = v[l] + v[l + 4];
     return (t[0] + t[1]) + (t[2] + t[3]);
 }
 
-/* ggml_vec_dot_f32 (vec.cpp, AVX2): element i into vector (i / 8) % 4, lane
- * i % 8, by fused multiply-add, for i < n rounded down to 32; the rest in
- * order (GCC contracts sumf += x*y there too). */
-float ra_ggml_dot_f32(const float *x, const float *y, uint32_t n)
+/* ggml_vec_dot_f32 (vec.cpp, AVX2): element i into lane i % 32 (vector
+ * (i / 8) % 4, lane i % 8) by fused multiply-add, for i < n rounded down to
+ * 32; the rest in order (GCC contracts sumf += x*y there too). */
+INLINE float dot_f32(const float *x, const float *y, uint32_t n)
 {
-    float a[4][8] = {{0}};
+    float a[32] = {0};
     const uint32_t n32 = n & ~31u;
-    for (uint32_t i = 0; i < n32; i++) a[(i >> 3) & 3][i & 7] = fmaf(x[i], y[i], a[(i >> 3) & 3][i & 7]);
+    for (uint32_t i0 = 0; i0 < n32; i0 += 32)
+        for (uint32_t l = 0; l < 32; l++) a[l] = fmaf(x[i0 + l], y[i0 + l], a[l]);
     float s = f32x8_reduce(a);
     for (uint32_t i = n32; i < n; i++) s = fmaf(x[i], y[i], s);
     return s;
 }
+
+float ra_ggml_dot_f32(const float *x, const float *y, uint32_t n) { return dot_f32(x, y, n); }
 
 /* ---- attention --------------------------------------------------------- */
 
@@ -160,29 +186,35 @@ float ra_ggml_dot_f32(const float *x, const float *y, uint32_t n)
  * contribute exact zeros). q and the cached keys are in GGUF's interleaved
  * order, so the q.k sums run over the same elements in the same lanes.
  * w is scratch for npos floats (rounded up to 8). */
-static inline __attribute__((always_inline)) void attn_head_body(const float *q, const float *K, const float *V,
-                                                                 size_t stride, uint32_t npos, uint32_t hd,
-                                                                 float scale, float *w, float *out)
+INLINE void attn_head_body(const float *q, const float *K, const float *V, size_t stride, uint32_t npos, uint32_t hd,
+                           float scale, float *w, float *out)
 {
     float mx = -INFINITY;
     for (uint32_t p = 0; p < npos; p++) {
-        w[p] = ra_ggml_dot_f32(K + (size_t)p * stride, q, hd) * scale;
+        w[p] = dot_f32(K + (size_t)p * stride, q, hd) * scale;
         mx = w[p] > mx ? w[p] : mx;
     }
     double sum = 0;
     for (uint32_t p0 = 0; p0 < npos; p0 += 8) {
         float e[8];
-        for (uint32_t l = 0; l < 8; l++) e[l] = p0 + l < npos ? ra_ggml_expf(w[p0 + l] - mx) : 0.0f;
+        for (uint32_t l = 0; l < 8; l++) e[l] = p0 + l < npos ? expf_lane(w[p0 + l] - mx) : 0.0f;
         for (uint32_t l = 0; l < 8 && p0 + l < npos; l++) w[p0 + l] = e[l];
         const float t0 = e[0] + e[4], t1 = e[1] + e[5], t2 = e[2] + e[6], t3 = e[3] + e[7];
         sum += (double)((t0 + t2) + (t1 + t3));
     }
     const float inv = (float)(1.0 / sum);
     for (uint32_t p = 0; p < npos; p++) w[p] *= inv;
+    /* Every output's lanes at once: acc[l][i] is lane l of output i. */
+    float acc[32][hd], lanes[32];
+    memset(acc, 0, sizeof acc);
+    for (uint32_t p = 0; p < npos; p++) {
+        const float *v = V + (size_t)p * stride;
+        float *a = acc[p & 31];
+        for (uint32_t i = 0; i < hd; i++) a[i] = fmaf(v[i], w[p], a[i]);
+    }
     for (uint32_t i = 0; i < hd; i++) {
-        float a[4][8] = {{0}};
-        for (uint32_t p = 0; p < npos; p++) a[(p >> 3) & 3][p & 7] = fmaf(V[(size_t)p * stride + i], w[p], a[(p >> 3) & 3][p & 7]);
-        out[i] = f32x8_reduce(a);
+        for (int l = 0; l < 32; l++) lanes[l] = acc[l][i];
+        out[i] = f32x8_reduce(lanes);
     }
 }
 
@@ -302,8 +334,8 @@ TARGET_AVX2 static float dot_q4_1_avx2(const void *row, const ra_ggml_q8 *x, uin
     __m256 acc = _mm256_setzero_ps();
     float summs = 0;
     for (uint32_t b = 0; b < nb; b++) {
-        summs = fmaf(ra_f16_to_f32(w[b].m), x[b].s, summs);
-        const __m256 dd = _mm256_set1_ps(ra_f16_to_f32(w[b].d) * x[b].d);
+        summs = fmaf(_cvtsh_ss(w[b].m), x[b].s, summs);
+        const __m256 dd = _mm256_set1_ps(_cvtsh_ss(w[b].d) * x[b].d);
         const __m128i t = _mm_loadu_si128((const __m128i *)w[b].qs);
         const __m256i qw = _mm256_and_si256(_mm256_set1_epi8(15), _mm256_set_m128i(_mm_srli_epi16(t, 4), t));
         const __m256i qx = _mm256_loadu_si256((const __m256i *)x[b].q);
@@ -317,7 +349,7 @@ TARGET_AVX2 static float dot_q8_0_avx2(const void *row, const ra_ggml_q8 *x, uin
     const ra_block_q8_0 *w = row;
     __m256 acc = _mm256_setzero_ps();
     for (uint32_t b = 0; b < nb; b++) {
-        const __m256 dd = _mm256_set1_ps(ra_f16_to_f32(w[b].d) * x[b].d);
+        const __m256 dd = _mm256_set1_ps(_cvtsh_ss(w[b].d) * x[b].d);
         const __m256i qw = _mm256_loadu_si256((const __m256i *)w[b].qs);
         const __m256i qx = _mm256_loadu_si256((const __m256i *)x[b].q);
         acc = _mm256_fmadd_ps(dd, lanes_us8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw)), acc);
