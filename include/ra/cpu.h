@@ -23,8 +23,15 @@ uint32_t ra_pool_threads(const ra_pool *p);
 /* Runs fn(ctx, i) for every i < n_tasks across the pool; returns when all are done. */
 void ra_pool_for(ra_pool *p, uint32_t n_tasks, ra_task_fn fn, void *ctx);
 
-/* y[t][r] = W[r,:] . x[t,:] for t < n, r < w->rows (x: n x cols, y: n x rows). */
+/* Which code computes the hot loops; every path gives the same bits. */
+typedef enum { RA_CPU_PATH_SCALAR, RA_CPU_PATH_AVX2 } ra_cpu_path;
+/* The fastest path this machine runs. */
+ra_cpu_path ra_cpu_best_path(void);
+
+/* y[t][r] = W[r,:] . x[t,:] for t < n, r < w->rows (x: n x cols, y: n x rows),
+ * on the fastest path; _path on a given one (the same bits). */
 ra_status ra_cpu_matmul(ra_pool *p, const ra_weight *w, const float *x, uint32_t n, float *y);
+ra_status ra_cpu_matmul_path(ra_pool *p, ra_cpu_path path, const ra_weight *w, const float *x, uint32_t n, float *y);
 
 /* Row-wise RMSNorm: y = x / sqrt(mean(x^2) + eps) * g. */
 void ra_cpu_rmsnorm(const float *x, const float *g, uint32_t dim, float eps, float *y);
@@ -39,11 +46,6 @@ float ra_cpu_exp(float x);
  * What ggml computes on an x86-64 machine with AVX2 and FMA when llama.cpp
  * decodes one token at a time (float32 KV cache, flash attention off), in
  * portable C: the same bits on every machine. */
-
-/* Which code computes the hot loops; every path gives the same bits. */
-typedef enum { RA_CPU_PATH_SCALAR, RA_CPU_PATH_AVX2 } ra_cpu_path;
-/* The fastest path this machine runs. */
-ra_cpu_path ra_cpu_best_path(void);
 
 /* An activation block as ggml quantizes it (block_q8_1 / block_q8_0), with
  * the fp16 scale d and sum s (q8_1 only) widened to float. */

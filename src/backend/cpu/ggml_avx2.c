@@ -39,16 +39,6 @@
 _Static_assert(sizeof(ra_block_q4_1) == 20, "q4_1 block is 20 bytes");
 _Static_assert(sizeof(ra_block_q8_0) == 34, "q8_0 block is 34 bytes");
 
-ra_cpu_path ra_cpu_best_path(void)
-{
-#ifdef GGML_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return RA_CPU_PATH_AVX2;
-#endif
-    return RA_CPU_PATH_SCALAR;
-}
-
 /* ---- elementwise ------------------------------------------------------- */
 
 #define INLINE static inline __attribute__((always_inline))

@@ -9,7 +9,11 @@
  * Quantized dots sum each block of 32 exactly in int32 and accumulate blocks
  * left to right in float. Tiles (one row x 4 tokens, 4 rows x 1 token) only
  * choose which outputs are computed together: every output follows the same
- * order, so nothing depends on the batch, the tile or the thread. */
+ * order, so nothing depends on the batch, the tile or the thread.
+ * On x86-64 with AVX2 the block sums of the quantized kernels use byte
+ * multiply-adds (exact in int32, like the scalar sums); the float steps are
+ * the same expressions, so both paths give the same bits (tests/unit/test_cpu.c
+ * checks each path against the scalar evaluation of the order). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3") /* vectorizes the lane loops; float semantics stay strict */
 #endif
@@ -21,6 +25,12 @@
 
 #include "ra/ggml_types.h"
 #include "ra/util.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define CPU_X86 1
+#define TARGET_AVX2 __attribute__((target("avx2,f16c"))) /* no fma: every sum stays a rounded add */
+#endif
 
 #define ROWS_PER_TASK 16
 #define QBLOCK 32
@@ -131,6 +141,7 @@ static inline void float_rows(const ra_weight *w, bool bf16, const float *x, uin
 typedef struct {
     float d, s;
     int16_t q[QBLOCK]; /* int8 values, stored wide so the block dot compiles to pmaddwd / smlal */
+    int8_t q8[QBLOCK]; /* the same values as bytes, for the AVX2 path */
 } act_block;
 
 static void quantize_act(const float *x, uint32_t n, act_block *out)
@@ -144,6 +155,7 @@ static void quantize_act(const float *x, uint32_t n, act_block *out)
         for (int j = 0; j < QBLOCK; j++) {
             int q = (int)roundf(v[j] * id);
             out[b].q[j] = (int16_t)q;
+            out[b].q8[j] = (int8_t)q;
             sum += q;
         }
         out[b].d = d;
@@ -165,7 +177,15 @@ typedef struct {
     const act_block *xq; /* quantized activations for the integer kernels */
     uint32_t n;
     float *y;
+    ra_cpu_path path;
 } matmul_job;
+
+/* One block's step of an output's float chain: the documented order. */
+static inline float chain_step(float acc, float d, const float *m, uint32_t b, const act_block *x, int32_t isum)
+{
+    float p = (d * x->d) * (float)isum;
+    return acc + (m ? p + m[b] * x->s : p);
+}
 
 /* K tokens (a compile-time 1 or 4) against one widened row: K independent
  * float chains over the blocks, each in block order. */
@@ -174,10 +194,7 @@ static inline void quant_tokens(const int16_t *wq, const float *d, const float *
 {
     float acc[4] = {0};
     for (uint32_t b = 0; b < nb; b++)
-        for (int k = 0; k < K; k++) {
-            float p = (d[b] * xb[k][b].d) * (float)dot_block(wq + b * QBLOCK, xb[k][b].q);
-            acc[k] += m ? p + m[b] * xb[k][b].s : p;
-        }
+        for (int k = 0; k < K; k++) acc[k] = chain_step(acc[k], d[b], m, b, &xb[k][b], dot_block(wq + b * QBLOCK, xb[k][b].q));
     for (int k = 0; k < K; k++) out[k] = acc[k];
 }
 
@@ -230,6 +247,85 @@ static void quant_rows(const matmul_job *j, uint32_t r0, uint32_t r1)
     }
 }
 
+#ifdef CPU_X86
+/* The exact int32 sum of one block: unsigned weight bytes (q4_1) or signed
+ * ones (q8_0, q4_0: signs moved onto the activations) times int8
+ * activations, pairs to int16 (no saturation: |w| <= 128, |x| <= 127), pairs
+ * to int32, then the 8 lanes. */
+TARGET_AVX2 static inline int32_t block_isum_avx2(const uint8_t *w, const int8_t *x, bool is_unsigned)
+{
+    __m256i a = _mm256_loadu_si256((const __m256i *)w), b = _mm256_loadu_si256((const __m256i *)x);
+    if (!is_unsigned) {
+        b = _mm256_sign_epi8(b, a);
+        a = _mm256_sign_epi8(a, a);
+    }
+    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+    return _mm_cvtsi128_si32(h);
+}
+
+/* quant_rows with the row's blocks as bytes and vector block sums. */
+TARGET_AVX2 static void quant_rows_avx2(const matmul_job *j, uint32_t r0, uint32_t r1)
+{
+    const ra_weight *w = j->w;
+    const uint32_t nb = w->cols / QBLOCK;
+    const bool q41 = w->type == RA_W_Q4_1;
+    uint8_t wq[w->cols];
+    float d[nb], m[nb], acc[4];
+    for (uint32_t r = r0; r < r1; r++) {
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        for (uint32_t b = 0; b < nb; b++) {
+            uint8_t *q = wq + b * QBLOCK;
+            const uint8_t *qs;
+            if (w->type == RA_W_Q8_0) {
+                const ra_block_q8_0 *blk = (const ra_block_q8_0 *)row + b;
+                d[b] = _cvtsh_ss(blk->d);
+                memcpy(q, blk->qs, QBLOCK);
+                continue;
+            }
+            if (q41) {
+                const ra_block_q4_1 *blk = (const ra_block_q4_1 *)row + b;
+                d[b] = _cvtsh_ss(blk->d);
+                m[b] = _cvtsh_ss(blk->m);
+                qs = blk->qs;
+            } else {
+                const ra_block_q4_0 *blk = (const ra_block_q4_0 *)row + b;
+                d[b] = _cvtsh_ss(blk->d);
+                qs = blk->qs;
+            }
+            const int off = q41 ? 0 : 8;
+            for (int k = 0; k < 16; k++) {
+                q[k] = (uint8_t)((qs[k] & 15) - off);
+                q[k + 16] = (uint8_t)((qs[k] >> 4) - off);
+            }
+        }
+        for (uint32_t t = 0; t < j->n;) {
+            const uint32_t K = j->n - t >= 4 ? 4 : 1;
+            for (uint32_t k = 0; k < K; k++) acc[k] = 0;
+            for (uint32_t b = 0; b < nb; b++)
+                for (uint32_t k = 0; k < K; k++) {
+                    const act_block *x = j->xq + (size_t)(t + k) * nb + b;
+                    acc[k] = chain_step(acc[k], d[b], q41 ? m : NULL, b, x, block_isum_avx2(wq + b * QBLOCK, x->q8, q41));
+                }
+            for (uint32_t k = 0; k < K; k++) j->y[(size_t)(t + k) * w->rows + r] = acc[k];
+            t += K;
+        }
+    }
+}
+#endif
+
+ra_cpu_path ra_cpu_best_path(void)
+{
+#ifdef CPU_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return RA_CPU_PATH_AVX2;
+#endif
+    return RA_CPU_PATH_SCALAR;
+}
+
 static void matmul_task(void *ctx, uint32_t task)
 {
     const matmul_job *j = ctx;
@@ -237,12 +333,20 @@ static void matmul_task(void *ctx, uint32_t task)
     uint32_t r0 = task * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK;
     if (r1 > w->rows) r1 = w->rows;
     if (w->type == RA_W_F32 || w->type == RA_W_BF16) float_rows(w, w->type == RA_W_BF16, j->x, j->n, j->y, r0, r1);
+#ifdef CPU_X86
+    else if (j->path == RA_CPU_PATH_AVX2) quant_rows_avx2(j, r0, r1);
+#endif
     else quant_rows(j, r0, r1);
 }
 
 ra_status ra_cpu_matmul(ra_pool *p, const ra_weight *w, const float *x, uint32_t n, float *y)
 {
-    matmul_job j = {w, x, NULL, n, y};
+    return ra_cpu_matmul_path(p, ra_cpu_best_path(), w, x, n, y);
+}
+
+ra_status ra_cpu_matmul_path(ra_pool *p, ra_cpu_path path, const ra_weight *w, const float *x, uint32_t n, float *y)
+{
+    matmul_job j = {w, x, NULL, n, y, path};
     act_block *xq = NULL;
     if (w->type == RA_W_Q4_1 || w->type == RA_W_Q8_0 || w->type == RA_W_Q4_0) {
         if (w->cols % QBLOCK) return ra_fail(RA_ERR_INTERNAL, "quantized weight with %u columns", w->cols);
