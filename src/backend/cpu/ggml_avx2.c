@@ -242,7 +242,7 @@ void ra_ggml_quantize_q8(const float *x, uint32_t n, bool with_sum, ra_ggml_q8 *
 {
     for (uint32_t b = 0; b < n / QK; b++, x += QK) {
         float amax = 0;
-        for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        for (int j = 0; j < QK; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
         const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int sum = 0;
         for (int j = 0; j < QK; j++) {
@@ -318,44 +318,75 @@ TARGET_AVX2 static inline __m256 lanes_us8(__m256i ux, __m256i sy)
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), _mm256_maddubs_epi16(ux, sy)));
 }
 
-TARGET_AVX2 static float dot_q4_1_avx2(const void *row, const ra_ggml_q8 *x, uint32_t nb)
+/* One weight row against K tokens (a compile-time 1 or 4): K independent
+ * copies of ggml's per-dot arithmetic, interleaved so their dependency
+ * chains overlap; the weights are unpacked once per block. Rows of x are
+ * nb blocks apart. */
+TARGET_AVX2 static inline void dot_q4_1_avx2(const void *row, const ra_ggml_q8 *x, uint32_t nb, float *out, const int K)
 {
     const ra_block_q4_1 *w = row;
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0;
+    __m256 acc[4];
+    float summs[4];
+    for (int k = 0; k < K; k++) acc[k] = _mm256_setzero_ps(), summs[k] = 0;
     for (uint32_t b = 0; b < nb; b++) {
-        summs = fmaf(_cvtsh_ss(w[b].m), x[b].s, summs);
-        const __m256 dd = _mm256_set1_ps(_cvtsh_ss(w[b].d) * x[b].d);
+        const float dw = _cvtsh_ss(w[b].d), mw = _cvtsh_ss(w[b].m);
         const __m128i t = _mm_loadu_si128((const __m128i *)w[b].qs);
         const __m256i qw = _mm256_and_si256(_mm256_set1_epi8(15), _mm256_set_m128i(_mm_srli_epi16(t, 4), t));
-        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[b].q);
-        acc = _mm256_fmadd_ps(dd, lanes_us8(qw, qx), acc);
+        for (int k = 0; k < K; k++) {
+            const ra_ggml_q8 *xb = x + (size_t)k * nb + b;
+            summs[k] = fmaf(mw, xb->s, summs[k]);
+            const __m256i qx = _mm256_loadu_si256((const __m256i *)xb->q);
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), lanes_us8(qw, qx), acc[k]);
+        }
     }
-    return hsum8_avx(acc) + summs;
+    for (int k = 0; k < K; k++) out[k] = hsum8_avx(acc[k]) + summs[k];
 }
 
-TARGET_AVX2 static float dot_q8_0_avx2(const void *row, const ra_ggml_q8 *x, uint32_t nb)
+TARGET_AVX2 static inline void dot_q8_0_avx2(const void *row, const ra_ggml_q8 *x, uint32_t nb, float *out, const int K)
 {
     const ra_block_q8_0 *w = row;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[4];
+    for (int k = 0; k < K; k++) acc[k] = _mm256_setzero_ps();
     for (uint32_t b = 0; b < nb; b++) {
-        const __m256 dd = _mm256_set1_ps(_cvtsh_ss(w[b].d) * x[b].d);
-        const __m256i qw = _mm256_loadu_si256((const __m256i *)w[b].qs);
-        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[b].q);
-        acc = _mm256_fmadd_ps(dd, lanes_us8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw)), acc);
+        const float dw = _cvtsh_ss(w[b].d);
+        const __m256i qw = _mm256_loadu_si256((const __m256i *)w[b].qs), aw = _mm256_sign_epi8(qw, qw);
+        for (int k = 0; k < K; k++) {
+            const ra_ggml_q8 *xb = x + (size_t)k * nb + b;
+            const __m256i qx = _mm256_loadu_si256((const __m256i *)xb->q);
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), lanes_us8(aw, _mm256_sign_epi8(qx, qw)), acc[k]);
+        }
     }
-    return hsum8_avx(acc);
+    for (int k = 0; k < K; k++) out[k] = hsum8_avx(acc[k]);
+}
+
+/* Rows r0..r1 against every token, tokens in fours then one at a time. */
+TARGET_AVX2 static void rows_avx2(const ra_weight *w, const ra_ggml_q8 *xq, uint32_t n, float *y, uint32_t r0, uint32_t r1)
+{
+    const uint32_t nb = w->cols / QK;
+    const bool q41 = w->type == RA_W_Q4_1;
+    float out[4];
+    for (uint32_t t = 0; t < n;) {
+        const int K = n - t >= 4 ? 4 : 1;
+        for (uint32_t r = r0; r < r1; r++) {
+            const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+            const ra_ggml_q8 *x = xq + (size_t)t * nb;
+            if (q41 && K == 4) dot_q4_1_avx2(row, x, nb, out, 4);
+            else if (q41) dot_q4_1_avx2(row, x, nb, out, 1);
+            else if (K == 4) dot_q8_0_avx2(row, x, nb, out, 4);
+            else dot_q8_0_avx2(row, x, nb, out, 1);
+            for (int k = 0; k < K; k++) y[(size_t)(t + k) * w->rows + r] = out[k];
+        }
+        t += (uint32_t)K;
+    }
 }
 #endif
-
-typedef float (*q8_dot_fn)(const void *row, const ra_ggml_q8 *x, uint32_t nb);
 
 typedef struct {
     const ra_weight *w;
     const ra_ggml_q8 *xq; /* n rows of cols / 32 blocks */
     uint32_t n;
     float *y;
-    q8_dot_fn dot;
+    ra_cpu_path path;
 } ggml_job;
 
 static void ggml_task(void *ctx, uint32_t task)
@@ -364,9 +395,16 @@ static void ggml_task(void *ctx, uint32_t task)
     const ra_weight *w = j->w;
     const uint32_t nb = w->cols / QK, r0 = task * ROWS_PER_TASK;
     const uint32_t r1 = r0 + ROWS_PER_TASK < w->rows ? r0 + ROWS_PER_TASK : w->rows;
+#ifdef GGML_X86
+    if (j->path == RA_CPU_PATH_AVX2) { rows_avx2(w, j->xq, j->n, j->y, r0, r1); return; }
+#endif
+    const bool q41 = w->type == RA_W_Q4_1;
     for (uint32_t t = 0; t < j->n; t++)
-        for (uint32_t r = r0; r < r1; r++)
-            j->y[(size_t)t * w->rows + r] = j->dot(w->data + (size_t)r * w->row_bytes, j->xq + (size_t)t * nb, nb);
+        for (uint32_t r = r0; r < r1; r++) {
+            const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+            const ra_ggml_q8 *x = j->xq + (size_t)t * nb;
+            j->y[(size_t)t * w->rows + r] = q41 ? ra_ggml_dot_q4_1_ref(row, x, nb) : ra_ggml_dot_q8_0_ref(row, x, nb);
+        }
 }
 
 /* ggml_compute_forward_mul_mat's vec_dot path: activations quantized to the
@@ -379,11 +417,7 @@ ra_status ra_ggml_matmul(ra_pool *p, ra_cpu_path path, const ra_weight *w, const
     if (w->cols % QK) return ra_fail(RA_ERR_INTERNAL, "quantized weight with %u columns", w->cols);
     const bool q41 = w->type == RA_W_Q4_1;
     const uint32_t nb = w->cols / QK;
-    ggml_job j = {w, NULL, n, y, q41 ? ra_ggml_dot_q4_1_ref : ra_ggml_dot_q8_0_ref};
-#ifdef GGML_X86
-    if (path == RA_CPU_PATH_AVX2) j.dot = q41 ? dot_q4_1_avx2 : dot_q8_0_avx2;
-#endif
-    (void)path;
+    ggml_job j = {w, NULL, n, y, path};
     ra_ggml_q8 *xq;
     RA_TRY(ra_calloc(&xq, (size_t)n * nb, sizeof *xq));
     for (uint32_t t = 0; t < n; t++) ra_ggml_quantize_q8(x + (size_t)t * w->cols, w->cols, q41, xq + (size_t)t * nb);

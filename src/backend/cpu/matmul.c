@@ -252,14 +252,31 @@ static void quant_rows(const matmul_job *j, uint32_t r0, uint32_t r1)
  * ones (q8_0, q4_0: signs moved onto the activations) times int8
  * activations, pairs to int16 (no saturation: |w| <= 128, |x| <= 127), pairs
  * to int32, then the 8 lanes. */
-TARGET_AVX2 static inline int32_t block_isum_avx2(const uint8_t *w, const int8_t *x, bool is_unsigned)
+TARGET_AVX2 static inline __m256i block_lanes_avx2(__m256i a, const int8_t *x, bool is_unsigned)
 {
-    __m256i a = _mm256_loadu_si256((const __m256i *)w), b = _mm256_loadu_si256((const __m256i *)x);
+    __m256i b = _mm256_loadu_si256((const __m256i *)x);
     if (!is_unsigned) {
         b = _mm256_sign_epi8(b, a);
         a = _mm256_sign_epi8(a, a);
     }
-    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
+}
+
+/* The block sums of up to 4 tokens at once (lanes of all four added in one
+ * horizontal tree; integer sums, so the tree does not change them). */
+TARGET_AVX2 static inline void block_isums_avx2(const uint8_t *w, const act_block *const x[4], bool is_unsigned,
+                                                int32_t out[4])
+{
+    const __m256i a = _mm256_loadu_si256((const __m256i *)w);
+    const __m256i s0 = block_lanes_avx2(a, x[0]->q8, is_unsigned), s1 = block_lanes_avx2(a, x[1]->q8, is_unsigned);
+    const __m256i s2 = block_lanes_avx2(a, x[2]->q8, is_unsigned), s3 = block_lanes_avx2(a, x[3]->q8, is_unsigned);
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
+    _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+}
+
+TARGET_AVX2 static inline int32_t block_isum_avx2(const uint8_t *w, const act_block *x, bool is_unsigned)
+{
+    const __m256i s = block_lanes_avx2(_mm256_loadu_si256((const __m256i *)w), x->q8, is_unsigned);
     __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
     h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
     h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
@@ -295,22 +312,24 @@ TARGET_AVX2 static void quant_rows_avx2(const matmul_job *j, uint32_t r0, uint32
                 d[b] = _cvtsh_ss(blk->d);
                 qs = blk->qs;
             }
-            const int off = q41 ? 0 : 8;
-            for (int k = 0; k < 16; k++) {
-                q[k] = (uint8_t)((qs[k] & 15) - off);
-                q[k + 16] = (uint8_t)((qs[k] >> 4) - off);
-            }
+            const __m128i t = _mm_loadu_si128((const __m128i *)qs), mask = _mm_set1_epi8(15);
+            const __m128i off = _mm_set1_epi8(q41 ? 0 : 8);
+            _mm_storeu_si128((__m128i *)q, _mm_sub_epi8(_mm_and_si128(t, mask), off));
+            _mm_storeu_si128((__m128i *)(q + 16), _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(t, 4), mask), off));
         }
-        for (uint32_t t = 0; t < j->n;) {
-            const uint32_t K = j->n - t >= 4 ? 4 : 1;
-            for (uint32_t k = 0; k < K; k++) acc[k] = 0;
-            for (uint32_t b = 0; b < nb; b++)
-                for (uint32_t k = 0; k < K; k++) {
-                    const act_block *x = j->xq + (size_t)(t + k) * nb + b;
-                    acc[k] = chain_step(acc[k], d[b], q41 ? m : NULL, b, x, block_isum_avx2(wq + b * QBLOCK, x->q8, q41));
-                }
+        /* Tokens in fours; a short last group repeats its first token and drops the extra results. */
+        for (uint32_t t = 0; t < j->n; t += 4) {
+            const uint32_t K = j->n - t >= 4 ? 4 : j->n - t;
+            const act_block *x[4];
+            int32_t isum[4];
+            for (uint32_t k = 0; k < 4; k++) acc[k] = 0;
+            for (uint32_t b = 0; b < nb; b++) {
+                for (uint32_t k = 0; k < 4; k++) x[k] = j->xq + (size_t)(t + (k < K ? k : 0)) * nb + b;
+                if (K == 1) isum[0] = block_isum_avx2(wq + b * QBLOCK, x[0], q41);
+                else block_isums_avx2(wq + b * QBLOCK, x, q41, isum);
+                for (uint32_t k = 0; k < K; k++) acc[k] = chain_step(acc[k], d[b], q41 ? m : NULL, b, x[k], isum[k]);
+            }
             for (uint32_t k = 0; k < K; k++) j->y[(size_t)(t + k) * w->rows + r] = acc[k];
-            t += K;
         }
     }
 }
