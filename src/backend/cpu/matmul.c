@@ -149,7 +149,7 @@ static void quantize_act(const float *x, uint32_t n, act_block *out)
     for (uint32_t b = 0; b < n / QBLOCK; b++) {
         const float *v = x + b * QBLOCK;
         float amax = 0;
-        for (int j = 0; j < QBLOCK; j++) amax = fmaxf(amax, fabsf(v[j]));
+        for (int j = 0; j < QBLOCK; j++) amax = fabsf(v[j]) > amax ? fabsf(v[j]) : amax; /* fmaxf, inlined */
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         int sum = 0;
         for (int j = 0; j < QBLOCK; j++) {
@@ -262,16 +262,15 @@ TARGET_AVX2 static inline __m256i block_lanes_avx2(__m256i a, const int8_t *x, b
     return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
 }
 
-/* The block sums of up to 4 tokens at once (lanes of all four added in one
+/* The block sums of 4 tokens at once (lanes of all four added in one
  * horizontal tree; integer sums, so the tree does not change them). */
-TARGET_AVX2 static inline void block_isums_avx2(const uint8_t *w, const act_block *const x[4], bool is_unsigned,
-                                                int32_t out[4])
+TARGET_AVX2 static inline __m128i block_isums_avx2(const uint8_t *w, const act_block *const x[4], bool is_unsigned)
 {
     const __m256i a = _mm256_loadu_si256((const __m256i *)w);
     const __m256i s0 = block_lanes_avx2(a, x[0]->q8, is_unsigned), s1 = block_lanes_avx2(a, x[1]->q8, is_unsigned);
     const __m256i s2 = block_lanes_avx2(a, x[2]->q8, is_unsigned), s3 = block_lanes_avx2(a, x[3]->q8, is_unsigned);
     const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
-    _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
 TARGET_AVX2 static inline int32_t block_isum_avx2(const uint8_t *w, const act_block *x, bool is_unsigned)
@@ -317,18 +316,30 @@ TARGET_AVX2 static void quant_rows_avx2(const matmul_job *j, uint32_t r0, uint32
             _mm_storeu_si128((__m128i *)q, _mm_sub_epi8(_mm_and_si128(t, mask), off));
             _mm_storeu_si128((__m128i *)(q + 16), _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(t, 4), mask), off));
         }
-        /* Tokens in fours; a short last group repeats its first token and drops the extra results. */
+        /* Tokens in fours, their four float chains in the lanes of one vector
+         * (chain_step's operations, lane by lane); a short last group repeats
+         * its first token and drops the extra results; one token alone is scalar. */
         for (uint32_t t = 0; t < j->n; t += 4) {
             const uint32_t K = j->n - t >= 4 ? 4 : j->n - t;
             const act_block *x[4];
-            int32_t isum[4];
-            for (uint32_t k = 0; k < 4; k++) acc[k] = 0;
+            if (K == 1) {
+                float a = 0;
+                for (uint32_t b = 0; b < nb; b++) {
+                    const act_block *xb = j->xq + (size_t)t * nb + b;
+                    a = chain_step(a, d[b], q41 ? m : NULL, b, xb, block_isum_avx2(wq + b * QBLOCK, xb, q41));
+                }
+                j->y[(size_t)t * w->rows + r] = a;
+                continue;
+            }
+            __m128 acc4 = _mm_setzero_ps();
             for (uint32_t b = 0; b < nb; b++) {
                 for (uint32_t k = 0; k < 4; k++) x[k] = j->xq + (size_t)(t + (k < K ? k : 0)) * nb + b;
-                if (K == 1) isum[0] = block_isum_avx2(wq + b * QBLOCK, x[0], q41);
-                else block_isums_avx2(wq + b * QBLOCK, x, q41, isum);
-                for (uint32_t k = 0; k < K; k++) acc[k] = chain_step(acc[k], d[b], q41 ? m : NULL, b, x[k], isum[k]);
+                const __m128 xd = _mm_set_ps(x[3]->d, x[2]->d, x[1]->d, x[0]->d);
+                __m128 p = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(d[b]), xd), _mm_cvtepi32_ps(block_isums_avx2(wq + b * QBLOCK, x, q41)));
+                if (q41) p = _mm_add_ps(p, _mm_mul_ps(_mm_set1_ps(m[b]), _mm_set_ps(x[3]->s, x[2]->s, x[1]->s, x[0]->s)));
+                acc4 = _mm_add_ps(acc4, p);
             }
+            _mm_storeu_ps(acc, acc4);
             for (uint32_t k = 0; k < K; k++) j->y[(size_t)(t + k) * w->rows + r] = acc[k];
         }
     }
