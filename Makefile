@@ -147,7 +147,7 @@ unit-asan: $(ASAN_UNITS)
 # made by tools/llamacpp_reference.py), the tokenizer against HF tokenizers
 # (tools/hf_tokenizer_ids.py), then the CLI end to end.
 E2E_TESTS := $(patsubst tests/e2e/%.c,$(BUILD)/e2e/%,$(wildcard tests/e2e/test_*.c))
-$(BUILD)/e2e/%: tests/e2e/%.c tests/unit/check.h $(BUILD)/libra.a
+$(BUILD)/e2e/%: tests/e2e/%.c tests/unit/check.h $(wildcard tests/e2e/*.h) $(BUILD)/libra.a
 	@mkdir -p $(dir $@)
 	@echo "  CC   $@"
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@

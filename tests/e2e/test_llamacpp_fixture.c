@@ -9,20 +9,10 @@
 #include <string.h>
 
 #include "check.h"
+#include "fixture_json.h"
 #include "ra/audit.h"
 #include "ra/cpu.h"
 #include "ra/util.h"
-
-static ra_status load_json(const char *path, cJSON **out)
-{
-    uint8_t *text;
-    size_t len;
-    RA_TRY(ra_read_file(path, &text, &len));
-    *out = cJSON_ParseWithLength((const char *)text, len);
-    free(text);
-    if (!*out) return ra_fail(RA_ERR_FORMAT, "%s: not valid JSON", path);
-    return RA_OK;
-}
 
 static ra_status int_array(const cJSON *a, int32_t **out, size_t *n)
 {

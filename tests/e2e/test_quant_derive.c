@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "fixture_json.h"
 #include "ra/ggml_types.h"
 #include "ra/gguf.h"
 #include "ra/util.h"
@@ -55,12 +56,9 @@ int main(int argc, char **argv)
         return 2;
     }
     ra_gguf *g = NULL;
-    uint8_t *text = NULL;
-    size_t len = 0;
+    cJSON *fx = NULL;
     CHECK_OK(ra_gguf_open(argv[1], &g));
-    CHECK_OK(ra_read_file(argv[2], &text, &len));
-    cJSON *fx = text ? cJSON_ParseWithLength((const char *)text, len) : NULL;
-    CHECK(fx != NULL);
+    CHECK_OK(load_json(argv[2], &fx));
     if (!g || !fx) CHECK_DONE();
     const cJSON *file;
     cJSON_ArrayForEach(file, cJSON_GetObjectItem(fx, "files")) {
@@ -83,7 +81,6 @@ int main(int argc, char **argv)
         printf("quantizer vs llama.cpp, %s: %u/%u tensors bit-identical\n", file->string, same, total);
     }
     cJSON_Delete(fx);
-    free(text);
     ra_gguf_close(g);
     CHECK_DONE();
 }

@@ -198,6 +198,27 @@ static inline void quant_tokens(const int16_t *wq, const float *d, const float *
     for (int k = 0; k < K; k++) out[k] = acc[k];
 }
 
+/* Block b of a quantized row: its fp16 scale and min (0 where the type has
+ * none) and its quant bytes (16 of nibbles for q4, 32 int8 for q8_0). */
+typedef struct {
+    uint16_t d, m;
+    const uint8_t *qs;
+} block_view;
+
+static inline block_view block_at(ra_wtype t, const uint8_t *row, uint32_t b)
+{
+    if (t == RA_W_Q4_1) {
+        const ra_block_q4_1 *k = (const ra_block_q4_1 *)row + b;
+        return (block_view){k->d, k->m, k->qs};
+    }
+    if (t == RA_W_Q4_0) {
+        const ra_block_q4_0 *k = (const ra_block_q4_0 *)row + b;
+        return (block_view){k->d, 0, k->qs};
+    }
+    const ra_block_q8_0 *k = (const ra_block_q8_0 *)row + b;
+    return (block_view){k->d, 0, (const uint8_t *)k->qs};
+}
+
 /* Rows r0..r1 of a Q4_1 (x = q d + m), Q8_0 (x = q d) or Q4_0 (x = (q - 8) d)
  * weight: each row's blocks widened to int16 once, then every token. */
 static void quant_rows(const matmul_job *j, uint32_t r0, uint32_t r1)
@@ -211,25 +232,17 @@ static void quant_rows(const matmul_job *j, uint32_t r0, uint32_t r1)
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
         for (uint32_t b = 0; b < nb; b++) {
             int16_t *q = wq + b * QBLOCK;
-            if (q41) {
-                const ra_block_q4_1 *blk = (const ra_block_q4_1 *)row + b;
-                d[b] = ra_f16_to_f32(blk->d);
-                m[b] = ra_f16_to_f32(blk->m);
-                for (int k = 0; k < 16; k++) {
-                    q[k] = (int16_t)(blk->qs[k] & 15);
-                    q[k + 16] = (int16_t)(blk->qs[k] >> 4);
-                }
-            } else if (w->type == RA_W_Q4_0) {
-                const ra_block_q4_0 *blk = (const ra_block_q4_0 *)row + b;
-                d[b] = ra_f16_to_f32(blk->d);
-                for (int k = 0; k < 16; k++) {
-                    q[k] = (int16_t)((blk->qs[k] & 15) - 8);
-                    q[k + 16] = (int16_t)((blk->qs[k] >> 4) - 8);
-                }
-            } else {
-                const ra_block_q8_0 *blk = (const ra_block_q8_0 *)row + b;
-                d[b] = ra_f16_to_f32(blk->d);
-                for (int k = 0; k < QBLOCK; k++) q[k] = blk->qs[k];
+            const block_view v = block_at(w->type, row, b);
+            d[b] = ra_f16_to_f32(v.d);
+            m[b] = ra_f16_to_f32(v.m);
+            if (w->type == RA_W_Q8_0) {
+                for (int k = 0; k < QBLOCK; k++) q[k] = (int8_t)v.qs[k];
+                continue;
+            }
+            const int off = q41 ? 0 : 8;
+            for (int k = 0; k < 16; k++) {
+                q[k] = (int16_t)((v.qs[k] & 15) - off);
+                q[k + 16] = (int16_t)((v.qs[k] >> 4) - off);
             }
         }
         uint32_t t = 0;
@@ -294,24 +307,14 @@ TARGET_AVX2 static void quant_rows_avx2(const matmul_job *j, uint32_t r0, uint32
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
         for (uint32_t b = 0; b < nb; b++) {
             uint8_t *q = wq + b * QBLOCK;
-            const uint8_t *qs;
+            const block_view v = block_at(w->type, row, b);
+            d[b] = _cvtsh_ss(v.d);
+            m[b] = _cvtsh_ss(v.m);
             if (w->type == RA_W_Q8_0) {
-                const ra_block_q8_0 *blk = (const ra_block_q8_0 *)row + b;
-                d[b] = _cvtsh_ss(blk->d);
-                memcpy(q, blk->qs, QBLOCK);
+                memcpy(q, v.qs, QBLOCK);
                 continue;
             }
-            if (q41) {
-                const ra_block_q4_1 *blk = (const ra_block_q4_1 *)row + b;
-                d[b] = _cvtsh_ss(blk->d);
-                m[b] = _cvtsh_ss(blk->m);
-                qs = blk->qs;
-            } else {
-                const ra_block_q4_0 *blk = (const ra_block_q4_0 *)row + b;
-                d[b] = _cvtsh_ss(blk->d);
-                qs = blk->qs;
-            }
-            const __m128i t = _mm_loadu_si128((const __m128i *)qs), mask = _mm_set1_epi8(15);
+            const __m128i t = _mm_loadu_si128((const __m128i *)v.qs), mask = _mm_set1_epi8(15);
             const __m128i off = _mm_set1_epi8(q41 ? 0 : 8);
             _mm_storeu_si128((__m128i *)q, _mm_sub_epi8(_mm_and_si128(t, mask), off));
             _mm_storeu_si128((__m128i *)(q + 16), _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(t, 4), mask), off));
