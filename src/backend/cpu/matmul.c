@@ -286,6 +286,18 @@ TARGET_AVX2 static inline __m128i block_isums_avx2(const uint8_t *w, const act_b
     return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
+/* The block sums of 8 consecutive blocks of one token, in block order. */
+TARGET_AVX2 static inline __m256i block_isums8_avx2(const uint8_t *w, const act_block *x, bool is_unsigned)
+{
+    __m256i s[8];
+    for (int k = 0; k < 8; k++)
+        s[k] = block_lanes_avx2(_mm256_loadu_si256((const __m256i *)(w + k * QBLOCK)), x[k].q8, is_unsigned);
+    /* Per 128-bit half: g0 = partial sums of blocks 0-3, g1 of blocks 4-7. */
+    const __m256i g0 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+    const __m256i g1 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(g0, g1, 0x20), _mm256_permute2x128_si256(g0, g1, 0x31));
+}
+
 TARGET_AVX2 static inline int32_t block_isum_avx2(const uint8_t *w, const act_block *x, bool is_unsigned)
 {
     const __m256i s = block_lanes_avx2(_mm256_loadu_si256((const __m256i *)w), x->q8, is_unsigned);
@@ -326,11 +338,24 @@ TARGET_AVX2 static void quant_rows_avx2(const matmul_job *j, uint32_t r0, uint32
             const uint32_t K = j->n - t >= 4 ? 4 : j->n - t;
             const act_block *x[4];
             if (K == 1) {
-                float a = 0;
-                for (uint32_t b = 0; b < nb; b++) {
-                    const act_block *xb = j->xq + (size_t)t * nb + b;
-                    a = chain_step(a, d[b], q41 ? m : NULL, b, xb, block_isum_avx2(wq + b * QBLOCK, xb, q41));
+                /* Eight blocks' terms in the lanes of one vector (chain_step's
+                 * operations lane by lane), then added to the chain in order. */
+                const act_block *xt = j->xq + (size_t)t * nb;
+                float a = 0, p8[8];
+                uint32_t b = 0;
+                for (; b + 8 <= nb; b += 8) {
+                    const act_block *xb = xt + b;
+                    const __m256 xd = _mm256_set_ps(xb[7].d, xb[6].d, xb[5].d, xb[4].d, xb[3].d, xb[2].d, xb[1].d, xb[0].d);
+                    __m256 p = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(d + b), xd),
+                                             _mm256_cvtepi32_ps(block_isums8_avx2(wq + b * QBLOCK, xb, q41)));
+                    if (q41) {
+                        const __m256 xs = _mm256_set_ps(xb[7].s, xb[6].s, xb[5].s, xb[4].s, xb[3].s, xb[2].s, xb[1].s, xb[0].s);
+                        p = _mm256_add_ps(p, _mm256_mul_ps(_mm256_loadu_ps(m + b), xs));
+                    }
+                    _mm256_storeu_ps(p8, p);
+                    for (int k = 0; k < 8; k++) a = a + p8[k];
                 }
+                for (; b < nb; b++) a = chain_step(a, d[b], q41 ? m : NULL, b, xt + b, block_isum_avx2(wq + b * QBLOCK, xt + b, q41));
                 j->y[(size_t)t * w->rows + r] = a;
                 continue;
             }
