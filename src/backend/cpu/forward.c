@@ -2,6 +2,9 @@
  * engine around it. Rows of a batch are independent (sequence, token) pairs:
  * every kernel computes each output in an order that does not depend on the
  * other rows, so a row's numbers never depend on the batch. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3") /* vectorizes the attention lanes; float semantics stay strict */
+#endif
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -119,22 +122,31 @@ static void attn_task(void *ctx, uint32_t task)
         ra_ggml_attn_head(j->mx->path, q, K, V, kv_dim, npos, hd, scale, scores, j->out + (size_t)row * c->n_heads * hd + h * hd);
         return;
     }
-    for (uint32_t p = 0; p < npos; p++) {
+    /* Each score is one sum over i in order; eight positions at a time only
+     * interleave eight independent sums. */
+    uint32_t p = 0;
+    for (; p + 8 <= npos; p += 8) {
+        float s[8] = {0};
+        for (uint32_t i = 0; i < hd; i++)
+            for (uint32_t l = 0; l < 8; l++) s[l] += q[i] * K[(size_t)(p + l) * kv_dim + i];
+        for (uint32_t l = 0; l < 8; l++) scores[p + l] = s[l] * scale;
+    }
+    for (; p < npos; p++) {
         const float *k = K + (size_t)p * kv_dim;
         float s = 0;
         for (uint32_t i = 0; i < hd; i++) s += q[i] * k[i];
         scores[p] = s * scale;
-        mx = scores[p] > mx ? scores[p] : mx;
     }
+    for (p = 0; p < npos; p++) mx = scores[p] > mx ? scores[p] : mx;
     double sum = 0;
-    for (uint32_t p = 0; p < npos; p++) {
+    for (p = 0; p < npos; p++) {
         scores[p] = ra_cpu_exp(scores[p] - mx);
         sum += scores[p];
     }
     float inv = (float)(1.0 / sum);
     float *o = j->out + (size_t)row * c->n_heads * hd + h * hd;
     for (uint32_t i = 0; i < hd; i++) o[i] = 0;
-    for (uint32_t p = 0; p < npos; p++) {
+    for (p = 0; p < npos; p++) {
         const float *v = V + (size_t)p * kv_dim;
         float w = scores[p] * inv;
         for (uint32_t i = 0; i < hd; i++) o[i] += w * v[i];
