@@ -11,6 +11,7 @@
 #include "ra/cpu.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -36,8 +37,14 @@ struct ra_pool {
     atomic_uint busy;            /* workers still inside the current generation */
 };
 
-static inline void cpu_relax(void)
+/* One spin step; every 64th yields the core, so a spinning thread does not
+ * hold it while the thread it waits for (or another program) is runnable. */
+static inline void cpu_relax(int i)
 {
+    if ((i & 63) == 63) {
+        sched_yield();
+        return;
+    }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
@@ -58,7 +65,7 @@ static bool wait_work(ra_pool *p, uint64_t seen)
     for (int i = 0; i < SPIN_ITERS; i++) {
         if (atomic_load(&p->stop)) return false;
         if (atomic_load(&p->generation) != seen) return true;
-        cpu_relax();
+        cpu_relax(i);
     }
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add(&p->sleepers, 1);
@@ -147,7 +154,7 @@ void ra_pool_for(ra_pool *p, uint32_t n_tasks, ra_task_fn fn, void *ctx)
         pthread_mutex_unlock(&p->mu);
     }
     run_tasks(p);
-    for (int i = 0; i < SPIN_ITERS && atomic_load(&p->busy) > 0; i++) cpu_relax();
+    for (int i = 0; i < SPIN_ITERS && atomic_load(&p->busy) > 0; i++) cpu_relax(i);
     if (atomic_load(&p->busy) > 0) {
         pthread_mutex_lock(&p->mu);
         atomic_store(&p->caller_waits, true);
