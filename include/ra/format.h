@@ -16,7 +16,8 @@ typedef enum {
     RA_W_F32,   /* float32 */
     RA_W_BF16,  /* bfloat16 (uint16) */
     RA_W_Q4_1,  /* GGUF Q4_1 blocks of 32: d, m (f16), 16 bytes of nibbles */
-    RA_W_Q8_0   /* GGUF Q8_0 blocks of 32: d (f16), 32 int8 */
+    RA_W_Q8_0,  /* GGUF Q8_0 blocks of 32: d (f16), 32 int8 */
+    RA_W_Q4_0   /* GGUF Q4_0 blocks of 32: d (f16), 16 bytes of nibbles, x = (q - 8) d */
 } ra_wtype;
 
 typedef struct {
@@ -47,7 +48,9 @@ const ra_kernel *ra_kernel_find(const char *name);
 typedef enum {
     RA_DERIVE_NATIVE, /* keep the file's own quantization where we have a kernel for it */
     RA_DERIVE_F32,    /* exact dequantization to float32 */
-    RA_DERIVE_BF16    /* dequantize, then round to nearest even bfloat16 */
+    RA_DERIVE_BF16,   /* dequantize, then round to nearest even bfloat16 */
+    RA_DERIVE_QUANT   /* the GGML type of the format's name: kept where the file has it, else dequantized
+                         and quantized with ggml's reference rule (as llama.cpp's quantize tool does) */
 } ra_derive;
 
 #define RA_MAX_KERNELS 4
