@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "ra/ggml_types.h"
+#include "ra/qlayer.h"
 #include "ra/util.h"
 
 #define ROWS_PER_TASK 16
@@ -235,6 +236,7 @@ static void matmul_task(void *ctx, uint32_t task)
 
 ra_status ra_cpu_matmul(ra_pool *p, const ra_weight *w, const float *x, uint32_t n, float *y)
 {
+    if (w->type == RA_W_QUANT) return ra_qlayer_matmul(p, w->q, x, n, y); /* the format's own order */
     matmul_job j = {w, x, NULL, n, y};
     act_block *xq = NULL;
     if (w->type == RA_W_Q4_1 || w->type == RA_W_Q8_0) {
