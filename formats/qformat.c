@@ -14,6 +14,16 @@ static const char *const family_names[] = {"awq", "gptq", "w4a16", "marlin", "fp
 
 const char *ra_qfamily_name(ra_qfamily f) { return (unsigned)f <= RA_QF_MXFP4 ? family_names[f] : "?"; }
 
+int32_t ra_qformat_fit_group(ra_qformat *f, uint32_t dim, uint32_t q_dim, uint32_t ffn_dim)
+{
+    bool integer = f->family == RA_QF_AWQ || f->family == RA_QF_GPTQ || f->family == RA_QF_W4A16 || f->family == RA_QF_MARLIN;
+    if (!integer || f->group_size <= 0) return integer ? f->group_size : 0;
+    uint32_t g = (uint32_t)f->group_size;
+    while (g > 16 && g % 2 == 0 && (dim % g || q_dim % g || ffn_dim % g)) g /= 2;
+    f->group_size = (int32_t)g;
+    return f->group_size;
+}
+
 static ra_gptq_config gptq_config(const ra_qformat *f, ra_gptq_zeros zeros)
 {
     return (ra_gptq_config){f->bits, f->group_size, f->sym, zeros};

@@ -26,6 +26,12 @@ typedef struct ra_qformat {
     ra_fp8_act fp8_act;       /* FP8 activations: none (weight-only), per token or per 128-group */
 } ra_qformat;
 
+/* The row's group size made to fit a model: integer formats' groups must
+ * divide every linear layer's input width (AutoAWQ, compressed-tensors and
+ * Marlin require it), so a default of 128 halves until it does (SmolLM2's
+ * 576: 64). Returns the size chosen (0 for formats without groups). */
+int32_t ra_qformat_fit_group(ra_qformat *f, uint32_t dim, uint32_t q_dim, uint32_t ffn_dim);
+
 /* The checkpoint family's name: "awq", "gptq", "w4a16", "marlin", "fp8", "nvfp4", "mxfp4". */
 const char *ra_qfamily_name(ra_qfamily f);
 
@@ -54,5 +60,12 @@ const char *const *ra_qformat_suffixes(ra_qfamily f);
 /* A checkpoint's layer (tensors t, parameters ck) into the row's layer. */
 ra_status ra_qformat_unpack(const ra_qformat *f, const ra_qformat *ck, const ra_quant_config *qc, const ra_qtensors *t,
                             ra_qlayer *out);
+
+/* config.json's quantization_config for a checkpoint of this row, as the
+ * tool that writes such checkpoints writes it (src/io/hf_qconfig.c): a new
+ * cJSON object for ra_hf_config_write_ext. */
+void *ra_hf_quant_config(const ra_qformat *f);
+/* The compressed-tensors version whose layout and config we write and test against. */
+#define RA_CT_VERSION "0.12.2"
 
 #endif

@@ -1,0 +1,51 @@
+/* Quantizing a whole model into a checkpoint directory (src/quant/):
+ * `repro-audit quantize` and the derived formats of `run` (which caches the
+ * directory, src/quant/qcache.c). Layer by layer: one decoder block's float
+ * weights, its calibration activations and its Hessians are held at a time. */
+#ifndef RA_QUANTIZE_H
+#define RA_QUANTIZE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ra/cpu.h"
+#include "ra/desc.h"
+#include "ra/qformat.h"
+
+/* Calibration token sequences: n_seqs x seq_len ids, row-major. */
+typedef struct {
+    const int32_t *tokens;
+    uint32_t n_seqs, seq_len;
+    uint8_t sha256[32];          /* of the text they were cut from (for cache keys and metadata) */
+} ra_calib_tokens;
+
+typedef struct {
+    const ra_qformat *format;
+    const char *name;            /* the format's name, for progress and metadata */
+    const ra_calib_tokens *calib; /* needed by GPTQ and act-order, else ignored */
+    ra_pool *pool;
+    bool progress;               /* a line per block on stderr */
+} ra_quantize_opts;
+
+/* Peak memory of the process (getrusage maxrss) and the part of it that the
+ * quantizer's own buffers reached, filled by ra_quantize_model. */
+typedef struct {
+    uint64_t peak_rss_bytes;
+    uint64_t calib_bytes;        /* activations of one block for the calibration set */
+    uint64_t hessian_bytes;      /* the largest block's Hessians */
+    double seconds;
+} ra_quantize_stats;
+
+/* Writes out_dir (which must not exist; it appears complete or not at all):
+ * model.safetensors with the format's tensors for every decoder block's
+ * linear layers and bf16 embeddings, norms and lm_head; config.json
+ * (torch_dtype bfloat16 and the format's quantization_config);
+ * tokenizer.json and tokenizer_config.json. The decoder weights are
+ * rounded to bf16 first (the base model as a bf16 checkpoint holds them),
+ * then quantized by RTN or GPTQ. The same inputs give the same bytes on any
+ * thread count. base must be unquantized. */
+ra_status ra_quantize_model(const ra_model_desc *base, const ra_quantize_opts *o, const char *out_dir,
+                            ra_quantize_stats *stats);
+
+#endif
