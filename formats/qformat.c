@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "ra/format.h"
+
 #include "ra/awq.h"
 #include "ra/gptq.h"
 #include "ra/w4a16.h"
@@ -161,6 +163,17 @@ bool ra_qformat_can_load(const ra_qformat *f, const ra_qformat *ck)
         return ck->bits == 4 && (ck->family == RA_QF_AWQ || ck->family == RA_QF_GPTQ || ck->family == RA_QF_W4A16);
     if (f->family != ck->family) return false;
     return f->family != RA_QF_FP8 || (f->fp8_scheme == ck->fp8_scheme && f->fp8_act == ck->fp8_act);
+}
+
+const ra_format *ra_qformat_row_for(const ra_qformat *ck)
+{
+    for (size_t i = 0; i < ra_format_count(); i++) {
+        const ra_format *f = ra_format_at(i);
+        if (f->quant && f->quant->family == ck->family && ra_qformat_can_load(f->quant, ck) &&
+            f->quant->act_order == ck->act_order)
+            return f;
+    }
+    return NULL;
 }
 
 const char *const *ra_qformat_suffixes(ra_qfamily f)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ra/minifloat.h"
 #include "ra/util.h"
 
 uint32_t ra_qlayer_rows(const ra_qlayer *q)
@@ -31,8 +32,28 @@ uint32_t ra_qlayer_cols(const ra_qlayer *q)
     return 0;
 }
 
+/* The cached rows through the float kernel (Marlin: x gathered by perm first). */
+static ra_status deq_matmul(ra_pool *p, const ra_qlayer *q, const float *x, uint32_t n, float *y)
+{
+    const uint32_t rows = ra_qlayer_rows(q), cols = ra_qlayer_cols(q);
+    ra_weight w = {.type = RA_W_F32, .rows = rows, .cols = cols, .row_bytes = (size_t)cols * 4, .data = (uint8_t *)q->deq,
+                   .borrowed = true};
+    const int32_t *perm = q->kind == RA_QL_MARLIN ? q->u.marlin.perm : NULL;
+    if (!perm) return ra_cpu_matmul(p, &w, x, n, y);
+    float *xg = NULL;
+    RA_TRY(ra_calloc(&xg, (size_t)n * cols, sizeof *xg));
+    for (uint32_t t = 0; t < n; t++)
+        for (uint32_t k = 0; k < cols; k++) xg[(size_t)t * cols + k] = x[(size_t)t * cols + perm[k]];
+    ra_status s = ra_cpu_matmul(p, &w, xg, n, y);
+    free(xg);
+    return s;
+}
+
 ra_status ra_qlayer_matmul(ra_pool *p, const ra_qlayer *q, const float *x, uint32_t n, float *y)
 {
+    if (q->deq && q->kind == RA_QL_FP8 && q->act != RA_FP8_ACT_NONE)
+        return ra_fp8_matmul_decoded(p, &q->u.fp8, q->act, q->deq, x, n, y);
+    if (q->deq) return deq_matmul(p, q, x, n, y);
     switch (q->kind) {
     case RA_QL_INTQ: return ra_intq_matmul(p, &q->u.intq, x, n, y);
     case RA_QL_MARLIN: return ra_marlin_matmul(p, &q->u.marlin, x, n, y);
@@ -74,6 +95,7 @@ ra_status ra_qlayer_row_f32(const ra_qlayer *q, uint32_t r, float *out)
 
 void ra_qlayer_free(ra_qlayer *q)
 {
+    free(q->deq);
     switch (q->kind) {
     case RA_QL_INTQ: ra_intq_free(&q->u.intq); break;
     case RA_QL_MARLIN: ra_marlin_free(&q->u.marlin); break;
@@ -84,11 +106,30 @@ void ra_qlayer_free(ra_qlayer *q)
     memset(q, 0, sizeof *q);
 }
 
+/* q->deq: every row in the order its matmul reduces it. */
+static ra_status cache_rows(ra_qlayer *q)
+{
+    const uint32_t rows = ra_qlayer_rows(q), cols = ra_qlayer_cols(q);
+    RA_TRY(ra_calloc(&q->deq, (size_t)rows * cols, sizeof *q->deq));
+    switch (q->kind) {
+    case RA_QL_INTQ: ra_intq_dequantize_rows(&q->u.intq, 0, rows, q->deq); break;
+    case RA_QL_MARLIN: ra_marlin_dequantize_rows(&q->u.marlin, 0, rows, q->deq); break;
+    case RA_QL_FP8:
+        if (q->act == RA_FP8_ACT_NONE) ra_fp8_dequantize_rows(&q->u.fp8, 0, rows, q->deq);
+        else for (size_t i = 0; i < (size_t)rows * cols; i++) q->deq[i] = ra_e4m3_to_f32(q->u.fp8.codes[i]);
+        break;
+    case RA_QL_NVFP4: ra_nvfp4_dequantize_rows(&q->u.nvfp4, 0, rows, q->deq); break;
+    case RA_QL_MXFP4: ra_mxfp4_dequantize_rows(&q->u.mxfp4, 0, rows, q->deq); break;
+    }
+    return RA_OK;
+}
+
 ra_status ra_weight_from_qlayer(ra_qlayer *q, ra_weight *out)
 {
     memset(out, 0, sizeof *out);
     ra_qlayer *own = NULL;
-    ra_status s = ra_calloc(&own, 1, sizeof *own);
+    ra_status s = cache_rows(q);
+    if (s == RA_OK) s = ra_calloc(&own, 1, sizeof *own);
     if (s != RA_OK) {
         ra_qlayer_free(q);
         return s;

@@ -58,7 +58,7 @@ typedef enum {
 struct ra_qformat;
 
 #define RA_MAX_KERNELS 4
-typedef struct {
+typedef struct ra_format {
     const char *name;        /* "q4_1", "f32", "bf16" */
     const char *description;
     ra_derive derive;

@@ -51,6 +51,10 @@ ra_status ra_qformat_pack(const ra_qformat *f, const ra_qlayer *q, ra_qtensors *
 /* What a checkpoint's quantization_config is, as a row's parameters
  * (RA_ERR_UNSUPPORTED naming it when no row can hold it). */
 ra_status ra_qformat_of_checkpoint(const ra_quant_config *qc, ra_qformat *out);
+/* The table's row a checkpoint runs as by default (same family and
+ * act-order, FP8 scales and activations; RTN rows first), or NULL. */
+struct ra_format;
+const struct ra_format *ra_qformat_row_for(const ra_qformat *ck);
 /* Whether a row can run a checkpoint of parameters ck: the same family (any
  * method: the layers come from the file), FP8 with the same scales and
  * activations, or Marlin from any 4-bit integer checkpoint (a repack). */

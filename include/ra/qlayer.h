@@ -17,6 +17,12 @@ typedef enum { RA_QL_INTQ, RA_QL_MARLIN, RA_QL_FP8, RA_QL_NVFP4, RA_QL_MXFP4 } r
 struct ra_qlayer {
     ra_qlayer_kind kind;
     ra_fp8_act act;  /* FP8: dynamic activation quantization (W8A8), or none */
+    /* Set by ra_weight_from_qlayer: the layer's exact dequantization, rows in
+     * the order its matmul reduces them (Marlin: columns gathered by perm;
+     * FP8 W8A8: the E4M3 codes decoded, unscaled), so each call multiplies
+     * instead of dequantizing again. The result is bitwise the same: the
+     * weight-only matmul is defined as the float kernel over these rows. */
+    float *deq;
     union {
         ra_intq intq;   /* AWQ, GPTQ, compressed-tensors pack-quantized */
         ra_marlin marlin;
@@ -35,7 +41,8 @@ ra_status ra_qlayer_matmul(ra_pool *p, const ra_qlayer *q, const float *x, uint3
 ra_status ra_qlayer_row_f32(const ra_qlayer *q, uint32_t r, float *out);
 void ra_qlayer_free(ra_qlayer *q);
 
-/* Moves *q (zeroed after) into a new weight of type RA_W_QUANT that owns it. */
+/* Moves *q (zeroed after) into a new weight of type RA_W_QUANT that owns it,
+ * with its dequantization computed once (deq above). */
 ra_status ra_weight_from_qlayer(ra_qlayer *q, ra_weight *out);
 
 #endif

@@ -48,4 +48,18 @@ typedef struct {
 ra_status ra_quantize_model(const ra_model_desc *base, const ra_quantize_opts *o, const char *out_dir,
                             ra_quantize_stats *stats);
 
+/* Bumped whenever a quantizer's output changes: part of every cache key. */
+#define RA_QUANT_VERSION 1u
+
+/* Where derived checkpoints are cached: $REPRO_AUDIT_CACHE, else
+ * $XDG_CACHE_HOME/repro-audit, else $HOME/.cache/repro-audit. */
+ra_status ra_cache_dir_default(char *buf, size_t n);
+/* The cache key of a derived checkpoint (hex SHA-256; src/quant/qcache.c says what it covers). */
+ra_status ra_derive_key(const ra_model_desc *base, const char *name, const ra_qformat *f, const ra_calib_tokens *calib,
+                        char hex[65]);
+/* The checkpoint directory of o->format derived from base under
+ * cache_dir/derived/NAME-KEY: the cached one, or quantized now (*made) and
+ * renamed into place complete. *dir is new. */
+ra_status ra_derive_checkpoint(const ra_model_desc *base, const ra_quantize_opts *o, const char *cache_dir, char **dir, bool *made);
+
 #endif
