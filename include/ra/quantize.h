@@ -62,4 +62,27 @@ ra_status ra_derive_key(const ra_model_desc *base, const char *name, const ra_qf
  * renamed into place complete. *dir is new. */
 ra_status ra_derive_checkpoint(const ra_model_desc *base, const ra_quantize_opts *o, const char *cache_dir, char **dir, bool *made);
 
+/* Loading models in any format from one base description, deriving the
+ * checkpoint formats through the cache (run, ppl). */
+typedef struct {
+    const char *cache_dir;      /* NULL: ra_cache_dir_default */
+    bool no_cache;              /* derive into a temporary directory, removed at close */
+    const char *calib_path;     /* NULL: RA_DEFAULT_TEXT */
+    bool progress;
+} ra_derive_opts;
+
+struct ra_model;
+struct ra_tokenizer;
+typedef struct ra_deriver ra_deriver;
+ra_status ra_deriver_open(const ra_model_desc *base, const struct ra_tokenizer *tok, ra_pool *pool, const ra_derive_opts *o,
+                          ra_deriver **out);
+/* The model in format f: a checkpoint format of an unquantized base is
+ * derived (fitted group size; calibration from the text's first half, 8 x
+ * 256 tokens), everything else loads from the base. */
+ra_status ra_deriver_load(ra_deriver *dv, const struct ra_format *f, struct ra_model **m);
+/* The formats derived so far and their cached checkpoint directories. */
+size_t ra_deriver_n(const ra_deriver *dv);
+void ra_deriver_at(const ra_deriver *dv, size_t i, const char **format, const char **dir);
+void ra_deriver_close(ra_deriver *dv);
+
 #endif

@@ -18,7 +18,6 @@
 #include "ra/qformat.h"
 #include "ra/quantize.h"
 #include "ra/text.h"
-#include "ra/textset.h"
 #include "ra/trace.h"
 #include "ra/util.h"
 #include "ra/version.h"
@@ -212,9 +211,7 @@ typedef struct {
     cJSON *traces;
     double decode_seconds;
     uint64_t decode_tokens;
-    ra_text text;               /* calibration text, loaded when a derived format calibrates */
-    char *scratch;              /* --no-cache: where derived checkpoints go, removed at the end */
-    cJSON *derived;             /* format -> the checkpoint it was derived into */
+    ra_deriver *deriver;        /* derived checkpoint formats */
 } run_ctx;
 
 /* Writes one run's trace and its manifest entry. */
@@ -266,48 +263,13 @@ static ra_status record_trace(run_ctx *r, ra_engine *e, const ra_format *f, cons
     return RA_OK;
 }
 
-/* A checkpoint format's weights derived from an unquantized model: the
- * checkpoint `quantize` would write, from the cache or made now. */
-static ra_status derive(run_ctx *r, const ra_format *f, ra_model_desc **out)
-{
-    const ra_run_opts *o = r->o;
-    ra_model_config c;
-    RA_TRY(ra_config_from_desc(r->desc, &c));
-    ra_qformat qf = *f->quant;
-    ra_qformat_fit_group(&qf, c.dim, c.n_heads * c.head_dim, c.ffn_dim);
-    int32_t *ids = NULL;
-    ra_calib_tokens ct = {0};
-    const uint32_t samples = 8, seq_len = 256;
-    if (qf.method == RA_QMETHOD_GPTQ || qf.act_order) {
-        if (!r->text.ids) RA_TRY(ra_text_load(o->calib_path ? o->calib_path : RA_DEFAULT_TEXT, r->tok, &r->text));
-        RA_TRY(ra_text_slices(&r->text, false, samples, seq_len, &ids));
-        ct = (ra_calib_tokens){ids, samples, seq_len, {0}};
-        memcpy(ct.sha256, r->text.sha256, 32);
-    }
-    char cache[4096];
-    ra_status s = RA_OK;
-    if (o->no_cache && !r->scratch) s = ra_create_unique("/tmp/repro-audit-derived-", true, &r->scratch, NULL);
-    if (s == RA_OK && !o->no_cache && !o->cache_dir) s = ra_cache_dir_default(cache, sizeof cache);
-    const char *where = o->no_cache ? r->scratch : o->cache_dir ? o->cache_dir : cache;
-    ra_quantize_opts qo = {&qf, f->name, ids ? &ct : NULL, r->pool, o->progress};
-    char *dir = NULL;
-    bool made;
-    if (s == RA_OK) s = ra_derive_checkpoint(r->desc, &qo, where, &dir, &made);
-    if (s == RA_OK && o->progress && !made) fprintf(stderr, "  %s from the cache: %s\n", f->name, dir);
-    if (s == RA_OK) s = ra_desc_open(dir, 0, out);
-    if (s == RA_OK && !o->no_cache) cJSON_AddStringToObject(r->derived, f->name, dir);
-    free(dir);
-    free(ids);
-    return s;
-}
-
 static ra_status open_engine(run_ctx *r, const ra_format *f, const ra_kernel *k, ra_model **m, ra_engine **e)
 {
-    ra_model_desc *derived = NULL;
-    if (f->quant && r->desc->quant.method == RA_QUANT_NONE) RA_TRY(derive(r, f, &derived));
-    ra_status ls = ra_model_load(derived ? derived : r->desc, f, r->pool, m);
-    ra_desc_close(derived); /* the model holds its own copies */
-    RA_TRY(ls);
+    if (!r->deriver) {
+        ra_derive_opts dop = {r->o->cache_dir, r->o->no_cache, r->o->calib_path, r->o->progress};
+        RA_TRY(ra_deriver_open(r->desc, r->tok, r->pool, &dop, &r->deriver));
+    }
+    RA_TRY(ra_deriver_load(r->deriver, f, m));
     ra_engine_opts eo = {.no_graphs = r->o->no_graphs};
     ra_status s = ra_engine_open(*m, k, &eo, e);
     if (s != RA_OK) {
@@ -450,7 +412,14 @@ static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
         snprintf(pair, sizeof pair, "%s@%s", r->formats[i]->name, r->kernels[i]->name);
         cJSON_AddItemToArray(fl, cJSON_CreateString(pair));
     }
-    if (cJSON_GetArraySize(r->derived) > 0) cJSON_AddItemReferenceToObject(st, "derived_checkpoints", r->derived);
+    if (r->deriver && ra_deriver_n(r->deriver) > 0) {
+        cJSON *dc = cJSON_AddObjectToObject(st, "derived_checkpoints");
+        for (size_t i = 0; i < ra_deriver_n(r->deriver); i++) {
+            const char *name, *dir;
+            ra_deriver_at(r->deriver, i, &name, &dir);
+            cJSON_AddStringToObject(dc, name, dir);
+        }
+    }
     cJSON *sc = cJSON_AddArrayToObject(st, "scenarios");
     cJSON_AddItemToArray(sc, cJSON_CreateString("repeat"));
     if (o->batch_scenario) cJSON_AddItemToArray(sc, cJSON_CreateString("batch"));
@@ -552,7 +521,6 @@ ra_status ra_run(const ra_run_opts *o)
     if (s == RA_OK) s = ra_pool_new(o->threads, &r.pool);
     if (s == RA_OK) s = ra_bundle_create_partial(o->out_dir, &r.tmp);
     r.traces = cJSON_CreateArray();
-    r.derived = cJSON_CreateObject();
     char name[256]; /* the GGUF chose it: escaped */
     if (s == RA_OK && o->progress)
         fprintf(stderr, "repro-audit run: %s, %zu prompts, %zu formats x %u repeats, %s, %u threads\n", ra_esc(name, sizeof name, cfg.name), r.ps->n,
@@ -582,10 +550,7 @@ ra_status ra_run(const ra_run_opts *o)
     if (s != RA_OK && r.tmp) ra_bundle_discard(r.tmp); /* only what a run writes */
     if (s == RA_OK && o->progress) fprintf(stderr, "bundle written: %s (%.1fs)\n", o->out_dir, ra_now() - t0);
     cJSON_Delete(r.traces);
-    cJSON_Delete(r.derived);
-    if (r.scratch) ra_remove_tree(r.scratch);
-    free(r.scratch);
-    ra_text_free(&r.text);
+    ra_deriver_close(r.deriver);
     free(list);
     free(r.tmp);
     ra_pool_free(r.pool);
