@@ -53,7 +53,7 @@ ASAN_UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan-tests/%)
 BIN := $(BUILD)/repro-audit
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: FORCE all deps fuzz-deps model demo test unit unit-asan e2e hostile fuzz fuzz-replay clean gpu-tests test-gpu no-nvcc
+.PHONY: FORCE all deps fuzz-deps model text demo test unit unit-asan e2e hostile fuzz fuzz-replay clean gpu-tests test-gpu no-nvcc
 all: $(BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h) $(wildcard kernels/*.h)
@@ -128,6 +128,12 @@ fuzz-deps:
 model: $(MODEL)
 $(MODEL): tools/fetch_model.sh data/model.sha256
 	tools/fetch_model.sh $@
+
+# The calibration and evaluation text: "The Devil's Dictionary" (public domain), from Debian's dict-devil.
+TEXT := data/devils-dictionary.txt
+text: $(TEXT)
+$(TEXT): tools/fetch_text.sh data/text.sha256
+	tools/fetch_text.sh $@
 
 DEMO_OUT ?= runs/demo
 # Sequential on purpose: packages first, then the model and the build.
