@@ -163,11 +163,11 @@ typedef struct {
 } ra_qgemm_args;
 
 /* y = x . W^T: a thread per output feature walks its K slice in order; the S
- * slices (ra_qgemm_slices, from N and K alone) are added in slice order, or
- * atomically when a->atomic. */
+ * slices (ra_qgemm_slices, from the layout, N and K alone) are added in slice
+ * order, or atomically when a->atomic. */
 cudaError_t ra_k_qgemm(const ra_qgemm_args *a, cudaStream_t stream);
-int ra_qgemm_slices(int n, int k);
-size_t ra_qgemm_workspace(int n, int k, int max_m);
+int ra_qgemm_slices(ra_qkind kind, int n, int k);
+size_t ra_qgemm_workspace(ra_qkind kind, int n, int k, int max_m);
 
 #ifdef __cplusplus
 }

@@ -5,7 +5,7 @@
  * the same bits: docs/formats.md) and multiplied with float32 activations.
  *
  * A thread owns one output feature n. A block owns 128 of them and one of S
- * slices of K (S from N and K alone, qgemm_slices). In its slice a thread
+ * slices of K (S from the layout, N and K alone: ra_qgemm_slices). In its slice a thread
  * walks k upward, 8 at a time, and adds w * x into one float32 sum per token
  * (fmaf, in that order); tokens go up to 8 at a time (fewer only for smaller
  * batches: a token's chain of fmaf is the same either way) through shared
@@ -20,7 +20,14 @@
 
 #define Q_THREADS 128
 #define Q_TILE 256    /* columns of x staged in shared memory */
-#define Q_TARGET_BLOCKS 1056 /* 8 per SM on an H100 */
+/* Blocks a product aims for, by layout (measured on the H100, docs/gpu.md):
+ * where a warp's 32 features sit side by side in memory (GPTQ, AWQ, and FP8's
+ * wide rows) short slices and many blocks keep more loads in flight; the
+ * packed K-major layouts prefer longer slices. */
+static int target_blocks(int kind)
+{
+    return kind == RA_Q_GPTQ || kind == RA_Q_AWQ || kind == RA_Q_FP8 ? 4224 : 1056;
+}
 
 /* ---- element decoders (the CPU's expressions, minifloat.c) ----------------- */
 
@@ -187,25 +194,25 @@ static cudaError_t launch_kind(const ra_qgemm_args &a, int mt, dim3 grid, int le
     return cudaGetLastError();
 }
 
-static int slice_len(int n, int k)
+static int slice_len(int kind, int n, int k)
 {
     const int blocks_n = (n + Q_THREADS - 1) / Q_THREADS;
-    int s = (Q_TARGET_BLOCKS + blocks_n - 1) / blocks_n;
+    int s = (target_blocks(kind) + blocks_n - 1) / blocks_n;
     const int max_s = k / Q_TILE > 1 ? k / Q_TILE : 1; /* at least a tile a slice */
     s = s < max_s ? s : max_s;
     const int len = (k + s - 1) / s;
     return (len + Q_TILE - 1) / Q_TILE * Q_TILE;
 }
 
-extern "C" int ra_qgemm_slices(int n, int k)
+extern "C" int ra_qgemm_slices(ra_qkind kind, int n, int k)
 {
-    const int len = slice_len(n, k);
+    const int len = slice_len(kind, n, k);
     return (k + len - 1) / len;
 }
 
-extern "C" size_t ra_qgemm_workspace(int n, int k, int max_m)
+extern "C" size_t ra_qgemm_workspace(ra_qkind kind, int n, int k, int max_m)
 {
-    const int s = ra_qgemm_slices(n, k);
+    const int s = ra_qgemm_slices(kind, n, k);
     return s > 1 ? (size_t)s * max_m * n : 0;
 }
 
@@ -220,7 +227,7 @@ extern "C" cudaError_t ra_k_qgemm(const ra_qgemm_args *args, cudaStream_t stream
         return cudaErrorInvalidValue;
     if ((w.kind == RA_Q_NVFP4 && w.k % 16) || (w.kind == RA_Q_MXFP4 && w.k % 32)) return cudaErrorInvalidValue;
     if (w.kind <= RA_Q_W4A16 && !w.g_idx && (w.group <= 0 || w.group % 8)) return cudaErrorInvalidValue;
-    const int len = slice_len(w.n, w.k), slices = (w.k + len - 1) / len;
+    const int len = slice_len(w.kind, w.n, w.k), slices = (w.k + len - 1) / len;
     if (slices > 1 && !a->atomic && !a->ws) return cudaErrorInvalidValue;
     if (a->ldy < w.n) return cudaErrorInvalidValue;
     if (a->atomic && a->epilogue == RA_EPI_STORE) {

@@ -89,7 +89,7 @@ static void test_case(const qcase *c)
     CHECK_OK(ra_cuda_qlayer_upload(&qf, &q, &d));
 
     launch L = {.a = {.w = d.w, .epilogue = RA_EPI_STORE}, .mn_bytes = (size_t)MAX_M * N * sizeof(float)};
-    const size_t ws = ra_qgemm_workspace((int)N, (int)K, MAX_M);
+    const size_t ws = ra_qgemm_workspace(d.w.kind, (int)N, (int)K, MAX_M);
     CUDA_OK(cudaMalloc((void **)&L.dx, (size_t)MAX_M * K * sizeof(float)));
     CUDA_OK(cudaMalloc((void **)&L.dy, L.mn_bytes));
     if (ws) CUDA_OK(cudaMalloc((void **)&L.a.ws, ws * sizeof(float)));
@@ -168,7 +168,7 @@ static void test_case(const qcase *c)
               (unsigned long long)batch_bad, (unsigned long long)batch_checked);
     printf("  %-12s N=%-4u K=%-5u group %-4d slices %d  decode exact  err ra %.2g atomic %.2g  "
            "batched rows %llu same  atomic: %llu/%d repeats differ (%llu values)\n",
-           c->row, N, K, qf.group_size, ra_qgemm_slices((int)N, (int)K), worst[0], worst[1],
+           c->row, N, K, qf.group_size, ra_qgemm_slices(d.w.kind, (int)N, (int)K), worst[0], worst[1],
            (unsigned long long)batch_checked, (unsigned long long)at_runs_diff, REPEATS, (unsigned long long)at_vals_diff);
 
     free(alone), free(xb), free(x), free(y), free(y0), free(y1), free(w), free(deq), free(perm);

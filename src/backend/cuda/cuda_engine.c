@@ -186,7 +186,7 @@ static ra_status ensure_rows(cuda_engine *e, uint32_t n, uint32_t want)
         size_t ws = 0;
         for (int i = 0; i < QL_COUNT; i++) {
             const ra_qweight *w = &e->layers[0].q[i].w;
-            const size_t need = ra_qgemm_workspace(w->n, w->k, (int)rows);
+            const size_t need = ra_qgemm_workspace(w->kind, w->n, w->k, (int)rows);
             ws = need > ws ? need : ws;
         }
         RA_TRY(ra_cuda_alloc(&e->qgemm_ws, ws, sizeof(float), "quantized slice sums"));

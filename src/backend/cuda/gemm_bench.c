@@ -207,7 +207,7 @@ static ra_status bench_qkernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s
     if (st == RA_OK) st = ra_cuda_alloc(&g.x, (size_t)max_m * sh->k, sizeof(float), "benchmark activations");
     if (st == RA_OK) st = ra_cuda_check(ra_k_fill_random(RA_DT_F32, g.x, (size_t)max_m * sh->k, 7777, s), "fill");
     if (st == RA_OK) st = ra_cuda_alloc(&g.y, (size_t)max_m * sh->n, sizeof(float), "benchmark outputs");
-    const size_t ws = ra_qgemm_workspace((int)sh->n, (int)sh->k, (int)max_m);
+    const size_t ws = st == RA_OK ? ra_qgemm_workspace(g.w[0].kind, (int)sh->n, (int)sh->k, (int)max_m) : 0;
     if (st == RA_OK && ws) st = ra_cuda_alloc(&g.ws, ws, sizeof(float), "slice sums");
     for (size_t i = 0; st == RA_OK && i < o->n_ms; i++) {
         g.m = o->ms[i];
@@ -221,7 +221,7 @@ static ra_status bench_qkernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s
         cJSON_AddNumberToObject(r, "n", sh->n);
         cJSON_AddNumberToObject(r, "k", sh->k);
         cJSON_AddNumberToObject(r, "m", g.m);
-        cJSON_AddNumberToObject(r, "k_slices", ra_qgemm_slices((int)sh->n, (int)sh->k));
+        cJSON_AddNumberToObject(r, "k_slices", ra_qgemm_slices(g.w[0].kind, (int)sh->n, (int)sh->k));
         cJSON_AddNumberToObject(r, "us_median", med);
         cJSON_AddNumberToObject(r, "us_min", mn);
         cJSON_AddNumberToObject(r, "weight_bytes", (double)wbytes);
