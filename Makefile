@@ -178,7 +178,7 @@ hostile: $(BIN) $(BUILD)/repro-audit-asan $(BUILD)/hostile/gen $(MODEL)
 test: unit unit-asan fuzz-replay e2e hostile $(if $(NVCC),gpu-tests)
 
 GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/gpu/%,$(wildcard tests/gpu/test_*.c))
-$(BUILD)/gpu/%: tests/gpu/%.c tests/unit/check.h $(BUILD)/libra.a $(BUNDLED_LIBS)
+$(BUILD)/gpu/%: tests/gpu/%.c tests/unit/check.h $(wildcard tests/gpu/*.h) $(BUILD)/libra.a $(BUNDLED_LIBS)
 	@mkdir -p $(dir $@)
 	@echo "  CC   $@"
 	$(Q)$(CC) $(CFLAGS) $(CUDA_DEFS) -Isrc/backend/cuda -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
