@@ -70,6 +70,6 @@ ra_status ra_qformat_unpack(const ra_qformat *f, const ra_qformat *ck, const ra_
  * cJSON object for ra_hf_config_write_ext. */
 void *ra_hf_quant_config(const ra_qformat *f);
 /* The compressed-tensors version whose layout and config we write and test against. */
-#define RA_CT_VERSION "0.12.2"
+#define RA_CT_VERSION "0.20.0"
 
 #endif
