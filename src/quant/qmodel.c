@@ -58,7 +58,7 @@ static ra_status bf16_tensor(const ra_model_desc *d, const char *name, uint32_t 
         return ra_fail(RA_ERR_FORMAT, "%s: tensor %s is not a %s of %llu values", t->file, name, rows ? "matrix" : "vector",
                        (unsigned long long)want);
     ra_status s = ra_weight_from_ggml(ra_format_find("bf16"), t->ggml_type, t->data, rows ? rows : 1, cols, w);
-    return s == RA_OK ? RA_OK : ra_wrap(s, "%s: tensor %s: ", t->file, name);
+    return s == RA_OK ? RA_OK : ra_wrap(s, "%s: tensor %s", t->file, name);
 }
 
 static ra_status add_dense(ckpt *k, const ra_model_desc *d, const char *name, uint32_t rows, uint32_t cols)
@@ -181,7 +181,7 @@ static ra_status quantize_blocks(const ra_model_desc *d, const ra_model_config *
             if (s == RA_OK) s = add_layer(k, f, module, &q);
             if (s == RA_OK) s = ra_weight_from_qlayer(&q, qlin[i]);
             else ra_qlayer_free(&q);
-            if (s != RA_OK) s = ra_wrap(s, "%s: ", module);
+            if (s != RA_OK) s = ra_wrap(s, "%s", module);
         }
         if (s == RA_OK && cb) { /* the next block sees this one's quantized output, as GPTQ does */
             Q.attn_norm = L.attn_norm, Q.ffn_norm = L.ffn_norm;

@@ -269,12 +269,38 @@ static void scales_i32(ra_st_tensor *t, size_t *n, uint8_t *scratch)
     s->shape[1] /= 2; /* same bytes, other dtype */
 }
 
+/* compressed-tensors layouts: a scale of the wrong shape, a missing global scale, weights of the wrong dtype. */
+static void w4a16_scale_shape(ra_st_tensor *t, size_t *n, uint8_t *scratch)
+{
+    (void)n, (void)scratch;
+    ra_st_tensor *s = named(t, *n, "model.layers.1.self_attn.k_proj.weight_scale");
+    if (!s) return;
+    s->shape[0] /= 2; /* same bytes, [rows/2, 2 groups] */
+    s->shape[1] *= 2;
+}
+
+static void drop_global_scale(ra_st_tensor *t, size_t *n, uint8_t *scratch)
+{
+    (void)scratch;
+    ra_st_tensor *g = named(t, *n, "model.layers.0.mlp.down_proj.weight_global_scale");
+    if (g) *g = t[--*n];
+}
+
+static void fp8_weight_u8(ra_st_tensor *t, size_t *n, uint8_t *scratch)
+{
+    (void)scratch;
+    ra_st_tensor *w = named(t, *n, "model.layers.1.mlp.gate_proj.weight");
+    if (w) w->dtype = "U8";
+}
+
+/* Refused as RA_ERR_FORMAT with a message holding w1 and w2 (and always the file). */
 static void expect_refused(const char *format, const char *w1, const char *w2)
 {
     static float lp[3 * VOCAB];
     ra_status s = run("bad", format, 1, lp);
     CHECK_MSG(s == RA_ERR_FORMAT, "%s: got %s (%s)", w2, ra_status_name(s), ra_errmsg());
-    CHECK_MSG(strstr(ra_errmsg(), w1) && strstr(ra_errmsg(), w2), "message lacks '%s' / '%s': %s", w1, w2, ra_errmsg());
+    CHECK_MSG(strstr(ra_errmsg(), "model.safetensors") && strstr(ra_errmsg(), w1) && strstr(ra_errmsg(), w2),
+              "message lacks '%s' / '%s': %s", w1, w2, ra_errmsg());
 }
 
 static void test_malformed(void)
@@ -283,7 +309,13 @@ static void test_malformed(void)
     expect_refused("gptq", "model.safetensors", "qzeros");
     write_bad("gptq-act", bad_g_idx);
     expect_refused("gptq-act", "model.safetensors", "g_idx");
-    write_bad("gptq", scales_i32);
+    write_bad("w4a16", w4a16_scale_shape);
+    expect_refused("w4a16", "layer model.layers.1.self_attn.k_proj", ".weight_scale has shape");
+    write_bad("nvfp4", drop_global_scale);
+    expect_refused("nvfp4", "layer model.layers.0.mlp.down_proj", "weight_global_scale");
+    write_bad("fp8", fp8_weight_u8);
+    expect_refused("fp8", "layer model.layers.1.mlp.gate_proj", ".weight must be a 2-D F8_E4M3");
+    write_bad("gptq", scales_i32); /* last: the config test below edits its config.json */
     expect_refused("gptq", "model.safetensors", "scales");
     /* A config field of the wrong type. */
     char cfg[160], *text = NULL;
