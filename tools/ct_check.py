@@ -150,7 +150,7 @@ def layout_one(fmt, ck, deq, layer, cfg):
     ng = -(-K // G)
     shapes = {"awq": {"qweight": (K, N // 8), "qzeros": (ng, N // 8), "scales": (ng, N)},
               "gptq": {"qweight": (K // 8, N), "qzeros": (ng, N // 8), "scales": (ng, N), "g_idx": (K,)}}
-    shapes = shapes["awq" if fmt == "awq" else "gptq"]
+    shapes = shapes["awq" if fmt.startswith("awq") else "gptq"]
     ok = True
     for suf, t in got.items():
         good = str(t.dtype) == want[suf] and tuple(t.shape) == shapes[suf] and t.nbytes == t.size * t.itemsize
@@ -159,7 +159,7 @@ def layout_one(fmt, ck, deq, layer, cfg):
     if not ok:
         return False
     s = got["scales"].astype(np.float32)
-    if fmt == "awq":
+    if fmt.startswith("awq"):
         q = nibbles(got["qweight"], 1, AWQ_ORDER)  # [K, N]
         z = nibbles(got["qzeros"], 1, AWQ_ORDER)   # [ng, N]
         g = np.arange(K) // G
@@ -388,7 +388,7 @@ def main():
         p.add_argument("--bin", default="build/repro-audit")
         p.add_argument("--model", default="models/SmolLM2-135M-Instruct.Q4_1.gguf")
         p.add_argument("--work", default="/tmp/ct-check")
-    sub.choices["layout"].add_argument("--formats", default="awq,gptq,gptq-act,gptq-cal-act")
+    sub.choices["layout"].add_argument("--formats", default="awq,awq-cal,gptq,gptq-act,gptq-cal-act")
     sub.choices["layout"].add_argument("--blocks", type=int, nargs="+", default=[0, 29])
     sub.choices["check"].add_argument("--fixture", default=None)
     a = ap.parse_args()
