@@ -149,16 +149,20 @@ unit: $(UNITS)
 unit-asan: $(ASAN_UNITS)
 	@ASAN_OPTIONS=detect_leaks=1 tests/run_units.sh $(ASAN_UNITS)
 # Tests on the real model: the CPU engine against HF transformers (fixture made
-# on the GPU machine by tools/hf_reference.py), the tokenizer against HF
-# tokenizers (tools/hf_tokenizer_ids.py), then the CLI end to end.
+# on the GPU machine by tools/hf_reference.py) and against llama.cpp (fixture
+# made by tools/llamacpp_reference.py), the tokenizer against HF tokenizers
+# (tools/hf_tokenizer_ids.py), then the CLI end to end.
 E2E_TESTS := $(patsubst tests/e2e/%.c,$(BUILD)/e2e/%,$(wildcard tests/e2e/test_*.c))
-$(BUILD)/e2e/%: tests/e2e/%.c tests/unit/check.h $(BUILD)/libra.a
+$(BUILD)/e2e/%: tests/e2e/%.c tests/unit/check.h $(wildcard tests/e2e/*.h) $(BUILD)/libra.a
 	@mkdir -p $(dir $@)
 	@echo "  CC   $@"
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
 e2e: $(BIN) $(BUILD)/repro-audit-asan $(E2E_TESTS) $(MODEL)
 	@$(BUILD)/e2e/test_tokenizer_model $(MODEL)
 	@$(BUILD)/e2e/test_hf_fixture $(MODEL) tests/fixtures/hf_fixture.json tests/fixtures/hf_prompts.jsonl
+	@$(BUILD)/e2e/test_llamacpp_fixture $(MODEL) tests/fixtures/llamacpp_q4_1.json q4_1@ggml-avx2 1e-5
+	@$(BUILD)/e2e/test_llamacpp_fixture $(MODEL) tests/fixtures/llamacpp_q8_0.json q8_0@ggml-avx2 1e-5
+	@$(BUILD)/e2e/test_quant_derive $(MODEL) tests/fixtures/llamacpp_quant_digests.json
 	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL) $(BUILD)/e2e/test_tokenizer_model
 
 # Hostile inputs (tests/hostile): refused cleanly by both binaries, under resource limits.

@@ -17,6 +17,7 @@ typedef enum {
     RA_W_BF16,  /* bfloat16 (uint16) */
     RA_W_Q4_1,  /* GGUF Q4_1 blocks of 32: d, m (f16), 16 bytes of nibbles */
     RA_W_Q8_0,  /* GGUF Q8_0 blocks of 32: d (f16), 32 int8 */
+    RA_W_Q4_0,  /* GGUF Q4_0 blocks of 32: d (f16), 16 bytes of nibbles, x = (q - 8) d */
     RA_W_QUANT  /* a checkpoint format's quantized layer (include/ra/qlayer.h): q, not data */
 } ra_wtype;
 
@@ -52,6 +53,8 @@ typedef enum {
     RA_DERIVE_NATIVE, /* keep the file's own quantization where we have a kernel for it */
     RA_DERIVE_F32,    /* exact dequantization to float32 */
     RA_DERIVE_BF16,   /* dequantize, then round to nearest even bfloat16 */
+    RA_DERIVE_GGML,   /* the GGML type of the format's name: kept where the file has it, else dequantized
+                         and quantized with ggml's reference rule (as llama.cpp's quantize tool does) */
     RA_DERIVE_QUANT   /* a checkpoint format (quant): quantized from the bf16 weights, or read from its checkpoint */
 } ra_derive;
 
