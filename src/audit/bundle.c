@@ -334,7 +334,7 @@ ra_status ra_bundle_create_partial(const char *out_dir, char **tmp)
 
 void ra_bundle_discard(const char *dir)
 {
-    static const char *const files[] = {"manifest.json", "report.json", "report.md"};
+    static const char *const files[] = {"manifest.json", "report.json", "report.md", "report.html"};
     char path[4096];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);

@@ -13,23 +13,52 @@ static const char compare_usage[] =
     "usage: repro-audit compare [options] BUNDLE [BUNDLE ...]\n"
     "\n"
     "For each format@kernel: are all its runs (every repeat, in every bundle given)\n"
-    "bit-identical, and if not, the first step where they part. Then, for every\n"
-    "pair of format@kernel: L2, max |diff|, mean KL, top-1 agreement and the first\n"
-    "divergent step, identical pairs first, the rest by distance. Bundles must come\n"
+    "bit-identical, and if not, the first step where they part. Then every pair of\n"
+    "format@kernel, their reference runs step by step (generate mode: each sequence\n"
+    "up to and including its first step whose tokens differ; score mode: every step),\n"
+    "with llama.cpp's --kl-divergence statistics against a base. Bundles must come\n"
     "from the same model, tokenizer, prompts and settings (e.g. other machines or\n"
-    "thread counts).\n"
+    "thread counts). Writes report.json, report.md and report.html.\n"
+    "\n"
+    "definitions (a = the base side of a pair: the base, or the higher precision):\n"
+    "  KLD           KL(P_a || P_b) = sum_v p_a(v) (lp_a(v) - lp_b(v)) in nats, per step,\n"
+    "                on full vectors only; mean +- its standard error, and the\n"
+    "                max/99.9/99/95/90%/median/10/5/1/0.1%/min of the per-step values\n"
+    "                (linear interpolation between sorted values, as llama.cpp)\n"
+    "  dp            p_b(t) - p_a(t), t the base's token at the step (generate: the\n"
+    "                token a chose; score: the given token); its quantiles, RMS dp\n"
+    "                = sqrt(mean dp^2)\n"
+    "  same top p    share of steps whose most likely token is the same\n"
+    "  bit-exact     share of steps whose step hashes (token + log-prob bits) agree\n"
+    "  L2 mean       mean over steps of ||lp_a - lp_b||_2 over the vocabulary; the far\n"
+    "                tail dominates it (max|diff|: the largest single difference)\n"
+    "  PPL           score mode: exp(mean -lp(t)) over the compared steps, each side\n"
+    "  Every mean pools all compared steps of all sequences (a longer sequence weighs\n"
+    "  more). Rows over top-k entries only (no full vectors stored) get no KLD and\n"
+    "  are ranked in their own table, never with full-vector rows.\n"
     "\n"
     "options:\n"
-    "  --json FILE   where to write report.json (default: BUNDLE/report.json for one\n"
-    "                bundle, ./report.json for several)\n"
+    "  --base F[@K]  the base of the quality statistics (default: the highest\n"
+    "                precision present: f32, then f16, then bf16, else the first)\n"
+    "  --json FILE   where to write report.json; '-': print it on stdout instead of\n"
+    "                the tables (default: BUNDLE/report.json for one bundle,\n"
+    "                ./report.json for several)\n"
     "  --md FILE     where to write report.md (same defaults)\n"
-    "  --no-write    print only\n"
+    "  --html FILE   where to write report.html (same defaults; self-contained, no script)\n"
+    "  --no-write    write no file\n"
+    "  --quiet       no progress on stderr\n"
     "\n"
     "exit: 0 every expectation held, 1 a determinism expectation failed, 2 bad input\n";
 
+static void default_path(char *out, size_t n, const char *const *dirs, uint32_t nd, const char *name)
+{
+    snprintf(out, n, "%s/%s", nd == 1 ? dirs[0] : ".", name);
+}
+
 int ra_cmd_compare(int argc, char **argv)
 {
-    const char *json = NULL, *md = NULL;
+    const char *json = NULL, *md = NULL, *html = NULL;
+    ra_compare_opts o = {.progress = true};
     bool write = true;
     const char **dirs = calloc((size_t)argc, sizeof *dirs);
     uint32_t n = 0;
@@ -41,26 +70,38 @@ int ra_cmd_compare(int argc, char **argv)
             free(dirs);
             return RA_EXIT_OK;
         } else if (!strcmp(a, "--no-write")) write = false;
-        else if (!strcmp(a, "--json") || !strcmp(a, "--md")) {
+        else if (!strcmp(a, "--quiet")) o.progress = false;
+        else if (!strcmp(a, "--json") || !strcmp(a, "--md") || !strcmp(a, "--html") || !strcmp(a, "--base")) {
             const char *v = ra_cli_value(argc, argv, &i);
             if (!v) s = RA_ERR_USAGE;
             else if (a[2] == 'j') json = v;
-            else md = v;
+            else if (a[2] == 'm') md = v;
+            else if (a[2] == 'h') html = v;
+            else o.base = v;
         } else if (!strncmp(a, "--", 2)) s = ra_fail(RA_ERR_USAGE, "unknown option '%s' (see compare --help)", a);
         else dirs[n++] = a;
     }
     if (s == RA_OK && n == 0) s = ra_fail(RA_ERR_USAGE, "compare needs at least one bundle (see compare --help)");
+    bool json_stdout = json && !strcmp(json, "-");
     ra_comparison *c = NULL;
-    if (s == RA_OK) s = ra_compare_bundles(dirs, n, &c);
-    char json_default[4096], md_default[4096];
-    snprintf(json_default, sizeof json_default, "%s/report.json", n == 1 ? dirs[0] : ".");
-    snprintf(md_default, sizeof md_default, "%s/report.md", n == 1 ? dirs[0] : ".");
-    if (s == RA_OK) {
-        ra_report_print(c, stdout);
-        if (write) {
-            s = ra_report_write(c, json ? json : json_default, md ? md : md_default);
-            if (s == RA_OK) printf("report: %s, %s\n", json ? json : json_default, md ? md : md_default);
-        }
+    if (s == RA_OK) s = ra_compare_bundles_opts(dirs, n, &o, &c);
+    char paths[3][4096];
+    default_path(paths[0], sizeof paths[0], dirs, n, "report.json");
+    default_path(paths[1], sizeof paths[1], dirs, n, "report.md");
+    default_path(paths[2], sizeof paths[2], dirs, n, "report.html");
+    const char *jp = json_stdout ? NULL : json ? json : paths[0], *mp = md ? md : paths[1], *hp = html ? html : paths[2];
+    if (s == RA_OK && json_stdout) {
+        char *text = NULL;
+        s = ra_report_json(c, &text);
+        if (s == RA_OK) fputs(text, stdout);
+        free(text);
+    } else if (s == RA_OK) ra_report_print(c, stdout);
+    if (s == RA_OK && write) {
+        s = ra_report_write_all(c, jp, mp, hp);
+        char e1[512], e2[512], e3[512];
+        if (s == RA_OK)
+            fprintf(json_stdout ? stderr : stdout, "report: %s%s%s, %s\n", jp ? ra_esc(e1, sizeof e1, jp) : "", jp ? ", " : "",
+                    ra_esc(e2, sizeof e2, mp), ra_esc(e3, sizeof e3, hp));
     }
     int rc = s != RA_OK ? ra_cli_report(s) : c->ok ? RA_EXIT_OK : RA_EXIT_FAIL;
     ra_comparison_free(c);
