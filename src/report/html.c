@@ -47,6 +47,15 @@ static void shade(double t, char out[16])
     snprintf(out, 16, "#%02x%02x%02x", r, g, b);
 }
 
+/* Room for the longest format@kernel label on the left of a figure (11px text). */
+static int label_room(const ra_comparison *c)
+{
+    size_t n = 8;
+    for (uint32_t g = 0; g < c->n_groups; g++)
+        if (strlen(c->groups[g].label) > n) n = strlen(c->groups[g].label);
+    return n > 40 ? 270 : 12 + (int)n * 13 / 2;
+}
+
 static const ra_pair_stats *find_pair(const ra_comparison *c, uint32_t i, uint32_t j)
 {
     for (uint32_t k = 0; k < c->n_pairs; k++)
@@ -84,12 +93,12 @@ static void header(page *p, const ra_comparison *c)
  * of a group pooled, whatever their scenarios). */
 static void verdict_grid(page *p, const ra_comparison *c)
 {
-    const int row = 24, left = 150, col = 230;
+    const int row = 24, left = label_room(c), col = 230;
     int h = 30 + row * (int)c->n_groups;
     put(p, "<h2>Verdicts</h2>\n<p class=\"note\">Each format@kernel: are all its runs (every repeat and scenario, in every "
            "bundle) bit-identical to its reference run. A verdict holds for these runs where they ran (scope below) and "
-           "claims nothing beyond.</p>\n<svg role=\"img\" aria-label=\"verdict grid\" width=\"%d\" height=\"%d\" "
-           "xmlns=\"http://www.w3.org/2000/svg\">\n<text x=\"%d\" y=\"16\">runs pooled (scenarios)</text>\n",
+           "claims nothing beyond.</p>\n<svg role=\"img\" aria-label=\"verdict grid\" width=\"%d\" height=\"%d\">\n"
+           "<text x=\"%d\" y=\"16\">runs pooled (scenarios)</text>\n",
         left + col + 10, h, left + 4);
     for (uint32_t g = 0; g < c->n_groups; g++) {
         const ra_group_verdict *v = &c->groups[g];
@@ -124,7 +133,7 @@ static void verdict_grid(page *p, const ra_comparison *c)
 static void heat_map(page *p, const ra_comparison *c)
 {
     uint32_t n = c->n_groups;
-    const int cell = 64, left = 150, top = 110;
+    const int cell = 64, left = label_room(c), top = 20 + label_room(c) * 2 / 3;
     double lo = INFINITY, hi = -INFINITY;
     for (uint32_t k = 0; k < c->n_pairs; k++) {
         double kl = cell_kl(&c->pairs[k]);
@@ -136,7 +145,7 @@ static void heat_map(page *p, const ra_comparison *c)
     put(p, "<h2>Pairwise distance</h2>\n<p class=\"note\">Mean KL divergence (nats) between the reference runs of two "
            "format@kernel, KL(a&#8214;b) with a the base or the higher precision, pooled over every compared step; the "
            "shade is log-scaled. &#8220;=&#8221;: bit-identical traces; &#8220;top-k&#8221;: only top-k entries stored, no KL.</p>\n"
-           "<svg role=\"img\" aria-label=\"pairwise distance heat map\" width=\"%u\" height=\"%u\" xmlns=\"http://www.w3.org/2000/svg\">\n",
+           "<svg role=\"img\" aria-label=\"pairwise distance heat map\" width=\"%u\" height=\"%u\">\n",
         left + cell * n + 10, top + cell * n + 10);
     for (uint32_t i = 0; i < n; i++) {
         put(p, "<text x=\"%d\" y=\"%u\">", 4, top + cell * i + cell / 2 + 4);
@@ -195,7 +204,7 @@ static void curves(page *p, const ra_comparison *c)
     hi = ceil(hi);
     if (hi == lo) hi = lo + 1;
     double xs = longest > 1 ? (double)(w - left - 20) / (longest - 1) : 0, ys = (h - top - bottom) / (hi - lo);
-    put(p, "<svg role=\"img\" aria-label=\"divergence per step\" width=\"%d\" height=\"%d\" xmlns=\"http://www.w3.org/2000/svg\">\n"
+    put(p, "<svg role=\"img\" aria-label=\"divergence per step\" width=\"%d\" height=\"%d\">\n"
            "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#999\"/>\n",
         w + 200, h, left, top, w - left - 20, h - top - bottom);
     for (double e = lo; e <= hi; e++)
@@ -227,7 +236,7 @@ static void curves(page *p, const ra_comparison *c)
  * says how early its tokens (generate) or log-probs (score) first differ. */
 static void divergence_map(page *p, const ra_comparison *c)
 {
-    const int cw = 22, row = 22, left = 150, top = 30;
+    const int cw = 22, row = 22, left = label_room(c), top = 30;
     uint32_t rows = 0, longest = 1;
     for (uint32_t k = 0; k < c->n_pairs; k++)
         if (c->pairs[k].with_base) {
@@ -242,8 +251,7 @@ static void divergence_map(page *p, const ra_comparison *c)
         put(p, "<p>Only one format@kernel: nothing to compare.</p>\n");
         return;
     }
-    put(p, "<svg role=\"img\" aria-label=\"first divergence per sequence\" width=\"%u\" height=\"%u\" "
-           "xmlns=\"http://www.w3.org/2000/svg\">\n",
+    put(p, "<svg role=\"img\" aria-label=\"first divergence per sequence\" width=\"%u\" height=\"%u\">\n",
         left + cw * n_seqs + 10, top + row * rows + 10);
     for (uint32_t s = 0; s < n_seqs; s++)
         put(p, "<text x=\"%u\" y=\"%d\" text-anchor=\"middle\">%u</text>\n", left + cw * s + cw / 2, top - 8, s);
