@@ -2,9 +2,10 @@
  * not, where do they first part); between formats, how far apart are they.
  *
  * Every run of one format@kernel, across all bundles given, is held to the
- * first one (its reference). Pairwise distances use each group's reference
+ * first one (its reference). Pairwise statistics use each group's reference
  * run, step by step, on the full log-prob vectors when both runs stored them
- * and on the shared top-k entries otherwise. In generate mode a sequence is
+ * and on the shared top-k entries otherwise, with one group as the base
+ * (llama.cpp's --kl-divergence statistics, ra_pair_stats). In generate mode a sequence is
  * compared up to and including its first step whose tokens differ: after that
  * the two runs condition on different text.
  *

@@ -47,7 +47,7 @@ static const char compare_usage[] =
     "  --md FILE     where to write report.md (same defaults)\n"
     "  --html FILE   where to write report.html (same defaults; self-contained, no script)\n"
     "  --no-write    write no file\n"
-    "  --quiet       no progress on stderr\n"
+    "  --quiet       no progress on stderr (shown when stderr is a terminal)\n"
     "\n"
     "exit: 0 every expectation held, 1 a determinism expectation failed, 2 bad input\n";
 
@@ -59,7 +59,7 @@ static void default_path(char *out, size_t n, const char *const *dirs, uint32_t 
 int ra_cmd_compare(int argc, char **argv)
 {
     const char *json = NULL, *md = NULL, *html = NULL;
-    ra_compare_opts o = {.progress = true};
+    ra_compare_opts o = {.progress = ra_cli_progress()};
     bool write = true;
     const char **dirs = calloc((size_t)argc, sizeof *dirs);
     uint32_t n = 0;

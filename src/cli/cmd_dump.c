@@ -161,6 +161,7 @@ int ra_cmd_dump(int argc, char **argv)
         return ra_cli_report(s);
     }
     ra_bundle *b;
+    bool progress = ra_cli_progress();
     if ((s = ra_bundle_open(path, &b)) != RA_OK) return ra_cli_report(s);
     for (uint32_t i = 0; s == RA_OK && i < b->n_traces; i++) {
         ra_trace *t;
@@ -170,9 +171,8 @@ int ra_cmd_dump(int argc, char **argv)
         d.scenario = b->traces[i].scenario;
         s = dump_trace(&d, t);
         ra_trace_free(t);
-        fprintf(stderr, "\rdump: %u/%u traces", i + 1, b->n_traces);
+        if (progress) fprintf(stderr, "\rdump: %u/%u traces%s", i + 1, b->n_traces, i + 1 == b->n_traces ? "\n" : "");
     }
-    fputc('\n', stderr);
     ra_bundle_close(b);
     if (s == RA_OK && fflush(stdout) != 0) s = ra_fail(RA_ERR_IO, "dump: cannot write the output");
     return ra_cli_report(s);

@@ -82,7 +82,7 @@ static ra_status rank(ra_bundle *const *b, uint32_t nb, const ra_trace *t, candi
             if (!take) continue;
             ra_trace *r;
             if ((s = ra_bundle_read_trace(b[i], k, &r)) != RA_OK) break;
-            fprintf(stderr, "\ridentify: %s %s", b[i]->dir, label);
+            if (ra_cli_progress()) fprintf(stderr, "\ridentify: reading %u of %u runs   ", k + 1, b[i]->n_traces);
             if (j == n) n++;
             else ra_pair_stats_free(&c[j].p);
             memset(&c[j], 0, sizeof c[j]);
@@ -92,7 +92,7 @@ static ra_status rank(ra_bundle *const *b, uint32_t nb, const ra_trace *t, candi
             s = ra_compare_traces(r, t, generate, false, &c[j].p);
             ra_trace_free(r);
         }
-    fputc('\n', stderr);
+    if (ra_cli_progress()) fputc('\n', stderr);
     for (uint32_t j = 0; j < n; j++) *exact += c[j].p.identical;
     if (s == RA_OK && n == 0) s = ra_fail(RA_ERR_USAGE, "the bundles hold no runs to compare with");
     if (s == RA_OK && n > 1) qsort(c, n, sizeof *c, by_distance);
