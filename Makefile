@@ -53,7 +53,7 @@ ASAN_UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan-tests/%)
 BIN := $(BUILD)/repro-audit
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: FORCE all deps fuzz-deps model demo test test-html unit unit-asan e2e hostile fuzz fuzz-replay clean gpu-tests test-gpu no-nvcc
+.PHONY: FORCE all deps fuzz-deps model text demo test test-html unit unit-asan e2e hostile fuzz fuzz-replay clean gpu-tests test-gpu no-nvcc
 all: $(BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h) $(wildcard kernels/*.h)
@@ -129,6 +129,12 @@ model: $(MODEL)
 $(MODEL): tools/fetch_model.sh data/model.sha256
 	tools/fetch_model.sh $@
 
+# The calibration and evaluation text: "The Devil's Dictionary" (public domain), from Debian's dict-devil.
+TEXT := data/devils-dictionary.txt
+text: $(TEXT)
+$(TEXT): tools/fetch_text.sh data/text.sha256
+	tools/fetch_text.sh $@
+
 DEMO_OUT ?= runs/demo
 # Sequential on purpose: packages first, then the model and the build.
 demo:
@@ -143,16 +149,20 @@ unit: $(UNITS)
 unit-asan: $(ASAN_UNITS)
 	@ASAN_OPTIONS=detect_leaks=1 tests/run_units.sh $(ASAN_UNITS)
 # Tests on the real model: the CPU engine against HF transformers (fixture made
-# on the GPU machine by tools/hf_reference.py), the tokenizer against HF
-# tokenizers (tools/hf_tokenizer_ids.py), then the CLI end to end.
+# on the GPU machine by tools/hf_reference.py) and against llama.cpp (fixture
+# made by tools/llamacpp_reference.py), the tokenizer against HF tokenizers
+# (tools/hf_tokenizer_ids.py), then the CLI end to end.
 E2E_TESTS := $(patsubst tests/e2e/%.c,$(BUILD)/e2e/%,$(wildcard tests/e2e/test_*.c))
-$(BUILD)/e2e/%: tests/e2e/%.c tests/unit/check.h $(BUILD)/libra.a
+$(BUILD)/e2e/%: tests/e2e/%.c tests/unit/check.h $(wildcard tests/e2e/*.h) $(BUILD)/libra.a
 	@mkdir -p $(dir $@)
 	@echo "  CC   $@"
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
 e2e: $(BIN) $(BUILD)/repro-audit-asan $(E2E_TESTS) $(MODEL)
 	@$(BUILD)/e2e/test_tokenizer_model $(MODEL)
 	@$(BUILD)/e2e/test_hf_fixture $(MODEL) tests/fixtures/hf_fixture.json tests/fixtures/hf_prompts.jsonl
+	@$(BUILD)/e2e/test_llamacpp_fixture $(MODEL) tests/fixtures/llamacpp_q4_1.json q4_1@ggml-avx2 1e-5
+	@$(BUILD)/e2e/test_llamacpp_fixture $(MODEL) tests/fixtures/llamacpp_q8_0.json q8_0@ggml-avx2 1e-5
+	@$(BUILD)/e2e/test_quant_derive $(MODEL) tests/fixtures/llamacpp_quant_digests.json
 	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL) $(BUILD)/e2e/test_tokenizer_model
 
 # Hostile inputs (tests/hostile): refused cleanly by both binaries, under resource limits.

@@ -6,6 +6,8 @@
 #include "ra/ggml_types.h"
 #include "ra/util.h"
 
+#include <float.h>
+#include <math.h>
 #include <string.h>
 
 typedef struct {
@@ -151,4 +153,81 @@ ra_status ra_ggml_dequantize(uint32_t type, const void *src, float *dst, uint64_
         return ra_fail(RA_ERR_INTERNAL, "ggml type %s is marked dequantizable but has no dequantizer", t->name);
     }
     return RA_OK;
+}
+
+/* ---- quantizers: ggml's reference rules (ggml-quants.c quantize_row_*_ref,
+ * the functions llama.cpp's quantize tool runs; on x86-64 that file is built
+ * without -march, so nothing there is contracted into FMA, nor here). ---- */
+
+static void put_f16(uint8_t *p, float v)
+{
+    const uint16_t h = ra_f32_to_f16(v);
+    p[0] = (uint8_t)h;
+    p[1] = (uint8_t)(h >> 8);
+}
+
+/* d = absmax / 127, q = roundf(x / d) (half away from zero). */
+static void quant_q8_0(const float *x, uint8_t *b, uint64_t nblocks)
+{
+    for (uint64_t i = 0; i < nblocks; i++, x += 32, b += 34) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127, id = d != 0.0f ? 1.0f / d : 0.0f;
+        put_f16(b, d);
+        for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+    }
+}
+
+/* d = (the signed value of largest magnitude) / -8, q = min(15, trunc(x / d + 8.5)). */
+static void quant_q4_0(const float *x, uint8_t *b, uint64_t nblocks)
+{
+    for (uint64_t i = 0; i < nblocks; i++, x += 32, b += 18) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < 32; j++)
+            if (amax < fabsf(x[j])) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        const float d = max / -8, id = d != 0.0f ? 1.0f / d : 0.0f;
+        put_f16(b, d);
+        for (int j = 0; j < 16; j++) {
+            const int8_t q0 = (int8_t)(x[j] * id + 8.5f), q1 = (int8_t)(x[j + 16] * id + 8.5f);
+            b[2 + j] = (uint8_t)((q0 < 15 ? q0 : 15) | (q1 < 15 ? q1 : 15) << 4);
+        }
+    }
+}
+
+/* d = (max - min) / 15, m = min, q = min(15, trunc((x - min) / d + 0.5)). */
+static void quant_q4_1(const float *x, uint8_t *b, uint64_t nblocks)
+{
+    for (uint64_t i = 0; i < nblocks; i++, x += 32, b += 20) {
+        float min = FLT_MAX, max = -FLT_MAX;
+        for (int j = 0; j < 32; j++) {
+            if (x[j] < min) min = x[j];
+            if (x[j] > max) max = x[j];
+        }
+        const float d = (max - min) / 15, id = d != 0.0f ? 1.0f / d : 0.0f;
+        put_f16(b, d);
+        put_f16(b + 2, min);
+        for (int j = 0; j < 16; j++) {
+            const int8_t q0 = (int8_t)((x[j] - min) * id + 0.5f), q1 = (int8_t)((x[j + 16] - min) * id + 0.5f);
+            b[4 + j] = (uint8_t)((q0 < 15 ? q0 : 15) | (q1 < 15 ? q1 : 15) << 4);
+        }
+    }
+}
+
+ra_status ra_ggml_quantize(uint32_t type, const float *src, void *dst, uint64_t n)
+{
+    const ra_ggml_type_info *t = ra_ggml_type_info_of(type);
+    if (!t) return ra_fail(RA_ERR_UNSUPPORTED, "cannot quantize to unknown ggml type %u", type);
+    if (n % t->block_elems)
+        return ra_fail(RA_ERR_FORMAT, "quantize %s: %llu elements is not a multiple of the block size %u", t->name,
+                       (unsigned long long)n, t->block_elems);
+    const uint64_t nblocks = n / t->block_elems;
+    switch (type) {
+    case RA_GGML_Q8_0: quant_q8_0(src, dst, nblocks); return RA_OK;
+    case RA_GGML_Q4_0: quant_q4_0(src, dst, nblocks); return RA_OK;
+    case RA_GGML_Q4_1: quant_q4_1(src, dst, nblocks); return RA_OK;
+    default: return ra_fail(RA_ERR_UNSUPPORTED, "quantizing to ggml type %s is not supported", t->name);
+    }
 }

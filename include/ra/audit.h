@@ -66,7 +66,15 @@ typedef struct {
     bool no_graphs;             /* CUDA: no graph capture of decode steps */
     ra_store_full store_full;
     bool progress;              /* progress lines on stderr */
+    /* Derived checkpoint formats (awq, gptq, fp8, ...): */
+    const char *cache_dir;      /* NULL: ra_cache_dir_default */
+    bool no_cache;              /* derive into a temporary directory, removed at the end */
+    const char *calib_path;     /* calibration text of gptq-cal and act-order (NULL: RA_DEFAULT_TEXT) */
 } ra_run_opts;
+
+/* n_formats 0: the checkpoint's own format for a quantized checkpoint, else
+ * q4_1, f32 and bf16. */
+#define RA_DEFAULT_FORMATS "q4_1,f32,bf16"
 
 /* Runs the audit and writes the bundle at opts->out_dir (atomically: the
  * directory appears only when complete). */

@@ -159,6 +159,9 @@ ra_status ra_hf_config_parse(const char *text, size_t len, const char *name, ra_
  * tokenizer.json + tokenizer_config.json from a tokenizer spec (byte-level
  * BPE, smollm or gpt2 pre-tokenizer), each written atomically into dir. */
 ra_status ra_hf_config_write(const char *dir, const ra_model_config *c);
+/* The same with torch_dtype ("float32", "bfloat16") and a quantization_config
+ * (a cJSON object, taken over, or NULL). */
+ra_status ra_hf_config_write_ext(const char *dir, const ra_model_config *c, const char *torch_dtype, void *quant_config);
 ra_status ra_hf_tokenizer_write(const char *dir, const ra_tokenizer_spec *sp);
 
 #endif

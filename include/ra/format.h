@@ -16,8 +16,12 @@ typedef enum {
     RA_W_F32,   /* float32 */
     RA_W_BF16,  /* bfloat16 (uint16) */
     RA_W_Q4_1,  /* GGUF Q4_1 blocks of 32: d, m (f16), 16 bytes of nibbles */
-    RA_W_Q8_0   /* GGUF Q8_0 blocks of 32: d (f16), 32 int8 */
+    RA_W_Q8_0,  /* GGUF Q8_0 blocks of 32: d (f16), 32 int8 */
+    RA_W_Q4_0,  /* GGUF Q4_0 blocks of 32: d (f16), 16 bytes of nibbles, x = (q - 8) d */
+    RA_W_QUANT  /* a checkpoint format's quantized layer (include/ra/qlayer.h): q, not data */
 } ra_wtype;
+
+struct ra_qlayer;
 
 typedef struct {
     ra_wtype type;
@@ -25,6 +29,7 @@ typedef struct {
     size_t row_bytes;
     uint8_t *data;         /* owned unless borrowed */
     bool borrowed;
+    struct ra_qlayer *q;   /* RA_W_QUANT: the layer, owned */
 } ra_weight;
 
 const char *ra_wtype_name(ra_wtype t);
@@ -47,17 +52,23 @@ const ra_kernel *ra_kernel_find(const char *name);
 typedef enum {
     RA_DERIVE_NATIVE, /* keep the file's own quantization where we have a kernel for it */
     RA_DERIVE_F32,    /* exact dequantization to float32 */
-    RA_DERIVE_BF16    /* dequantize, then round to nearest even bfloat16 */
+    RA_DERIVE_BF16,   /* dequantize, then round to nearest even bfloat16 */
+    RA_DERIVE_GGML,   /* the GGML type of the format's name: kept where the file has it, else dequantized
+                         and quantized with ggml's reference rule (as llama.cpp's quantize tool does) */
+    RA_DERIVE_QUANT   /* a checkpoint format (quant): quantized from the bf16 weights, or read from its checkpoint */
 } ra_derive;
 
+struct ra_qformat;
+
 #define RA_MAX_KERNELS 4
-typedef struct {
+typedef struct ra_format {
     const char *name;        /* "q4_1", "f32", "bf16" */
     const char *description;
     ra_derive derive;
     /* Kernels that run it, NULL-terminated: the CPU reference first, then
      * the default GPU kernel (deterministic), then the others. */
     const char *kernels[RA_MAX_KERNELS + 1];
+    const struct ra_qformat *quant; /* RA_DERIVE_QUANT: the format's parameters (include/ra/qformat.h) */
 } ra_format;
 
 const ra_format *ra_format_find(const char *name);

@@ -37,6 +37,11 @@ ra_status ra_ggml_row_bytes(uint32_t type, uint64_t n, uint64_t *bytes);
  * exactly; each value is computed in float32 exactly as written there). */
 ra_status ra_ggml_dequantize(uint32_t type, const void *src, float *dst, uint64_t n);
 
+/* Quantize n float32 values (a multiple of the block size) to a GGML type
+ * with ggml's reference rule (quantize_row_*_ref), bit for bit as llama.cpp's
+ * quantize tool writes them: q8_0, q4_0 and q4_1. */
+ra_status ra_ggml_quantize(uint32_t type, const float *src, void *dst, uint64_t n);
+
 /* Block structs for the types the engine computes on directly. */
 typedef struct { uint16_t d; uint8_t qs[16]; } ra_block_q4_0;            /* x = (q - 8) * d */
 typedef struct { uint16_t d, m; uint8_t qs[16]; } ra_block_q4_1;         /* x = q * d + m */

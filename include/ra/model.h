@@ -30,7 +30,7 @@ typedef struct {
 
 typedef struct ra_pool ra_pool;
 
-typedef struct {
+typedef struct ra_model {
     ra_model_config cfg;
     const ra_format *format;
     ra_weight embed;                     /* [n_vocab x dim] */

@@ -15,6 +15,8 @@
 #include "ra/desc.h"
 #include "ra/engine.h"
 #include "ra/json.h"
+#include "ra/qformat.h"
+#include "ra/quantize.h"
 #include "ra/text.h"
 #include "ra/trace.h"
 #include "ra/util.h"
@@ -209,6 +211,7 @@ typedef struct {
     cJSON *traces;
     double decode_seconds;
     uint64_t decode_tokens;
+    ra_deriver *deriver;        /* derived checkpoint formats */
 } run_ctx;
 
 /* Writes one run's trace and its manifest entry. */
@@ -262,7 +265,11 @@ static ra_status record_trace(run_ctx *r, ra_engine *e, const ra_format *f, cons
 
 static ra_status open_engine(run_ctx *r, const ra_format *f, const ra_kernel *k, ra_model **m, ra_engine **e)
 {
-    RA_TRY(ra_model_load(r->desc, f, r->pool, m));
+    if (!r->deriver) {
+        ra_derive_opts dop = {r->o->cache_dir, r->o->no_cache, r->o->calib_path, r->o->progress};
+        RA_TRY(ra_deriver_open(r->desc, r->tok, r->pool, &dop, &r->deriver));
+    }
+    RA_TRY(ra_deriver_load(r->deriver, f, m));
     ra_engine_opts eo = {.no_graphs = r->o->no_graphs};
     ra_status s = ra_engine_open(*m, k, &eo, e);
     if (s != RA_OK) {
@@ -405,6 +412,14 @@ static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
         snprintf(pair, sizeof pair, "%s@%s", r->formats[i]->name, r->kernels[i]->name);
         cJSON_AddItemToArray(fl, cJSON_CreateString(pair));
     }
+    if (r->deriver && ra_deriver_n(r->deriver) > 0) {
+        cJSON *dc = cJSON_AddObjectToObject(st, "derived_checkpoints");
+        for (size_t i = 0; i < ra_deriver_n(r->deriver); i++) {
+            const char *name, *dir;
+            ra_deriver_at(r->deriver, i, &name, &dir);
+            cJSON_AddStringToObject(dc, name, dir);
+        }
+    }
     cJSON *sc = cJSON_AddArrayToObject(st, "scenarios");
     cJSON_AddItemToArray(sc, cJSON_CreateString("repeat"));
     if (o->batch_scenario) cJSON_AddItemToArray(sc, cJSON_CreateString("batch"));
@@ -454,7 +469,6 @@ static ra_status write_report(const char *tmp, const char *out_dir, bool print)
 ra_status ra_run(const ra_run_opts *o)
 {
     if (o->repeats == 0 || o->repeats > 1000) return ra_fail(RA_ERR_USAGE, "--repeats must be 1..1000");
-    if (o->n_formats == 0) return ra_fail(RA_ERR_USAGE, "no formats given");
     if (o->top_k == 0) return ra_fail(RA_ERR_USAGE, "--top-k must be at least 1");
     if (ra_path_exists(o->out_dir)) return ra_fail(RA_ERR_USAGE, "%s already exists; choose another --out or remove it", o->out_dir);
 
@@ -463,6 +477,32 @@ ra_status ra_run(const ra_run_opts *o)
     bool gpu = o->device != RA_DEVICE_CPU && ra_cuda_available(why, sizeof why);
     ra_status s = RA_OK;
     if (o->device == RA_DEVICE_GPU && !gpu) s = ra_fail(RA_ERR_UNSUPPORTED, "--device gpu: no CUDA GPU can be used: %s", why);
+    char started[32];
+    utc_now(started, sizeof started);
+    double t0 = ra_now();
+    r.t_start = t0;
+    if (s == RA_OK) s = ra_desc_open(o->model_path, 0, &r.desc);
+    /* Without --formats: a quantized checkpoint runs as itself. */
+    ra_run_opts defaults = *o;
+    const char *own[1];
+    char *list = NULL;
+    const char *names[8];
+    if (s == RA_OK && o->n_formats == 0) {
+        ra_qformat ck;
+        const ra_format *f = NULL;
+        if (r.desc->quant.method != RA_QUANT_NONE) {
+            s = ra_qformat_of_checkpoint(&r.desc->quant, &ck);
+            if (s == RA_OK && !(f = ra_qformat_row_for(&ck)))
+                s = ra_fail(RA_ERR_UNSUPPORTED, "%s: no format runs this checkpoint (%s)", o->model_path, r.desc->quant.summary);
+            if (s == RA_OK) own[0] = f->name, defaults.formats = own, defaults.n_formats = 1;
+        } else if ((s = ra_strdup(&list, RA_DEFAULT_FORMATS)) == RA_OK) {
+            for (char *tok = strtok(list, ","); tok && defaults.n_formats < 8; tok = strtok(NULL, ","))
+                names[defaults.n_formats++] = tok;
+            defaults.formats = names;
+        }
+        o = &defaults;
+        r.o = o;
+    }
     if (s == RA_OK) s = ra_calloc(&r.formats, o->n_formats, sizeof *r.formats);
     if (s == RA_OK) s = ra_calloc(&r.kernels, o->n_formats, sizeof *r.kernels);
     for (size_t i = 0; s == RA_OK && i < o->n_formats; i++) {
@@ -473,11 +513,6 @@ ra_status ra_run(const ra_run_opts *o)
             if (r.formats[j] == r.formats[i] && r.kernels[j] == r.kernels[i])
                 s = ra_fail(RA_ERR_USAGE, "%s@%s is listed twice in --formats", r.formats[i]->name, r.kernels[i]->name);
     }
-    char started[32];
-    utc_now(started, sizeof started);
-    double t0 = ra_now();
-    r.t_start = t0;
-    if (s == RA_OK) s = ra_desc_open(o->model_path, 0, &r.desc);
     if (s == RA_OK) s = ra_tokenizer_from_desc(r.desc, &r.tok);
     ra_model_config cfg;
     if (s == RA_OK) s = ra_config_from_desc(r.desc, &cfg);
@@ -516,6 +551,8 @@ ra_status ra_run(const ra_run_opts *o)
     if (s != RA_OK && r.tmp) ra_bundle_discard(r.tmp); /* only what a run writes */
     if (s == RA_OK && o->progress) fprintf(stderr, "bundle written: %s (%.1fs)\n", o->out_dir, ra_now() - t0);
     cJSON_Delete(r.traces);
+    ra_deriver_close(r.deriver);
+    free(list);
     free(r.tmp);
     ra_pool_free(r.pool);
     ra_prompts_free(r.ps);

@@ -13,7 +13,7 @@ typedef struct {
     void (*close)(void *impl);
 } ra_backend_ops;
 
-ra_status ra_cpu_engine_open(ra_model *m, const ra_backend_ops **ops, void **impl);
+ra_status ra_cpu_engine_open(ra_model *m, const ra_kernel *k, const ra_backend_ops **ops, void **impl);
 #ifdef RA_HAVE_CUDA
 ra_status ra_cuda_engine_open(ra_model *m, const ra_kernel *k, const ra_engine_opts *opts, const ra_backend_ops **ops,
                               void **impl);

@@ -33,7 +33,7 @@ ra_status ra_engine_open(ra_model *m, const ra_kernel *k, const ra_engine_opts *
     e->cfg = m->cfg;
     ra_status s;
     if (k->backend == RA_BACKEND_CPU) {
-        s = ra_cpu_engine_open(m, &e->ops, &e->impl);
+        s = ra_cpu_engine_open(m, k, &e->ops, &e->impl);
     } else {
         char why[256];
         if (m->cfg.attn_bias || m->cfg.qk_norm) {

@@ -36,7 +36,7 @@ static ra_status export_model(const ra_model *m, const char *dir)
     ra_status s = ra_calloc(&vecs, (size_t)c->n_layers * 5 + 1, sizeof *vecs);
     if (s != RA_OK) { free(nw); return s; }
     size_t nv = 0;
-#define VEC(p_, len_, ...) do { if (p_) { vecs[nv] = (ra_weight){RA_W_F32, 1, (len_), (size_t)(len_) * 4, (uint8_t *)(p_), true}; \
+#define VEC(p_, len_, ...) do { if (p_) { vecs[nv] = (ra_weight){RA_W_F32, 1, (len_), (size_t)(len_) * 4, (uint8_t *)(p_), true, NULL}; \
     ADD(&vecs[nv], __VA_ARGS__); nv++; } } while (0)
 #define ADD(w_, ...) do { snprintf(nw[n].name, sizeof nw[n].name, __VA_ARGS__); nw[n++].w = (w_); } while (0)
     ADD(&m->embed, "model.embed_tokens.weight");

@@ -11,5 +11,7 @@ int ra_cmd_export_hf(int argc, char **argv);
 int ra_cmd_bench(int argc, char **argv);
 int ra_cmd_dump(int argc, char **argv);
 int ra_cmd_identify(int argc, char **argv);
+int ra_cmd_quantize(int argc, char **argv);
+int ra_cmd_ppl(int argc, char **argv);
 
 #endif

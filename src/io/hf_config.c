@@ -504,16 +504,25 @@ ra_status ra_hf_config_parse(const char *text, size_t len, const char *name, ra_
 
 ra_status ra_hf_config_write(const char *dir, const ra_model_config *c)
 {
+    return ra_hf_config_write_ext(dir, c, "float32", NULL);
+}
+
+ra_status ra_hf_config_write_ext(const char *dir, const ra_model_config *c, const char *torch_dtype, void *quant_config)
+{
+    cJSON *qc = quant_config;
     static const char *const classes[][2] = {{"llama", "LlamaForCausalLM"}, {"mistral", "MistralForCausalLM"},
                                              {"qwen2", "Qwen2ForCausalLM"}, {"qwen3", "Qwen3ForCausalLM"}};
     const char *cls = NULL;
     for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
         if (!strcmp(c->arch, classes[i][0])) cls = classes[i][1];
-    if (!cls) return ra_fail(RA_ERR_UNSUPPORTED, "architecture '%s' has no HF config", c->arch);
+    if (!cls) {
+        cJSON_Delete(qc);
+        return ra_fail(RA_ERR_UNSUPPORTED, "architecture '%s' has no HF config", c->arch);
+    }
     if (c->qk_norm != !strcmp(c->arch, "qwen3") || (c->attn_bias && !strcmp(c->arch, "mistral")) ||
         (!c->attn_bias && !strcmp(c->arch, "qwen2")))
-        return ra_fail(RA_ERR_UNSUPPORTED, "a %s model with%s QK-norm and with%s q/k/v biases has no HF config", c->arch,
-                       c->qk_norm ? "" : "out", c->attn_bias ? "" : "out");
+        return cJSON_Delete(qc), ra_fail(RA_ERR_UNSUPPORTED, "a %s model with%s QK-norm and with%s q/k/v biases has no "
+                                         "HF config", c->arch, c->qk_norm ? "" : "out", c->attn_bias ? "" : "out");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "architectures"), cJSON_CreateString(cls));
     cJSON_AddStringToObject(o, "model_type", c->arch);
@@ -547,7 +556,8 @@ ra_status ra_hf_config_write(const char *dir, const ra_model_config *c)
     cJSON_AddStringToObject(o, "hidden_act", "silu");
     cJSON_AddBoolToObject(o, "attention_bias", c->attn_bias);
     cJSON_AddBoolToObject(o, "mlp_bias", false);
-    cJSON_AddStringToObject(o, "torch_dtype", "float32");
+    cJSON_AddStringToObject(o, "torch_dtype", torch_dtype);
+    if (qc) cJSON_AddItemToObject(o, "quantization_config", qc);
     if (c->bos_id >= 0) cJSON_AddNumberToObject(o, "bos_token_id", c->bos_id);
     if (c->n_eos == 1) cJSON_AddNumberToObject(o, "eos_token_id", c->eos_ids[0]);
     else if (c->n_eos > 1) cJSON_AddItemToObject(o, "eos_token_id", cJSON_CreateIntArray(c->eos_ids, (int)c->n_eos));

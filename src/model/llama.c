@@ -9,6 +9,7 @@
 #include "ra/ggml_types.h"
 #include "ra/model.h"
 #include "ra/util.h"
+#include "model_internal.h"
 
 /* ---- loading ---------------------------------------------------------- */
 
@@ -32,8 +33,8 @@ static ra_status find_tensor(const ra_model_desc *d, const char *name, uint64_t 
 }
 
 /* rows = 0: a vector of cols, loaded as one row. */
-static ra_status load_weight(const ra_model_desc *d, const ra_format *f, const char *name, uint32_t rows, uint32_t cols,
-                             ra_weight *w)
+ra_status ra_load_dense(const ra_model_desc *d, const ra_format *f, const char *name, uint32_t rows, uint32_t cols,
+                        ra_weight *w)
 {
     const ra_tensor_desc *t = NULL;
     RA_TRY(find_tensor(d, name, rows, cols, &t));
@@ -46,11 +47,11 @@ static ra_status load_weight(const ra_model_desc *d, const ra_format *f, const c
 }
 
 /* Norm gains are always kept in float32, whatever the format. */
-static const ra_format f32_format = {"f32", "", RA_DERIVE_F32, {NULL}};
+static const ra_format f32_format = {"f32", "", RA_DERIVE_F32, {NULL}, NULL};
 
 static ra_status load_norm(const ra_model_desc *d, const char *name, uint32_t dim, ra_weight *w)
 {
-    return load_weight(d, &f32_format, name, 0, dim, w);
+    return ra_load_dense(d, &f32_format, name, 0, dim, w);
 }
 
 /* A vector (bias, per-head norm gain) as float32, owned by the caller. */
@@ -62,20 +63,39 @@ static ra_status load_vector(const ra_model_desc *d, const char *name, uint32_t 
     return RA_OK;
 }
 
-static ra_status load_layer(const ra_model_desc *d, const ra_format *f, const ra_model_config *c, uint32_t l, ra_layer *L)
+/* A tensor a checkpoint format keeps unquantized (embeddings, lm_head): as
+ * stored, bf16 staying bf16. Other formats derive it. */
+static ra_status load_other(const ra_model_desc *d, const ra_format *f, const char *name, uint32_t rows, uint32_t cols,
+                            ra_weight *w)
+{
+    const ra_tensor_desc *t = ra_desc_find(d, name);
+    if (f->quant) f = ra_format_find(t && t->type == RA_ST_BF16 ? "bf16" : "f32");
+    return ra_load_dense(d, f, name, rows, cols, w);
+}
+
+/* A decoder block's linear layer: the checkpoint format's layer, or derived. */
+static ra_status load_linear(const ra_model_desc *d, const ra_format *f, const ra_qformat *ck, const char *name,
+                             uint32_t rows, uint32_t cols, ra_weight *w)
+{
+    if (f->quant) return ra_qload_linear(d, f, ck, name, rows, cols, w);
+    return ra_load_dense(d, f, name, rows, cols, w);
+}
+
+static ra_status load_layer(const ra_model_desc *d, const ra_format *f, const ra_qformat *ck, const ra_model_config *c,
+                            uint32_t l, ra_layer *L)
 {
     char name[128];
     uint32_t q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
 #define NAME(suffix) (snprintf(name, sizeof name, "model.layers.%u.%s", l, suffix), name)
     RA_TRY(load_norm(d, NAME("input_layernorm.weight"), c->dim, &L->attn_norm));
     RA_TRY(load_norm(d, NAME("post_attention_layernorm.weight"), c->dim, &L->ffn_norm));
-    RA_TRY(load_weight(d, f, NAME("self_attn.q_proj.weight"), q_dim, c->dim, &L->wq));
-    RA_TRY(load_weight(d, f, NAME("self_attn.k_proj.weight"), kv_dim, c->dim, &L->wk));
-    RA_TRY(load_weight(d, f, NAME("self_attn.v_proj.weight"), kv_dim, c->dim, &L->wv));
-    RA_TRY(load_weight(d, f, NAME("self_attn.o_proj.weight"), c->dim, q_dim, &L->wo));
-    RA_TRY(load_weight(d, f, NAME("mlp.gate_proj.weight"), c->ffn_dim, c->dim, &L->w_gate));
-    RA_TRY(load_weight(d, f, NAME("mlp.up_proj.weight"), c->ffn_dim, c->dim, &L->w_up));
-    RA_TRY(load_weight(d, f, NAME("mlp.down_proj.weight"), c->dim, c->ffn_dim, &L->w_down));
+    RA_TRY(load_linear(d, f, ck, NAME("self_attn.q_proj.weight"), q_dim, c->dim, &L->wq));
+    RA_TRY(load_linear(d, f, ck, NAME("self_attn.k_proj.weight"), kv_dim, c->dim, &L->wk));
+    RA_TRY(load_linear(d, f, ck, NAME("self_attn.v_proj.weight"), kv_dim, c->dim, &L->wv));
+    RA_TRY(load_linear(d, f, ck, NAME("self_attn.o_proj.weight"), c->dim, q_dim, &L->wo));
+    RA_TRY(load_linear(d, f, ck, NAME("mlp.gate_proj.weight"), c->ffn_dim, c->dim, &L->w_gate));
+    RA_TRY(load_linear(d, f, ck, NAME("mlp.up_proj.weight"), c->ffn_dim, c->dim, &L->w_up));
+    RA_TRY(load_linear(d, f, ck, NAME("mlp.down_proj.weight"), c->dim, c->ffn_dim, &L->w_down));
     if (c->attn_bias) {
         RA_TRY(load_vector(d, NAME("self_attn.q_proj.bias"), q_dim, &L->bq));
         RA_TRY(load_vector(d, NAME("self_attn.k_proj.bias"), kv_dim, &L->bk));
@@ -135,9 +155,8 @@ ra_status ra_model_rope_reserve(ra_model *m, uint32_t n)
 ra_status ra_model_load(const ra_model_desc *d, const ra_format *format, ra_pool *pool, ra_model **out)
 {
     *out = NULL;
-    if (d->quant.method != RA_QUANT_NONE)
-        return ra_fail(RA_ERR_UNSUPPORTED, "%s: the checkpoint is quantized (%s); running format %s from it is not "
-                       "supported yet", d->path, d->quant.summary, d->quant.format[0] ? d->quant.format : d->quant.method_name);
+    ra_qformat ck;
+    RA_TRY(ra_qload_check(d, format, &ck));
     ra_model *m;
     RA_TRY(ra_calloc(&m, 1, sizeof *m));
     m->format = format;
@@ -145,17 +164,17 @@ ra_status ra_model_load(const ra_model_desc *d, const ra_format *format, ra_pool
     ra_status s = ra_config_from_desc(d, &m->cfg);
     const ra_model_config *c = &m->cfg;
     if (s == RA_OK) s = ra_calloc(&m->layers, c->n_layers, sizeof *m->layers);
-    if (s == RA_OK) s = load_weight(d, format, "model.embed_tokens.weight", c->n_vocab, c->dim, &m->embed);
+    if (s == RA_OK) s = load_other(d, format, "model.embed_tokens.weight", c->n_vocab, c->dim, &m->embed);
     if (s == RA_OK) s = load_norm(d, "model.norm.weight", c->dim, &m->out_norm);
     if (s == RA_OK) {
         if (c->tied_embeddings) {
             m->output = m->embed;
             m->output.borrowed = true;
         } else {
-            s = load_weight(d, format, "lm_head.weight", c->n_vocab, c->dim, &m->output);
+            s = load_other(d, format, "lm_head.weight", c->n_vocab, c->dim, &m->output);
         }
     }
-    for (uint32_t l = 0; s == RA_OK && l < c->n_layers; l++) s = load_layer(d, format, c, l, &m->layers[l]);
+    for (uint32_t l = 0; s == RA_OK && l < c->n_layers; l++) s = load_layer(d, format, &ck, c, l, &m->layers[l]);
     if (s != RA_OK) {
         ra_model_free(m);
         return s;

@@ -8,22 +8,12 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "fixture_json.h"
 #include "ra/audit.h"
 #include "ra/cpu.h"
 #include "ra/util.h"
 
 #define TOL 2e-3
-
-static ra_status load_fixture(const char *path, cJSON **out)
-{
-    uint8_t *text;
-    size_t len;
-    RA_TRY(ra_read_file(path, &text, &len));
-    *out = cJSON_ParseWithLength((const char *)text, len);
-    free(text);
-    if (!*out) return ra_fail(RA_ERR_FORMAT, "%s: not valid JSON", path);
-    return RA_OK;
-}
 
 /* The prompt's ids and the generated tokens against the fixture's; the
  * log-probs are compared in main, up to the first token that differs. */
@@ -59,7 +49,7 @@ int main(int argc, char **argv)
     ra_model *m = NULL;
     ra_engine *e = NULL;
     ra_model_config cfg;
-    CHECK_OK(load_fixture(argv[2], &fx));
+    CHECK_OK(load_json(argv[2], &fx));
     CHECK_OK(ra_desc_open(argv[1], 0, &g));
     if (g) CHECK_OK(ra_tokenizer_from_desc(g, &tok));
     if (g) CHECK_OK(ra_config_from_desc(g, &cfg));

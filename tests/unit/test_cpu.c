@@ -85,7 +85,7 @@ static void ref_quant_block(const float *v, float *d, float *s, int32_t q[32])
     *s = *d * (float)sum;
 }
 
-/* Q4_1 / Q8_0: the block dot in int32, blocks accumulated left to right in float. */
+/* Q4_1 / Q8_0 / Q4_0: the block dot in int32, blocks accumulated left to right in float. */
 static float ref_quant_dot(ra_wtype type, const uint8_t *row, const float *x, uint32_t cols)
 {
     float acc = 0;
@@ -101,6 +101,13 @@ static float ref_quant_dot(ra_wtype type, const uint8_t *row, const float *x, ui
             for (int k = 0; k < 16; k++) {
                 wq[k] = blk->qs[k] & 15;
                 wq[k + 16] = blk->qs[k] >> 4;
+            }
+        } else if (type == RA_W_Q4_0) {
+            const ra_block_q4_0 *blk = (const ra_block_q4_0 *)row + b;
+            d = ra_f16_to_f32(blk->d);
+            for (int k = 0; k < 16; k++) {
+                wq[k] = (blk->qs[k] & 15) - 8;
+                wq[k + 16] = (blk->qs[k] >> 4) - 8;
             }
         } else {
             const ra_block_q8_0 *blk = (const ra_block_q8_0 *)row + b;
@@ -122,9 +129,10 @@ static void check_quant_kernel(ra_wtype type, uint32_t rows, uint32_t cols, ra_p
     w.data = malloc((size_t)rows * w.row_bytes);
     for (size_t i = 0; i < (size_t)rows * w.row_bytes; i++) w.data[i] = (uint8_t)(frand() * 128 + 128);
     /* Sane block scales: random bytes could make f16 NaNs or huge values. */
+    const size_t blk_bytes = w.row_bytes / (cols / 32);
     for (uint32_t r = 0; r < rows; r++)
         for (uint32_t b = 0; b < cols / 32; b++) {
-            uint8_t *blk = w.data + (size_t)r * w.row_bytes + (size_t)b * (type == RA_W_Q4_1 ? 20 : 34);
+            uint8_t *blk = w.data + (size_t)r * w.row_bytes + (size_t)b * blk_bytes;
             uint16_t d = ra_f32_to_f16(0.01f + 0.02f * fabsf(frand())), m = ra_f32_to_f16(-0.1f * fabsf(frand()));
             memcpy(blk, &d, 2);
             if (type == RA_W_Q4_1) memcpy(blk + 2, &m, 2);
@@ -137,17 +145,22 @@ static void check_quant_kernel(ra_wtype type, uint32_t rows, uint32_t cols, ra_p
     for (uint32_t t = 0; t < NT; t++)
         for (uint32_t r = 0; r < rows; r++)
             want[(size_t)t * rows + r] = ref_quant_dot(type, w.data + (size_t)r * w.row_bytes, x + (size_t)t * cols, cols);
-    for (int p = 0; p < 3; p++)
-        for (uint32_t n = 1; n <= NT; n++) {
-            CHECK_OK(ra_cpu_matmul(pools[p], &w, x, n, y));
-            CHECK_MSG(!bits_differ(y, want, (size_t)n * rows), "%s %ux%u, batch %u, pool %d: not the documented order",
-                      ra_wtype_name(type), rows, cols, n, p);
-        }
+    /* Every path this machine has (the scalar one and, with AVX2, the vector one). */
+    const ra_cpu_path paths[] = {RA_CPU_PATH_SCALAR, ra_cpu_best_path()};
+    for (int ip = 0; ip < 2; ip++)
+        for (int p = 0; p < 3; p++)
+            for (uint32_t n = 1; n <= NT; n++) {
+                CHECK_OK(ra_cpu_matmul_path(pools[p], paths[ip], &w, x, n, y));
+                CHECK_MSG(!bits_differ(y, want, (size_t)n * rows),
+                          "%s %ux%u, batch %u, pool %d, path %d: not the documented order", ra_wtype_name(type), rows,
+                          cols, n, p, (int)paths[ip]);
+            }
     /* And close to the float product with the exactly dequantized weights:
      * int8 activations cost at most half a step (d/2) per element. */
     double worst = 0;
     for (uint32_t r = 0; r < rows; r++) {
-        CHECK_OK(ra_ggml_dequantize(type == RA_W_Q4_1 ? RA_GGML_Q4_1 : RA_GGML_Q8_0, w.data + (size_t)r * w.row_bytes, wf, cols));
+        const uint32_t gt = type == RA_W_Q4_1 ? RA_GGML_Q4_1 : type == RA_W_Q4_0 ? RA_GGML_Q4_0 : RA_GGML_Q8_0;
+        CHECK_OK(ra_ggml_dequantize(gt, w.data + (size_t)r * w.row_bytes, wf, cols));
         for (uint32_t t = 0; t < NT; t++) {
             double exact = 0, bound = 0;
             for (uint32_t c = 0; c < cols; c++) {
@@ -179,6 +192,7 @@ int main(void)
     for (size_t i = 0; i < sizeof qshapes / sizeof qshapes[0]; i++) {
         check_quant_kernel(RA_W_Q4_1, qshapes[i][0], qshapes[i][1], pools);
         check_quant_kernel(RA_W_Q8_0, qshapes[i][0], qshapes[i][1], pools);
+        check_quant_kernel(RA_W_Q4_0, qshapes[i][0], qshapes[i][1], pools);
     }
 
     /* Float ops. */

@@ -109,6 +109,31 @@ static void test_dequant_blocks(void)
     CHECK(bits == 0x7fc00001u && y[1] == -1.0f);
 }
 
+/* ggml's reference quantizers: the hand-made q4 blocks above come back bit
+ * for bit from their own values (their scales are the rule's), and a q8_0
+ * block by hand. llama.cpp's own output is tests/e2e/test_quant_derive.c. */
+static void test_quant_blocks(void)
+{
+    float x[32];
+    uint8_t q40[18] = { 0x00, 0x38 }, q41[20] = { 0x00, 0x34, 0x00, 0xbc }, out[34];
+    for (int j = 0; j < 16; j++) q40[2 + j] = q41[4 + j] = (uint8_t)(j | (15 - j) << 4);
+    CHECK_OK(ra_ggml_dequantize(RA_GGML_Q4_0, q40, x, 32));
+    CHECK_OK(ra_ggml_quantize(RA_GGML_Q4_0, x, out, 32));
+    CHECK(!memcmp(out, q40, sizeof q40));
+    CHECK_OK(ra_ggml_dequantize(RA_GGML_Q4_1, q41, x, 32));
+    CHECK_OK(ra_ggml_quantize(RA_GGML_Q4_1, x, out, 32));
+    CHECK(!memcmp(out, q41, sizeof q41));
+
+    /* q8_0 of x[j] = j - 16: d = 16/127, q = roundf(x * (1/d)), 1/d ~ 7.9375. */
+    for (int j = 0; j < 32; j++) x[j] = (float)(j - 16);
+    CHECK_OK(ra_ggml_quantize(RA_GGML_Q8_0, x, out, 32));
+    CHECK(ra_f16_to_f32((uint16_t)(out[0] | out[1] << 8)) == ra_f16_to_f32(ra_f32_to_f16(16.0f / 127.0f)));
+    CHECK((int8_t)out[2] == -127 && out[2 + 16] == 0 && out[2 + 17] == 8 && out[2 + 31] == 119);
+
+    CHECK_STATUS(ra_ggml_quantize(RA_GGML_Q6_K, x, out, 256), RA_ERR_UNSUPPORTED);
+    CHECK_STATUS(ra_ggml_quantize(RA_GGML_Q8_0, x, out, 31), RA_ERR_FORMAT);
+}
+
 /* ---------- an in-memory GGUF writer ---------- */
 
 typedef struct {
@@ -511,6 +536,7 @@ int main(void)
 {
     test_type_table();
     test_dequant_blocks();
+    test_quant_blocks();
     test_valid_file();
     test_truncations();
     test_malformed();

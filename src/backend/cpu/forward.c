@@ -2,6 +2,9 @@
  * engine around it. Rows of a batch are independent (sequence, token) pairs:
  * every kernel computes each output in an order that does not depend on the
  * other rows, so a row's numbers never depend on the batch. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3") /* vectorizes the attention lanes; float semantics stay strict */
+#endif
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -45,6 +48,39 @@ static void kv_free(ra_kv *kv)
     free(kv);
 }
 
+/* The arithmetic of one engine: our fixed order (kernel "cpu") or llama.cpp's
+ * (kernel "ggml-avx2", src/backend/cpu/ggml_avx2.c). */
+typedef struct {
+    bool ggml;
+    ra_cpu_path path;
+} cpu_math;
+
+static void rmsnorm(const cpu_math *mx, const float *x, const float *g, uint32_t dim, float eps, float *y)
+{
+    if (mx->ggml) ra_ggml_rmsnorm(x, g, dim, eps, y);
+    else ra_cpu_rmsnorm(x, g, dim, eps, y);
+}
+
+static ra_status matmul(const cpu_math *mx, ra_pool *p, const ra_weight *w, const float *x, uint32_t n, float *y)
+{
+    return mx->ggml ? ra_ggml_matmul(p, mx->path, w, x, n, y) : ra_cpu_matmul(p, w, x, n, y);
+}
+
+/* Each head from HF row order (pairs (i, i + hd/2)) to GGUF's interleaved
+ * order (pairs (2i, 2i + 1)), so ggml-order dot products see llama.cpp's layout. */
+static void interleave_heads(float *x, uint32_t n_heads, uint32_t hd)
+{
+    float tmp[hd];
+    for (uint32_t h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * hd;
+        for (uint32_t i = 0; i < hd / 2; i++) {
+            tmp[2 * i] = v[i];
+            tmp[2 * i + 1] = v[i + hd / 2];
+        }
+        memcpy(v, tmp, sizeof tmp);
+    }
+}
+
 static void rope(float *x, uint32_t n_heads, uint32_t hd, const float *cs, const float *sn)
 {
     uint32_t half = hd / 2;
@@ -76,6 +112,7 @@ typedef struct {
     uint32_t layer;
     const float *q;  /* n x q_dim */
     float *out;      /* n x q_dim */
+    const cpu_math *mx;
 } attn_job;
 
 /* One (row, head): softmax(q.k / sqrt(hd)) over positions 0..pos, then the
@@ -93,22 +130,35 @@ static void attn_task(void *ctx, uint32_t task)
     const float *V = kv->v + (size_t)j->layer * kv->cap * kv_dim + kvh * hd;
     float scores[npos];
     float scale = (float)(1.0 / sqrt((double)hd)), mx = -INFINITY;
-    for (uint32_t p = 0; p < npos; p++) {
+    if (j->mx->ggml) {
+        ra_ggml_attn_head(j->mx->path, q, K, V, kv_dim, npos, hd, scale, scores, j->out + (size_t)row * c->n_heads * hd + h * hd);
+        return;
+    }
+    /* Each score is one sum over i in order; eight positions at a time only
+     * interleave eight independent sums. */
+    uint32_t p = 0;
+    for (; p + 8 <= npos; p += 8) {
+        float s[8] = {0};
+        for (uint32_t i = 0; i < hd; i++)
+            for (uint32_t l = 0; l < 8; l++) s[l] += q[i] * K[(size_t)(p + l) * kv_dim + i];
+        for (uint32_t l = 0; l < 8; l++) scores[p + l] = s[l] * scale;
+    }
+    for (; p < npos; p++) {
         const float *k = K + (size_t)p * kv_dim;
         float s = 0;
         for (uint32_t i = 0; i < hd; i++) s += q[i] * k[i];
         scores[p] = s * scale;
-        mx = scores[p] > mx ? scores[p] : mx;
     }
+    for (p = 0; p < npos; p++) mx = scores[p] > mx ? scores[p] : mx;
     double sum = 0;
-    for (uint32_t p = 0; p < npos; p++) {
+    for (p = 0; p < npos; p++) {
         scores[p] = ra_cpu_exp(scores[p] - mx);
         sum += scores[p];
     }
     float inv = (float)(1.0 / sum);
     float *o = j->out + (size_t)row * c->n_heads * hd + h * hd;
     for (uint32_t i = 0; i < hd; i++) o[i] = 0;
-    for (uint32_t p = 0; p < npos; p++) {
+    for (p = 0; p < npos; p++) {
         const float *v = V + (size_t)p * kv_dim;
         float w = scores[p] * inv;
         for (uint32_t i = 0; i < hd; i++) o[i] += w * v[i];
@@ -126,7 +176,8 @@ static void logsoftmax_task(void *ctx, uint32_t i)
     ra_cpu_log_softmax(j->rows + (size_t)i * j->n, j->n);
 }
 
-static ra_status forward(ra_model *m, ra_kv *const *kv, const int32_t *token, const bool *want, uint32_t n, float *logprobs)
+static ra_status forward(ra_model *m, const cpu_math *mx, ra_kv *const *kv, const int32_t *token, const bool *want,
+                         uint32_t n, float *logprobs)
 {
     const ra_model_config *c = &m->cfg;
     const uint32_t dim = c->dim, hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
@@ -170,40 +221,53 @@ static ra_status forward(ra_model *m, ra_kv *const *kv, const int32_t *token, co
     for (uint32_t l = 0; l < c->n_layers && s == RA_OK; l++) {
         const ra_layer *L = &m->layers[l];
         const float *g_attn = (const float *)L->attn_norm.data, *g_ffn = (const float *)L->ffn_norm.data;
-        for (uint32_t i = 0; i < n; i++) ra_cpu_rmsnorm(x + (size_t)i * dim, g_attn, dim, c->rms_eps, xb + (size_t)i * dim);
-        if ((s = ra_cpu_matmul(m->pool, &L->wq, xb, n, q)) != RA_OK) break;
-        if ((s = ra_cpu_matmul(m->pool, &L->wk, xb, n, k)) != RA_OK) break;
-        if ((s = ra_cpu_matmul(m->pool, &L->wv, xb, n, v)) != RA_OK) break;
+        for (uint32_t i = 0; i < n; i++) rmsnorm(mx, x + (size_t)i * dim, g_attn, dim, c->rms_eps, xb + (size_t)i * dim);
+        if ((s = matmul(mx, m->pool, &L->wq, xb, n, q)) != RA_OK) break;
+        if ((s = matmul(mx, m->pool, &L->wk, xb, n, k)) != RA_OK) break;
+        if ((s = matmul(mx, m->pool, &L->wv, xb, n, v)) != RA_OK) break;
         for (uint32_t i = 0; i < n; i++) {
             if (L->bq) add_bias(q + (size_t)i * q_dim, L->bq, q_dim);
             if (L->bk) add_bias(k + (size_t)i * kv_dim, L->bk, kv_dim);
             if (L->bv) add_bias(v + (size_t)i * kv_dim, L->bv, kv_dim);
             if (L->q_norm) head_norm(q + (size_t)i * q_dim, L->q_norm, c->n_heads, hd, c->rms_eps);
             if (L->k_norm) head_norm(k + (size_t)i * kv_dim, L->k_norm, c->n_kv_heads, hd, c->rms_eps);
-            const float *cs = m->rope_cos + (size_t)pos[i] * half, *sn = m->rope_sin + (size_t)pos[i] * half;
-            rope(q + (size_t)i * q_dim, c->n_heads, hd, cs, sn);
-            rope(k + (size_t)i * kv_dim, c->n_kv_heads, hd, cs, sn);
+            if (mx->ggml) {
+                float cs[half], sn[half];
+                ra_ggml_rope_cache(pos[i], c->rope_theta, hd, cs, sn);
+                ra_ggml_rope(q + (size_t)i * q_dim, c->n_heads, hd, cs, sn);
+                ra_ggml_rope(k + (size_t)i * kv_dim, c->n_kv_heads, hd, cs, sn);
+                interleave_heads(q + (size_t)i * q_dim, c->n_heads, hd);
+                interleave_heads(k + (size_t)i * kv_dim, c->n_kv_heads, hd);
+            } else {
+                const float *cs = m->rope_cos + (size_t)pos[i] * half, *sn = m->rope_sin + (size_t)pos[i] * half;
+                rope(q + (size_t)i * q_dim, c->n_heads, hd, cs, sn);
+                rope(k + (size_t)i * kv_dim, c->n_kv_heads, hd, cs, sn);
+            }
             size_t at = ((size_t)l * kv[i]->cap + pos[i]) * kv_dim;
             memcpy(kv[i]->k + at, k + (size_t)i * kv_dim, kv_dim * 4);
             memcpy(kv[i]->v + at, v + (size_t)i * kv_dim, kv_dim * 4);
         }
-        attn_job aj = {m, kv, pos, l, q, att};
+        attn_job aj = {m, kv, pos, l, q, att, mx};
         ra_pool_for(m->pool, n * c->n_heads, attn_task, &aj);
-        if ((s = ra_cpu_matmul(m->pool, &L->wo, att, n, xb)) != RA_OK) break;
+        if ((s = matmul(mx, m->pool, &L->wo, att, n, xb)) != RA_OK) break;
         for (size_t i = 0; i < (size_t)n * dim; i++) x[i] += xb[i];
 
-        for (uint32_t i = 0; i < n; i++) ra_cpu_rmsnorm(x + (size_t)i * dim, g_ffn, dim, c->rms_eps, xb + (size_t)i * dim);
-        if ((s = ra_cpu_matmul(m->pool, &L->w_gate, xb, n, h1)) != RA_OK) break;
-        if ((s = ra_cpu_matmul(m->pool, &L->w_up, xb, n, h2)) != RA_OK) break;
-        for (uint32_t i = 0; i < n; i++) ra_cpu_swiglu(h1 + (size_t)i * c->ffn_dim, h2 + (size_t)i * c->ffn_dim, c->ffn_dim);
-        if ((s = ra_cpu_matmul(m->pool, &L->w_down, h1, n, xb)) != RA_OK) break;
+        for (uint32_t i = 0; i < n; i++) rmsnorm(mx, x + (size_t)i * dim, g_ffn, dim, c->rms_eps, xb + (size_t)i * dim);
+        if ((s = matmul(mx, m->pool, &L->w_gate, xb, n, h1)) != RA_OK) break;
+        if ((s = matmul(mx, m->pool, &L->w_up, xb, n, h2)) != RA_OK) break;
+        for (uint32_t i = 0; i < n; i++) {
+            float *g = h1 + (size_t)i * c->ffn_dim;
+            if (mx->ggml) ra_ggml_swiglu(mx->path, g, h2 + (size_t)i * c->ffn_dim, c->ffn_dim);
+            else ra_cpu_swiglu(g, h2 + (size_t)i * c->ffn_dim, c->ffn_dim);
+        }
+        if ((s = matmul(mx, m->pool, &L->w_down, h1, n, xb)) != RA_OK) break;
         for (size_t i = 0; i < (size_t)n * dim; i++) x[i] += xb[i];
     }
 
     if (s == RA_OK && n_want > 0) {
         for (uint32_t i = 0, j = 0; i < n; i++)
-            if (want[i]) ra_cpu_rmsnorm(x + (size_t)i * dim, (const float *)m->out_norm.data, dim, c->rms_eps, fin + (size_t)j++ * dim);
-        s = ra_cpu_matmul(m->pool, &m->output, fin, n_want, logprobs);
+            if (want[i]) rmsnorm(mx, x + (size_t)i * dim, (const float *)m->out_norm.data, dim, c->rms_eps, fin + (size_t)j++ * dim);
+        s = matmul(mx, m->pool, &m->output, fin, n_want, logprobs);
         if (s == RA_OK) {
             logsoftmax_job lj = {logprobs, c->n_vocab};
             ra_pool_for(m->pool, n_want, logsoftmax_task, &lj);
@@ -220,6 +284,7 @@ done:
 
 typedef struct {
     ra_model *m;
+    cpu_math mx;
     ra_kv **kv;
     uint32_t n_kv;
     ra_kv **rows;       /* per-row KV pointers of the current batch */
@@ -261,7 +326,7 @@ static ra_status cpu_forward(void *impl, const uint32_t *seq, const int32_t *tok
         if (seq[i] >= e->n_kv) return ra_fail(RA_ERR_USAGE, "sequence %u was not begun (%u exist)", seq[i], e->n_kv);
         e->rows[i] = e->kv[seq[i]];
     }
-    RA_TRY(forward(e->m, e->rows, token, want, n, logprobs));
+    RA_TRY(forward(e->m, &e->mx, e->rows, token, want, n, logprobs));
     if (argmax) {
         const uint32_t V = e->m->cfg.n_vocab;
         for (uint32_t i = 0, j = 0; i < n; i++)
@@ -274,6 +339,7 @@ static void cpu_describe(const void *impl, void *json_object)
 {
     const cpu_engine *e = impl;
     cJSON_AddStringToObject(json_object, "backend", "cpu");
+    if (e->mx.ggml) cJSON_AddStringToObject(json_object, "cpu_path", e->mx.path == RA_CPU_PATH_AVX2 ? "avx2" : "scalar");
     cJSON_AddNumberToObject(json_object, "threads", ra_pool_threads(e->m->pool));
 }
 
@@ -285,12 +351,14 @@ static void cpu_close(void *impl)
     free(e);
 }
 
-ra_status ra_cpu_engine_open(ra_model *m, const ra_backend_ops **ops, void **impl)
+ra_status ra_cpu_engine_open(ra_model *m, const ra_kernel *k, const ra_backend_ops **ops, void **impl)
 {
     static const ra_backend_ops cpu_ops = {cpu_begin, cpu_forward, cpu_describe, cpu_close};
     cpu_engine *e;
     RA_TRY(ra_calloc(&e, 1, sizeof *e));
     e->m = m;
+    e->mx.ggml = !strcmp(k->name, "ggml-avx2");
+    e->mx.path = ra_cpu_best_path();
     *ops = &cpu_ops;
     *impl = e;
     return RA_OK;

@@ -9,7 +9,11 @@
  * Quantized dots sum each block of 32 exactly in int32 and accumulate blocks
  * left to right in float. Tiles (one row x 4 tokens, 4 rows x 1 token) only
  * choose which outputs are computed together: every output follows the same
- * order, so nothing depends on the batch, the tile or the thread. */
+ * order, so nothing depends on the batch, the tile or the thread.
+ * On x86-64 with AVX2 the block sums of the quantized kernels use byte
+ * multiply-adds (exact in int32, like the scalar sums); the float steps are
+ * the same expressions, so both paths give the same bits (tests/unit/test_cpu.c
+ * checks each path against the scalar evaluation of the order). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3") /* vectorizes the lane loops; float semantics stay strict */
 #endif
@@ -20,7 +24,14 @@
 #include <string.h>
 
 #include "ra/ggml_types.h"
+#include "ra/qlayer.h"
 #include "ra/util.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define CPU_X86 1
+#define TARGET_AVX2 __attribute__((target("avx2,f16c"))) /* no fma: every sum stays a rounded add */
+#endif
 
 #define ROWS_PER_TASK 16
 #define QBLOCK 32
@@ -131,6 +142,7 @@ static inline void float_rows(const ra_weight *w, bool bf16, const float *x, uin
 typedef struct {
     float d, s;
     int16_t q[QBLOCK]; /* int8 values, stored wide so the block dot compiles to pmaddwd / smlal */
+    int8_t q8[QBLOCK]; /* the same values as bytes, for the AVX2 path */
 } act_block;
 
 static void quantize_act(const float *x, uint32_t n, act_block *out)
@@ -138,12 +150,13 @@ static void quantize_act(const float *x, uint32_t n, act_block *out)
     for (uint32_t b = 0; b < n / QBLOCK; b++) {
         const float *v = x + b * QBLOCK;
         float amax = 0;
-        for (int j = 0; j < QBLOCK; j++) amax = fmaxf(amax, fabsf(v[j]));
+        for (int j = 0; j < QBLOCK; j++) amax = fabsf(v[j]) > amax ? fabsf(v[j]) : amax; /* fmaxf, inlined */
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         int sum = 0;
         for (int j = 0; j < QBLOCK; j++) {
             int q = (int)roundf(v[j] * id);
             out[b].q[j] = (int16_t)q;
+            out[b].q8[j] = (int8_t)q;
             sum += q;
         }
         out[b].d = d;
@@ -165,7 +178,15 @@ typedef struct {
     const act_block *xq; /* quantized activations for the integer kernels */
     uint32_t n;
     float *y;
+    ra_cpu_path path;
 } matmul_job;
+
+/* One block's step of an output's float chain: the documented order. */
+static inline float chain_step(float acc, float d, const float *m, uint32_t b, const act_block *x, int32_t isum)
+{
+    float p = (d * x->d) * (float)isum;
+    return acc + (m ? p + m[b] * x->s : p);
+}
 
 /* K tokens (a compile-time 1 or 4) against one widened row: K independent
  * float chains over the blocks, each in block order. */
@@ -174,15 +195,33 @@ static inline void quant_tokens(const int16_t *wq, const float *d, const float *
 {
     float acc[4] = {0};
     for (uint32_t b = 0; b < nb; b++)
-        for (int k = 0; k < K; k++) {
-            float p = (d[b] * xb[k][b].d) * (float)dot_block(wq + b * QBLOCK, xb[k][b].q);
-            acc[k] += m ? p + m[b] * xb[k][b].s : p;
-        }
+        for (int k = 0; k < K; k++) acc[k] = chain_step(acc[k], d[b], m, b, &xb[k][b], dot_block(wq + b * QBLOCK, xb[k][b].q));
     for (int k = 0; k < K; k++) out[k] = acc[k];
 }
 
-/* Rows r0..r1 of a Q4_1 (x = q d + m) or Q8_0 (x = q d) weight: each row's
- * blocks widened to int16 once, then every token. */
+/* Block b of a quantized row: its fp16 scale and min (0 where the type has
+ * none) and its quant bytes (16 of nibbles for q4, 32 int8 for q8_0). */
+typedef struct {
+    uint16_t d, m;
+    const uint8_t *qs;
+} block_view;
+
+static inline block_view block_at(ra_wtype t, const uint8_t *row, uint32_t b)
+{
+    if (t == RA_W_Q4_1) {
+        const ra_block_q4_1 *k = (const ra_block_q4_1 *)row + b;
+        return (block_view){k->d, k->m, k->qs};
+    }
+    if (t == RA_W_Q4_0) {
+        const ra_block_q4_0 *k = (const ra_block_q4_0 *)row + b;
+        return (block_view){k->d, 0, k->qs};
+    }
+    const ra_block_q8_0 *k = (const ra_block_q8_0 *)row + b;
+    return (block_view){k->d, 0, (const uint8_t *)k->qs};
+}
+
+/* Rows r0..r1 of a Q4_1 (x = q d + m), Q8_0 (x = q d) or Q4_0 (x = (q - 8) d)
+ * weight: each row's blocks widened to int16 once, then every token. */
 static void quant_rows(const matmul_job *j, uint32_t r0, uint32_t r1)
 {
     const ra_weight *w = j->w;
@@ -194,18 +233,17 @@ static void quant_rows(const matmul_job *j, uint32_t r0, uint32_t r1)
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
         for (uint32_t b = 0; b < nb; b++) {
             int16_t *q = wq + b * QBLOCK;
-            if (q41) {
-                const ra_block_q4_1 *blk = (const ra_block_q4_1 *)row + b;
-                d[b] = ra_f16_to_f32(blk->d);
-                m[b] = ra_f16_to_f32(blk->m);
-                for (int k = 0; k < 16; k++) {
-                    q[k] = (int16_t)(blk->qs[k] & 15);
-                    q[k + 16] = (int16_t)(blk->qs[k] >> 4);
-                }
-            } else {
-                const ra_block_q8_0 *blk = (const ra_block_q8_0 *)row + b;
-                d[b] = ra_f16_to_f32(blk->d);
-                for (int k = 0; k < QBLOCK; k++) q[k] = blk->qs[k];
+            const block_view v = block_at(w->type, row, b);
+            d[b] = ra_f16_to_f32(v.d);
+            m[b] = ra_f16_to_f32(v.m);
+            if (w->type == RA_W_Q8_0) {
+                for (int k = 0; k < QBLOCK; k++) q[k] = (int8_t)v.qs[k];
+                continue;
+            }
+            const int off = q41 ? 0 : 8;
+            for (int k = 0; k < 16; k++) {
+                q[k] = (int16_t)((v.qs[k] & 15) - off);
+                q[k + 16] = (int16_t)((v.qs[k] >> 4) - off);
             }
         }
         uint32_t t = 0;
@@ -223,6 +261,130 @@ static void quant_rows(const matmul_job *j, uint32_t r0, uint32_t r1)
     }
 }
 
+#ifdef CPU_X86
+/* The exact int32 sum of one block: unsigned weight bytes (q4_1) or signed
+ * ones (q8_0, q4_0: signs moved onto the activations) times int8
+ * activations, pairs to int16 (no saturation: |w| <= 128, |x| <= 127), pairs
+ * to int32, then the 8 lanes. */
+TARGET_AVX2 static inline __m256i block_lanes_avx2(__m256i a, const int8_t *x, bool is_unsigned)
+{
+    __m256i b = _mm256_loadu_si256((const __m256i *)x);
+    if (!is_unsigned) {
+        b = _mm256_sign_epi8(b, a);
+        a = _mm256_sign_epi8(a, a);
+    }
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
+}
+
+/* The block sums of 4 tokens at once (lanes of all four added in one
+ * horizontal tree; integer sums, so the tree does not change them). */
+TARGET_AVX2 static inline __m128i block_isums_avx2(const uint8_t *w, const act_block *const x[4], bool is_unsigned)
+{
+    const __m256i a = _mm256_loadu_si256((const __m256i *)w);
+    const __m256i s0 = block_lanes_avx2(a, x[0]->q8, is_unsigned), s1 = block_lanes_avx2(a, x[1]->q8, is_unsigned);
+    const __m256i s2 = block_lanes_avx2(a, x[2]->q8, is_unsigned), s3 = block_lanes_avx2(a, x[3]->q8, is_unsigned);
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/* The block sums of 8 consecutive blocks of one token, in block order. */
+TARGET_AVX2 static inline __m256i block_isums8_avx2(const uint8_t *w, const act_block *x, bool is_unsigned)
+{
+    __m256i s[8];
+    for (int k = 0; k < 8; k++)
+        s[k] = block_lanes_avx2(_mm256_loadu_si256((const __m256i *)(w + k * QBLOCK)), x[k].q8, is_unsigned);
+    /* Per 128-bit half: g0 = partial sums of blocks 0-3, g1 of blocks 4-7. */
+    const __m256i g0 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+    const __m256i g1 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(g0, g1, 0x20), _mm256_permute2x128_si256(g0, g1, 0x31));
+}
+
+TARGET_AVX2 static inline int32_t block_isum_avx2(const uint8_t *w, const act_block *x, bool is_unsigned)
+{
+    const __m256i s = block_lanes_avx2(_mm256_loadu_si256((const __m256i *)w), x->q8, is_unsigned);
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+    return _mm_cvtsi128_si32(h);
+}
+
+/* quant_rows with the row's blocks as bytes and vector block sums. */
+TARGET_AVX2 static void quant_rows_avx2(const matmul_job *j, uint32_t r0, uint32_t r1)
+{
+    const ra_weight *w = j->w;
+    const uint32_t nb = w->cols / QBLOCK;
+    const bool q41 = w->type == RA_W_Q4_1;
+    uint8_t wq[w->cols];
+    float d[nb], m[nb], acc[4];
+    for (uint32_t r = r0; r < r1; r++) {
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        for (uint32_t b = 0; b < nb; b++) {
+            uint8_t *q = wq + b * QBLOCK;
+            const block_view v = block_at(w->type, row, b);
+            d[b] = _cvtsh_ss(v.d);
+            m[b] = _cvtsh_ss(v.m);
+            if (w->type == RA_W_Q8_0) {
+                memcpy(q, v.qs, QBLOCK);
+                continue;
+            }
+            const __m128i t = _mm_loadu_si128((const __m128i *)v.qs), mask = _mm_set1_epi8(15);
+            const __m128i off = _mm_set1_epi8(q41 ? 0 : 8);
+            _mm_storeu_si128((__m128i *)q, _mm_sub_epi8(_mm_and_si128(t, mask), off));
+            _mm_storeu_si128((__m128i *)(q + 16), _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(t, 4), mask), off));
+        }
+        /* Tokens in fours, their four float chains in the lanes of one vector
+         * (chain_step's operations, lane by lane); a short last group repeats
+         * its first token and drops the extra results; one token alone is scalar. */
+        for (uint32_t t = 0; t < j->n; t += 4) {
+            const uint32_t K = j->n - t >= 4 ? 4 : j->n - t;
+            const act_block *x[4];
+            if (K == 1) {
+                /* Eight blocks' terms in the lanes of one vector (chain_step's
+                 * operations lane by lane), then added to the chain in order. */
+                const act_block *xt = j->xq + (size_t)t * nb;
+                float a = 0, p8[8];
+                uint32_t b = 0;
+                for (; b + 8 <= nb; b += 8) {
+                    const act_block *xb = xt + b;
+                    const __m256 xd = _mm256_set_ps(xb[7].d, xb[6].d, xb[5].d, xb[4].d, xb[3].d, xb[2].d, xb[1].d, xb[0].d);
+                    __m256 p = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(d + b), xd),
+                                             _mm256_cvtepi32_ps(block_isums8_avx2(wq + b * QBLOCK, xb, q41)));
+                    if (q41) {
+                        const __m256 xs = _mm256_set_ps(xb[7].s, xb[6].s, xb[5].s, xb[4].s, xb[3].s, xb[2].s, xb[1].s, xb[0].s);
+                        p = _mm256_add_ps(p, _mm256_mul_ps(_mm256_loadu_ps(m + b), xs));
+                    }
+                    _mm256_storeu_ps(p8, p);
+                    for (int k = 0; k < 8; k++) a = a + p8[k];
+                }
+                for (; b < nb; b++) a = chain_step(a, d[b], q41 ? m : NULL, b, xt + b, block_isum_avx2(wq + b * QBLOCK, xt + b, q41));
+                j->y[(size_t)t * w->rows + r] = a;
+                continue;
+            }
+            __m128 acc4 = _mm_setzero_ps();
+            for (uint32_t b = 0; b < nb; b++) {
+                for (uint32_t k = 0; k < 4; k++) x[k] = j->xq + (size_t)(t + (k < K ? k : 0)) * nb + b;
+                const __m128 xd = _mm_set_ps(x[3]->d, x[2]->d, x[1]->d, x[0]->d);
+                __m128 p = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(d[b]), xd), _mm_cvtepi32_ps(block_isums_avx2(wq + b * QBLOCK, x, q41)));
+                if (q41) p = _mm_add_ps(p, _mm_mul_ps(_mm_set1_ps(m[b]), _mm_set_ps(x[3]->s, x[2]->s, x[1]->s, x[0]->s)));
+                acc4 = _mm_add_ps(acc4, p);
+            }
+            _mm_storeu_ps(acc, acc4);
+            for (uint32_t k = 0; k < K; k++) j->y[(size_t)(t + k) * w->rows + r] = acc[k];
+        }
+    }
+}
+#endif
+
+ra_cpu_path ra_cpu_best_path(void)
+{
+#ifdef CPU_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return RA_CPU_PATH_AVX2;
+#endif
+    return RA_CPU_PATH_SCALAR;
+}
+
 static void matmul_task(void *ctx, uint32_t task)
 {
     const matmul_job *j = ctx;
@@ -230,14 +392,23 @@ static void matmul_task(void *ctx, uint32_t task)
     uint32_t r0 = task * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK;
     if (r1 > w->rows) r1 = w->rows;
     if (w->type == RA_W_F32 || w->type == RA_W_BF16) float_rows(w, w->type == RA_W_BF16, j->x, j->n, j->y, r0, r1);
+#ifdef CPU_X86
+    else if (j->path == RA_CPU_PATH_AVX2) quant_rows_avx2(j, r0, r1);
+#endif
     else quant_rows(j, r0, r1);
 }
 
 ra_status ra_cpu_matmul(ra_pool *p, const ra_weight *w, const float *x, uint32_t n, float *y)
 {
-    matmul_job j = {w, x, NULL, n, y};
+    return ra_cpu_matmul_path(p, ra_cpu_best_path(), w, x, n, y);
+}
+
+ra_status ra_cpu_matmul_path(ra_pool *p, ra_cpu_path path, const ra_weight *w, const float *x, uint32_t n, float *y)
+{
+    if (w->type == RA_W_QUANT) return ra_qlayer_matmul(p, w->q, x, n, y); /* the format's own order */
+    matmul_job j = {w, x, NULL, n, y, path};
     act_block *xq = NULL;
-    if (w->type == RA_W_Q4_1 || w->type == RA_W_Q8_0) {
+    if (w->type == RA_W_Q4_1 || w->type == RA_W_Q8_0 || w->type == RA_W_Q4_0) {
         if (w->cols % QBLOCK) return ra_fail(RA_ERR_INTERNAL, "quantized weight with %u columns", w->cols);
         uint32_t nb = w->cols / QBLOCK;
         RA_TRY(ra_calloc(&xq, (size_t)n * nb, sizeof *xq));

@@ -1,9 +1,17 @@
 /* A fixed pool of worker threads. ra_pool_for hands out task indices through
  * an atomic counter; the calling thread works too. Which thread runs a task
- * never changes its result: tasks write disjoint outputs. */
+ * never changes its result: tasks write disjoint outputs.
+ *
+ * A forward pass calls ra_pool_for hundreds of times per token, so waking
+ * sleeping threads (a futex round trip each time) would cost more than the
+ * work at batch 1: workers and the caller spin on atomics for a while
+ * (SPIN_ITERS, a few tens of microseconds) before they sleep on a condition
+ * variable. Sleepers are woken by the Dekker pattern: each side publishes
+ * its own atomic, then reads the other's (sequentially consistent). */
 #include "ra/cpu.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -11,19 +19,36 @@
 
 #include "ra/util.h"
 
+#define SPIN_ITERS 20000
+
 struct ra_pool {
     uint32_t n_threads;          /* including the caller */
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
-    uint64_t generation;         /* bumped for each ra_pool_for */
-    bool stop;
+    atomic_uint_fast64_t generation; /* bumped for each ra_pool_for */
+    atomic_bool stop;
+    atomic_uint sleepers;        /* workers waiting on work_cv */
+    atomic_bool caller_waits;    /* the caller waits on done_cv */
     ra_task_fn fn;
     void *ctx;
     uint32_t n_tasks;
     atomic_uint next;
-    uint32_t busy;               /* workers still inside the current generation */
+    atomic_uint busy;            /* workers still inside the current generation */
 };
+
+/* One spin step; every 64th yields the core, so a spinning thread does not
+ * hold it while the thread it waits for (or another program) is runnable. */
+static inline void cpu_relax(int i)
+{
+    if ((i & 63) == 63) {
+        sched_yield();
+        return;
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 static void run_tasks(ra_pool *p)
 {
@@ -34,21 +59,35 @@ static void run_tasks(ra_pool *p)
     }
 }
 
+/* Waits until the generation differs from seen (or stop); returns false on stop. */
+static bool wait_work(ra_pool *p, uint64_t seen)
+{
+    for (int i = 0; i < SPIN_ITERS; i++) {
+        if (atomic_load(&p->stop)) return false;
+        if (atomic_load(&p->generation) != seen) return true;
+        cpu_relax(i);
+    }
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add(&p->sleepers, 1);
+    while (!atomic_load(&p->stop) && atomic_load(&p->generation) == seen) pthread_cond_wait(&p->work_cv, &p->mu);
+    atomic_fetch_sub(&p->sleepers, 1);
+    pthread_mutex_unlock(&p->mu);
+    return !atomic_load(&p->stop);
+}
+
 static void *worker(void *arg)
 {
     ra_pool *p = arg;
     uint64_t seen = 0;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->work_cv, &p->mu);
-        if (p->stop) break;
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mu);
+    while (wait_work(p, seen)) {
+        seen = atomic_load(&p->generation);
         run_tasks(p);
-        pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0) pthread_cond_signal(&p->done_cv);
+        if (atomic_fetch_sub(&p->busy, 1) == 1 && atomic_load(&p->caller_waits)) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done_cv);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -84,7 +123,7 @@ void ra_pool_free(ra_pool *p)
 {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->stop = true;
+    atomic_store(&p->stop, true);
     pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     for (uint32_t i = 0; i + 1 < p->n_threads; i++) pthread_join(p->threads[i], NULL);
@@ -103,17 +142,24 @@ void ra_pool_for(ra_pool *p, uint32_t n_tasks, ra_task_fn fn, void *ctx)
         for (uint32_t i = 0; i < n_tasks; i++) fn(ctx, i);
         return;
     }
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
     p->n_tasks = n_tasks;
     atomic_store(&p->next, 0);
-    p->busy = p->n_threads - 1;
-    p->generation++;
-    pthread_cond_broadcast(&p->work_cv);
-    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->busy, p->n_threads - 1);
+    atomic_fetch_add(&p->generation, 1); /* publishes the fields above */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->work_cv);
+        pthread_mutex_unlock(&p->mu);
+    }
     run_tasks(p);
-    pthread_mutex_lock(&p->mu);
-    while (p->busy > 0) pthread_cond_wait(&p->done_cv, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < SPIN_ITERS && atomic_load(&p->busy) > 0; i++) cpu_relax(i);
+    if (atomic_load(&p->busy) > 0) {
+        pthread_mutex_lock(&p->mu);
+        atomic_store(&p->caller_waits, true);
+        while (atomic_load(&p->busy) > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+        atomic_store(&p->caller_waits, false);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
