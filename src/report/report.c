@@ -56,7 +56,7 @@ static const char *const pair_table_title[PAIR_TABLES] = {
     "Other pairs, top-k entries only (no KLD), by same top p"};
 static const char *const pair_col_name[PAIR_COLS] = {"a", "b", "steps", "bit-exact", "mean KLD", "+-", "median KLD",
                                                      "99% KLD", "RMS dp", "same top p", "L2 mean", "max|diff|", "first divergence"};
-static const int pair_col_width[PAIR_COLS] = {-12, -12, 6, 9, 10, 9, 10, 10, 8, 10, 9, 9, -16};
+static const int pair_col_width[PAIR_COLS] = {-12, -12, 6, 9, 10, 9, 10, 10, 8, 10, 9, 9, -1};
 
 static int pair_table(const ra_pair_stats *p) { return (p->with_base ? 0 : 2) + !p->full; }
 
@@ -157,7 +157,7 @@ void ra_report_print(const ra_comparison *c, FILE *f)
     for (int t = 0; t < PAIR_TABLES; t++) {
         if (!table_rows(c, t)) continue;
         fprintf(f, "\n%s\n  ", pair_table_title[t]);
-        for (int k = 0; k < PAIR_COLS; k++) fprintf(f, "%*s ", pair_col_width[k], pair_col_name[k]);
+        for (int k = 0; k < PAIR_COLS; k++) fprintf(f, "%s%*s", k ? " " : "", pair_col_width[k], pair_col_name[k]);
         fputc('\n', f);
         for (uint32_t i = 0; i < c->n_pairs; i++) {
             const ra_pair_stats *p = &c->pairs[i];
@@ -165,7 +165,7 @@ void ra_report_print(const ra_comparison *c, FILE *f)
             char cell[PAIR_COLS][80];
             pair_cells(c, p, cell);
             fputs("  ", f);
-            for (int k = 0; k < PAIR_COLS; k++) fprintf(f, "%*s ", pair_col_width[k], ra_esc(e1, sizeof e1, cell[k]));
+            for (int k = 0; k < PAIR_COLS; k++) fprintf(f, "%s%*s", k ? " " : "", pair_col_width[k], ra_esc(e1, sizeof e1, cell[k]));
             fputc('\n', f);
         }
     }
