@@ -72,6 +72,8 @@ typedef struct {
     bool control_scenario;      /* negative control: one weight one ulp off (perturb); must differ */
     const char *perturb;        /* "LAYER:TENSOR" (ra_perturb_parse); NULL: RA_DEFAULT_PERTURB */
     uint32_t first_repeat;      /* number of the first run: a process scenario's child is told its own */
+    const char *plant;          /* "LAYER:TENSOR": every run's model has that weight one ulp off (a planted
+                                   difference, to show a gate or `locate` failing); recorded in the manifest */
     bool no_graphs;             /* CUDA: no graph capture of decode steps */
     ra_store_full store_full;
     bool progress;              /* progress lines on stderr */

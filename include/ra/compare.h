@@ -63,6 +63,11 @@ typedef struct {
     bool token_changed;      /* the token at the divergence differs, not just the log-probs */
     double top2_gap;         /* the reference's top-1 minus top-2 log-prob there (nats); NaN without one */
     bool near_tie;           /* top2_gap below RA_NEAR_TIE_NATS */
+    /* Distances of the farthest run from the reference (as in ra_pair_stats,
+     * reference first: KL(reference || run)); 0, 0, 1 when identical. */
+    double kl_max;           /* largest mean KL; NaN when a run lacks full vectors */
+    double max_abs;          /* largest |difference| of any log-prob */
+    double top1_min;         /* smallest share of steps whose most likely token agrees */
     bool pass;               /* identical when expected; differs when a control; always when no promise */
 } ra_scenario_verdict;
 

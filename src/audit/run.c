@@ -266,7 +266,18 @@ static ra_status open_model(run_ctx *r, const ra_format *f, ra_model **m)
         ra_derive_opts dop = {r->o->cache_dir, r->o->no_cache, r->o->calib_path, r->o->progress};
         RA_TRY(ra_deriver_open(r->desc, r->tok, r->pool, &dop, &r->deriver));
     }
-    return ra_deriver_load(r->deriver, f, m);
+    RA_TRY(ra_deriver_load(r->deriver, f, m));
+    if (!r->o->plant) return RA_OK;
+    ra_perturb p;
+    char what[256];
+    ra_status s = ra_perturb_parse(r->o->plant, &p);
+    if (s == RA_OK) s = ra_model_perturb(*m, &p, what, sizeof what);
+    if (s == RA_OK && r->o->progress) fprintf(stderr, "  planted: %s\n", what);
+    if (s != RA_OK) {
+        ra_model_free(*m);
+        *m = NULL;
+    }
+    return s;
 }
 
 static ra_status open_engine(run_ctx *r, const ra_format *f, const ra_kernel *k, ra_model **m, ra_engine **e)
@@ -418,6 +429,7 @@ static ra_status spawn_child(run_ctx *r, const ra_format *f, const ra_kernel *k,
     if (o->no_cache) argv[c++] = "--no-cache";
     if (o->cache_dir) argv[c++] = "--cache-dir", argv[c++] = o->cache_dir;
     if (o->calib_path) argv[c++] = "--calib", argv[c++] = o->calib_path;
+    if (o->plant) argv[c++] = "--plant", argv[c++] = o->plant;
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) return ra_fail(RA_ERR_IO, "process scenario: fork: %s", strerror(errno));
@@ -595,6 +607,7 @@ static void add_scenarios(cJSON *st, const ra_run_opts *o)
         cJSON_AddStringToObject(opt, "perturb", o->perturb ? o->perturb : RA_DEFAULT_PERTURB);
     }
     if (o->first_repeat) cJSON_AddNumberToObject(opt, "first_repeat", o->first_repeat);
+    if (o->plant) cJSON_AddStringToObject(st, "planted_difference", o->plant); /* every run: one weight one ulp off */
 }
 
 static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
@@ -708,10 +721,9 @@ ra_status ra_run(const ra_run_opts *o)
     if (o->top_k == 0) return ra_fail(RA_ERR_USAGE, "--top-k must be at least 1");
     if (o->prefill_decode_scenario && o->score)
         return ra_fail(RA_ERR_USAGE, "the prefill-decode scenario needs --mode generate (score mode is the prefill side already)");
-    if (o->control_scenario) {
-        ra_perturb p;
-        RA_TRY(ra_perturb_parse(o->perturb ? o->perturb : RA_DEFAULT_PERTURB, &p));
-    }
+    ra_perturb p;
+    if (o->control_scenario) RA_TRY(ra_perturb_parse(o->perturb ? o->perturb : RA_DEFAULT_PERTURB, &p));
+    if (o->plant) RA_TRY(ra_perturb_parse(o->plant, &p));
     if (ra_path_exists(o->out_dir)) return ra_fail(RA_ERR_USAGE, "%s already exists; choose another --out or remove it", o->out_dir);
 
     run_ctx r = {.o = o};

@@ -64,6 +64,8 @@ static const char usage[] =
     "  --batch-max N         batch scenario: largest batch size (default 3)\n"
     "  --perturb L:TENSOR    control: the weight to move, TENSOR one of q_proj k_proj\n"
     "                        v_proj o_proj gate_proj up_proj down_proj (default 0:down_proj)\n"
+    "  --plant L:TENSOR      every run with that weight one ulp off: a planted difference\n"
+    "                        that `check` and `locate` must find (recorded in the manifest)\n"
     "  --ignore-eos          keep generating after the end-of-sequence token\n"
     "  --no-graphs           CUDA: launch each kernel instead of replaying graphs\n"
     "  --threads N           CPU threads (default: all); results do not depend on it\n"
@@ -119,6 +121,7 @@ int ra_cmd_run(int argc, char **argv)
         else if (!strcmp(a, "--processes")) s = ra_cli_u32(a, v, 1, 100, &o.processes);
         else if (!strcmp(a, "--batch-max")) s = ra_cli_u32(a, v, 1, 64, &o.batch_max);
         else if (!strcmp(a, "--perturb")) o.perturb = v;
+        else if (!strcmp(a, "--plant")) o.plant = v;
         else if (!strcmp(a, "--first-repeat")) s = ra_cli_u32(a, v, 0, 1000000, &o.first_repeat); /* internal: process scenario */
         else if (!strcmp(a, "--device")) {
             if (!strcmp(v, "auto")) o.device = RA_DEVICE_AUTO;

@@ -240,16 +240,28 @@ static ra_status scenario_slot(ra_group_verdict *v, const char *family, ra_expec
     sv->identical = true;
     sv->divergence = (ra_step_ref){-1, -1};
     sv->top2_gap = NAN;
+    sv->top1_min = 1;
     *out = sv;
     return RA_OK;
 }
 
+static ra_status compare_pair(const ra_comparison *c, const ra_trace *a, const ra_trace *b, ra_pair_stats *p);
+
 /* Holds one run t (named name) to the reference: counts its differing
- * sequences and steps, and the first run to differ gives the divergence. */
-static void hold_run(ra_scenario_verdict *sv, const ra_trace *ref, const ra_trace *t, const char *name)
+ * sequences and steps, its distances, and the first run to differ gives the
+ * divergence. */
+static void hold_run(const ra_comparison *c, ra_scenario_verdict *sv, const ra_trace *ref, const ra_trace *t, const char *name)
 {
     sv->n_runs++;
     bool same = memcmp(ref->digest, t->digest, 32) == 0;
+    if (!same) {
+        ra_pair_stats p = {0};
+        compare_pair(c, ref, t, &p);
+        if (isnan(p.kl_mean)) sv->kl_max = NAN; /* no full vectors: KL unknown, and stays so */
+        else if (p.kl_mean > sv->kl_max) sv->kl_max = p.kl_mean;
+        if (p.max_abs > sv->max_abs) sv->max_abs = p.max_abs;
+        if (p.top1_agree < sv->top1_min) sv->top1_min = p.top1_agree;
+    }
     for (uint32_t i = 0; i < ref->n_seqs; i++) { /* same_shape: t has as many */
         const ra_trace_seq *x = &ref->seqs[i], *y = &t->seqs[i];
         uint32_t n = x->n_steps > y->n_steps ? x->n_steps : y->n_steps;
@@ -320,7 +332,7 @@ static ra_status judge_group(ra_comparison *c, ra_bundle *const *b, uint32_t nb,
         ra_trace *t;
         RA_TRY(read_run(b, g->runs[r], &t)); /* every run, so the verdict rests on bytes, not on the manifest */
         ra_status s = same_shape(g->ref, t, rbt->file, bt->file);
-        if (s == RA_OK) hold_run(sv, g->ref, t, name);
+        if (s == RA_OK) hold_run(c, sv, g->ref, t, name);
         if (s == RA_OK && !control && memcmp(t->digest, g->ref->digest, 32) != 0) {
             v->identical = false;
             if (v->n_differing++ == 0) { /* locate only the first differing run */
@@ -347,7 +359,7 @@ static ra_status judge_kernels(ra_comparison *c, group_state *gs)
         RA_TRY(same_shape(gs[f].ref, gs[g].ref, c->groups[f].label, v->label));
         ra_scenario_verdict *sv;
         RA_TRY(scenario_slot(v, "kernel", RA_EXPECT_NONE, c->groups[f].label, &sv));
-        hold_run(sv, gs[f].ref, gs[g].ref, v->label);
+        hold_run(c, sv, gs[f].ref, gs[g].ref, v->label);
         group_pass(v);
     }
     return RA_OK;
