@@ -134,6 +134,10 @@ typedef struct {
  * expectation is not an error: it is c->ok == false. */
 ra_status ra_compare_bundles(const char *const *dirs, uint32_t n, ra_comparison **out);
 void ra_comparison_free(ra_comparison *c);
+struct ra_trace;
+/* First (sequence, step) where two traces of the same prompts part: a
+ * different step hash, or one sequence ending earlier; -1, -1 when none. */
+ra_step_ref ra_first_difference(const struct ra_trace *a, const struct ra_trace *b);
 
 /* Output (src/report/report.c): the terminal report, report.json (schema
  * "repro-audit.report", version 1, docs/report-schema.md) and report.md. */

@@ -45,6 +45,7 @@ static const struct {
     {"run", ra_cmd_run, "run prompts through the model in several formats; write a hashed bundle"},
     {"compare", ra_cmd_compare, "verdicts and distance tables for one or more bundles"},
     {"verify", ra_cmd_verify, "re-hash a bundle and check every digest"},
+    {"locate", ra_cmd_locate, "the first (step, layer, op) where two runs of a bundle part"},
     {"check", ra_cmd_check, "the nightly gate: a run held to a baseline bundle under a policy; JUnit XML"},
     {"inspect", ra_cmd_inspect, "a GGUF file's metadata and tensors, or an HF checkpoint's description"},
     {"tokenize", ra_cmd_tokenize, "show the token ids of a text or a prompt set"},

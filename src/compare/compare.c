@@ -514,6 +514,8 @@ ra_status ra_compare_bundles(const char *const *dirs, uint32_t n, ra_comparison 
     return RA_OK;
 }
 
+ra_step_ref ra_first_difference(const ra_trace *a, const ra_trace *b) { return first_difference(a, b); }
+
 void ra_comparison_free(ra_comparison *c)
 {
     if (!c) return;

@@ -18,7 +18,7 @@ contains() { if grep -q -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(basen
 expect_rc 0 "help" -- "$BIN" --help
 expect_rc 2 "no command" -- "$BIN"
 expect_rc 2 "unknown command" -- "$BIN" frobnicate
-for c in run compare verify check inspect tokenize export-hf formats bench; do expect_rc 0 "$c --help" -- "$BIN" $c --help; done
+for c in run compare verify check locate inspect tokenize export-hf formats bench; do expect_rc 0 "$c --help" -- "$BIN" $c --help; done
 expect_rc 2 "run without --out" -- "$BIN" run --model "$MODEL"
 expect_rc 2 "run with bad format" -- "$BIN" run --model "$MODEL" --formats nope --out "$T/x"
 contains "$T/err" "unknown format 'nope'" "bad format message"

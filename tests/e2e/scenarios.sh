@@ -86,6 +86,22 @@ contains "$T/err" "differ in prompt set" "incomparable bundles message"
 expect_rc 2 "check without --baseline" -- "$BIN" check "$T/R"
 expect_rc 2 "check of a missing bundle" -- "$BIN" check --baseline "$T/SC" "$T/none"
 
+# --- locate: a planted difference found at its layer and op ---
+expect_rc 0 "locate the control's weight" -- "$BIN" locate "$T/SC" --pair q4_1@cpu,q4_1@cpu:control-ulp --quiet
+contains "$T/out" "first difference: step 0, layer 0, mlp.down_proj output (12 op outputs identical before it)" "locate names layer 0, mlp.down_proj"
+contains "$T/out" "re-run B: q4_1@cpu control-ulp (0:down_proj one ulp off), reproduces its trace: yes" "the re-run reproduces the control's trace"
+expect_rc 0 "run a control in layer 3" -- "$BIN" run "${common[@]}" --repeats 1 --formats q4_1@cpu --scenarios control --perturb 3:up_proj --out "$T/L"
+expect_rc 0 "locate it" -- "$BIN" locate "$T/L" --pair q4_1@cpu,q4_1@cpu:control-ulp --quiet
+contains "$T/out" ", layer 3, mlp.up_proj output" "locate names layer 3, mlp.up_proj"
+expect_rc 0 "locate two bit-identical runs" -- "$BIN" locate "$T/SC" --pair q4_1@cpu,q4_1@cpu:batch-2-1 --quiet
+contains "$T/out" "bit-identical: nothing to locate" "identical runs"
+expect_rc 2 "locate an unknown run" -- "$BIN" locate "$T/SC" --pair q4_1@cpu,nope@cpu --quiet
+contains "$T/err" "has no run 'nope@cpu'" "unknown run message"
+expect_rc 2 "locate without --pair" -- "$BIN" locate "$T/SC"
+expect_rc 2 "locate with another model" -- "$BIN" locate "$T/SC" --pair q4_1@cpu,q4_1@cpu:control-ulp --model tests/data/golden.gguf --quiet
+contains "$T/err" "is not the model" "another model message"
+expect_rc 0 "locate --help" -- "$BIN" locate --help
+
 # --- the fleet scripts, run locally: 2 "nodes" (Slurm and Kubernetes indexes), then the collector ---
 fleet=(env REPRO_AUDIT="$BIN" MODEL="$MODEL" FLEET_DIR="$T/fleet" FLEET_RUN=n1 PROMPTS="$T/p.jsonl" MAX_NEW_TOKENS=3 REPEATS=1 \
        FORMATS=q4_1@cpu SCENARIOS=repeat,batch THREADS=1)
