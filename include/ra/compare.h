@@ -35,6 +35,52 @@ typedef struct {
     int64_t seq, step;   /* -1, -1 when there is none */
 } ra_step_ref;
 
+/* Scenarios (`run --scenarios`, docs/scenarios.md): each run's manifest
+ * "scenario" is a family name, or a family name, '-' and a variant
+ * ("batch-2-1", "process-3"); verdicts are per family. */
+typedef enum {
+    RA_EXPECT_IDENTICAL,     /* the kernel promises bit-identical results here */
+    RA_EXPECT_DIFFERENT,     /* a negative control: it must differ */
+    RA_EXPECT_NONE           /* no promise (a nondeterministic kernel, another kernel): reported only */
+} ra_expectation;
+
+#define RA_MAX_SCENARIO_VERDICTS 12
+
+/* One scenario of one format@kernel: its runs held to the group's reference
+ * run (for "kernel": this kernel's reference held to the format's first
+ * kernel's). Shares count over every run of the scenario: a sequence differs
+ * when its digest does, a step when its step hash does (or one run has it and
+ * the other not). */
+typedef struct {
+    char scenario[32];       /* family: "repeat", "process", "batch", "prefill-decode", "threads", "kernel", "control" */
+    char against[72];        /* the run it is held to: "r0", "B2:r0", or "q4_1@cpu" for kernel */
+    ra_expectation expect;
+    uint32_t n_runs;
+    bool identical;          /* every run bit-identical to the reference */
+    uint64_t seqs, seqs_differ;
+    uint64_t steps, steps_differ;
+    char first_run[48];      /* the first differing run ("batch-2-1", "B2:r1", "q4_1@ggml-avx2") */
+    ra_step_ref divergence;  /* its first differing (sequence, step) */
+    bool token_changed;      /* the token at the divergence differs, not just the log-probs */
+    double top2_gap;         /* the reference's top-1 minus top-2 log-prob there (nats); NaN without one */
+    bool near_tie;           /* top2_gap below RA_NEAR_TIE_NATS */
+    /* Distances of the farthest run from the reference (as in ra_pair_stats,
+     * reference first: KL(reference || run)); 0, 0, 1 when identical. */
+    double kl_max;           /* largest mean KL; NaN when a run lacks full vectors */
+    double max_abs;          /* largest |difference| of any log-prob */
+    double top1_min;         /* smallest share of steps whose most likely token agrees */
+    bool pass;               /* identical when expected; differs when a control; always when no promise */
+} ra_scenario_verdict;
+
+/* A divergence whose reference top-2 gap is below this is a near-tie. */
+#define RA_NEAR_TIE_NATS 0.01
+
+const char *ra_expectation_name(ra_expectation e);
+/* One line: "bit-identical (3 runs)" or the shares, the first divergence and
+ * its top-2 gap ("DIFFERENT: 2/10 sequences, 15/320 steps; first batch-2-1 at
+ * seq 3 step 7, token changed, top-2 gap 0.0031 (near-tie)"). */
+void ra_scenario_verdict_text(const ra_scenario_verdict *sv, char *out, size_t n);
+
 typedef struct {
     char label[72];          /* "q4_1@cpu" */
     char format[32], kernel[32];
@@ -47,10 +93,14 @@ typedef struct {
     uint32_t n_differing;
     char first_differing_run[48];
     ra_step_ref divergence;  /* first step where that run parts from the reference */
-    bool pass;               /* expectation held (identical, when deterministic) */
+    bool pass;               /* every expectation held (each scenario's pass) */
     char scope[320];         /* where the runs ran (the reference run's scope) */
     uint32_t n_scopes;       /* distinct scopes among the runs (machines, GPUs, builds) */
     uint32_t n_scenarios;    /* distinct scenarios among the runs (repeat, batch-alone, ...) */
+    /* Per scenario family, "repeat" first; the fields above cover every run
+     * but the negative controls. pass is every scenario's pass. */
+    uint32_t n_scenario_verdicts;
+    ra_scenario_verdict scenarios[RA_MAX_SCENARIO_VERDICTS];
 } ra_group_verdict;
 
 /* Quantiles reported for the per-step KL and Δp values, in llama.cpp's
@@ -131,6 +181,10 @@ ra_status ra_compare_bundles_opts(const char *const *dirs, uint32_t n, const ra_
 ra_status ra_compare_traces(const struct ra_trace *a, const struct ra_trace *b, bool generate, bool figures, ra_pair_stats *p);
 void ra_pair_stats_free(ra_pair_stats *p);
 void ra_comparison_free(ra_comparison *c);
+struct ra_trace;
+/* First (sequence, step) where two traces of the same prompts part: a
+ * different step hash, or one sequence ending earlier; -1, -1 when none. */
+ra_step_ref ra_first_difference(const struct ra_trace *a, const struct ra_trace *b);
 
 /* Output (src/report/report.c): the terminal report, report.json (schema
  * "repro-audit.report", version 2, docs/report-schema.md) and report.md. */

@@ -5,6 +5,8 @@
 int ra_cmd_run(int argc, char **argv);
 int ra_cmd_compare(int argc, char **argv);
 int ra_cmd_verify(int argc, char **argv);
+int ra_cmd_check(int argc, char **argv);
+int ra_cmd_locate(int argc, char **argv);
 int ra_cmd_inspect(int argc, char **argv);
 int ra_cmd_tokenize(int argc, char **argv);
 int ra_cmd_export_hf(int argc, char **argv);

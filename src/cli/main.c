@@ -47,6 +47,8 @@ static const struct {
     {"verify", ra_cmd_verify, "re-hash a bundle and check every digest"},
     {"dump", ra_cmd_dump, "a trace or bundle, step by step, as JSON lines or CSV"},
     {"identify", ra_cmd_identify, "which format@kernel of some bundles most likely produced a trace"},
+    {"locate", ra_cmd_locate, "the first (step, layer, op) where two runs of a bundle part"},
+    {"check", ra_cmd_check, "the nightly gate: a run held to a baseline bundle under a policy; JUnit XML"},
     {"inspect", ra_cmd_inspect, "a GGUF file's metadata and tensors, or an HF checkpoint's description"},
     {"tokenize", ra_cmd_tokenize, "show the token ids of a text or a prompt set"},
     {"export-hf", ra_cmd_export_hf, "write the model as an HF checkpoint (safetensors, config, tokenizer)"},

@@ -135,12 +135,59 @@ static ra_status build_groups(ra_comparison *c, ra_bundle *const *b, uint32_t nb
     return RA_OK;
 }
 
+static const char *const scenario_families[] = {"repeat", "process", "batch", "prefill-decode", "threads", "kernel", "control"};
+
+const char *ra_expectation_name(ra_expectation e)
+{
+    return e == RA_EXPECT_IDENTICAL ? "identical" : e == RA_EXPECT_DIFFERENT ? "different" : "none";
+}
+
+void ra_scenario_verdict_text(const ra_scenario_verdict *sv, char *out, size_t n)
+{
+    if (sv->identical) {
+        snprintf(out, n, "bit-identical (%u run%s, %llu steps each)", sv->n_runs, sv->n_runs == 1 ? "" : "s",
+                 (unsigned long long)(sv->n_runs ? sv->steps / sv->n_runs : 0));
+        return;
+    }
+    char gap[64] = "";
+    if (!isnan(sv->top2_gap)) /* near-tie or real change: a question only when the token changed */
+        snprintf(gap, sizeof gap, ", top-2 gap %.3g%s", sv->top2_gap,
+                 !sv->token_changed ? "" : sv->near_tie ? " (near-tie)" : " (real change)");
+    snprintf(out, n, "DIFFERENT: %llu/%llu sequences, %llu/%llu steps; first %s at seq %lld step %lld, %s%s",
+             (unsigned long long)sv->seqs_differ, (unsigned long long)sv->seqs, (unsigned long long)sv->steps_differ,
+             (unsigned long long)sv->steps, sv->first_run, (long long)sv->divergence.seq, (long long)sv->divergence.step,
+             sv->token_changed ? "token changed" : "same token, log-probs differ", gap);
+}
+
+/* A run's scenario family: the known name it is or starts with before a '-'
+ * ("batch-2-1" -> "batch"); an unknown name is its own family. */
+static void scenario_family(const char *scenario, char *out, size_t n)
+{
+    for (size_t i = 0; i < sizeof scenario_families / sizeof *scenario_families; i++) {
+        size_t len = strlen(scenario_families[i]);
+        if (!strncmp(scenario, scenario_families[i], len) && (scenario[len] == 0 || scenario[len] == '-')) {
+            snprintf(out, n, "%s", scenario_families[i]);
+            return;
+        }
+    }
+    snprintf(out, n, "%s", scenario);
+}
+
+static bool is_control(const ra_bundle_trace *t)
+{
+    char fam[32];
+    scenario_family(t->scenario, fam, sizeof fam);
+    return !strcmp(fam, "control");
+}
+
 /* The reference is the first run that stored full vectors (so distances use
- * them), else the first run. */
+ * them), else the first run; never a negative control. */
 static run_ref pick_reference(ra_bundle *const *b, const group_state *g)
 {
     for (uint32_t r = 0; r < g->n_runs; r++)
-        if (bt_of(b, g->runs[r])->full) return g->runs[r];
+        if (bt_of(b, g->runs[r])->full && !is_control(bt_of(b, g->runs[r]))) return g->runs[r];
+    for (uint32_t r = 0; r < g->n_runs; r++)
+        if (!is_control(bt_of(b, g->runs[r]))) return g->runs[r];
     return g->runs[0];
 }
 
@@ -178,6 +225,83 @@ static ra_status read_run(ra_bundle *const *b, run_ref r, ra_trace **out)
     return ra_bundle_read_trace(b[r.bundle], r.trace, out);
 }
 
+/* The scenario verdict of a family in v, added (empty, expecting e) if new. */
+static ra_status scenario_slot(ra_group_verdict *v, const char *family, ra_expectation e, const char *against,
+                               ra_scenario_verdict **out)
+{
+    for (uint32_t i = 0; i < v->n_scenario_verdicts; i++)
+        if (!strcmp(v->scenarios[i].scenario, family)) return *out = &v->scenarios[i], RA_OK;
+    if (v->n_scenario_verdicts == RA_MAX_SCENARIO_VERDICTS)
+        return ra_fail(RA_ERR_UNSUPPORTED, "%s: more than %d scenarios", v->label, RA_MAX_SCENARIO_VERDICTS);
+    ra_scenario_verdict *sv = &v->scenarios[v->n_scenario_verdicts++];
+    memset(sv, 0, sizeof *sv);
+    snprintf(sv->scenario, sizeof sv->scenario, "%s", family);
+    snprintf(sv->against, sizeof sv->against, "%s", against);
+    sv->expect = e;
+    sv->identical = true;
+    sv->divergence = (ra_step_ref){-1, -1};
+    sv->top2_gap = NAN;
+    sv->top1_min = 1;
+    *out = sv;
+    return RA_OK;
+}
+
+/* Holds one run t (named name) to the reference: counts its differing
+ * sequences and steps, its distances, and the first run to differ gives the
+ * divergence. */
+static void hold_run(const ra_comparison *c, ra_scenario_verdict *sv, const ra_trace *ref, const ra_trace *t, const char *name)
+{
+    sv->n_runs++;
+    bool same = memcmp(ref->digest, t->digest, 32) == 0;
+    if (!same) {
+        ra_pair_stats p = {0};
+        if (ra_compare_traces(ref, t, !strcmp(c->mode, "generate"), false, &p) != RA_OK) p.kl_mean = NAN; /* shapes were checked */
+        if (isnan(p.kl_mean)) sv->kl_max = NAN; /* no full vectors: KL unknown, and stays so */
+        else if (p.kl_mean > sv->kl_max) sv->kl_max = p.kl_mean;
+        if (p.max_abs > sv->max_abs) sv->max_abs = p.max_abs;
+        if (p.top1_agree < sv->top1_min) sv->top1_min = p.top1_agree;
+    }
+    for (uint32_t i = 0; i < ref->n_seqs; i++) { /* same_shape: t has as many */
+        const ra_trace_seq *x = &ref->seqs[i], *y = &t->seqs[i];
+        uint32_t n = x->n_steps > y->n_steps ? x->n_steps : y->n_steps;
+        sv->seqs++;
+        sv->steps += n;
+        if (same || memcmp(x->digest, y->digest, 32) == 0) continue;
+        sv->seqs_differ++;
+        for (uint32_t k = 0; k < n; k++)
+            sv->steps_differ += k >= x->n_steps || k >= y->n_steps || memcmp(x->steps[k].hash, y->steps[k].hash, 32) != 0;
+    }
+    if (same || !sv->identical) return;
+    sv->identical = false;
+    snprintf(sv->first_run, sizeof sv->first_run, "%s", name);
+    ra_step_ref d = first_difference(ref, t);
+    sv->divergence = d;
+    if (d.seq < 0) return;
+    const ra_trace_seq *x = &ref->seqs[d.seq], *y = &t->seqs[d.seq];
+    sv->token_changed = d.step >= x->n_steps || d.step >= y->n_steps || x->steps[d.step].token != y->steps[d.step].token;
+    if (d.step < x->n_steps && ref->meta.top_k >= 2) {
+        const ra_trace_step *st = &x->steps[d.step];
+        sv->top2_gap = (double)st->topk_lp[0] - (double)st->topk_lp[1];
+        sv->near_tie = sv->top2_gap < RA_NEAR_TIE_NATS;
+    }
+}
+
+static void scenario_pass(ra_scenario_verdict *sv)
+{
+    sv->pass = sv->expect == RA_EXPECT_IDENTICAL ? sv->identical
+             : sv->expect == RA_EXPECT_DIFFERENT ? !sv->identical && sv->n_runs > 0
+             : true;
+}
+
+static void group_pass(ra_group_verdict *v)
+{
+    v->pass = true;
+    for (uint32_t i = 0; i < v->n_scenario_verdicts; i++) {
+        scenario_pass(&v->scenarios[i]);
+        v->pass &= v->scenarios[i].pass;
+    }
+}
+
 static ra_status judge_group(ra_comparison *c, ra_bundle *const *b, uint32_t nb, uint32_t gi, group_state *g)
 {
     ra_group_verdict *v = &c->groups[gi];
@@ -193,24 +317,50 @@ static ra_status judge_group(ra_comparison *c, ra_bundle *const *b, uint32_t nb,
     for (uint32_t i = 0; i < g->ref->n_seqs; i++) v->steps += g->ref->seqs[i].n_steps;
     v->identical = true;
     v->divergence = (ra_step_ref){-1, -1};
+    ra_expectation promise = v->deterministic ? RA_EXPECT_IDENTICAL : RA_EXPECT_NONE;
+    ra_scenario_verdict *sv;
+    RA_TRY(scenario_slot(v, "repeat", promise, v->ref_run, &sv));
     for (uint32_t r = 0; r < g->n_runs; r++) {
         const ra_bundle_trace *bt = bt_of(b, g->runs[r]);
         if (bt == rbt) continue;
+        char name[48], family[32];
+        run_name(nb, b, g->runs[r], name, sizeof name);
+        scenario_family(bt->scenario, family, sizeof family);
+        bool control = !strcmp(family, "control");
+        RA_TRY(scenario_slot(v, family, control ? RA_EXPECT_DIFFERENT : promise, v->ref_run, &sv));
         ra_trace *t;
         RA_TRY(read_run(b, g->runs[r], &t)); /* every run, so the verdict rests on bytes, not on the manifest */
-        ra_status s = RA_OK;
-        if (memcmp(t->digest, g->ref->digest, 32) != 0) {
+        ra_status s = same_shape(g->ref, t, rbt->file, bt->file);
+        if (s == RA_OK) hold_run(c, sv, g->ref, t, name);
+        if (s == RA_OK && !control && memcmp(t->digest, g->ref->digest, 32) != 0) {
             v->identical = false;
             if (v->n_differing++ == 0) { /* locate only the first differing run */
-                run_name(nb, b, g->runs[r], v->first_differing_run, sizeof v->first_differing_run);
-                s = same_shape(g->ref, t, rbt->file, bt->file);
+                snprintf(v->first_differing_run, sizeof v->first_differing_run, "%s", name);
                 v->divergence = first_difference(g->ref, t);
             }
         }
         ra_trace_free(t);
         RA_TRY(s);
     }
-    v->pass = v->identical || !v->deterministic;
+    group_pass(v);
+    return RA_OK;
+}
+
+/* "kernel": every kernel of a format held to the format's first one. No
+ * kernel promises another's bits, so it is reported, not expected. */
+static ra_status judge_kernels(ra_comparison *c, group_state *gs)
+{
+    for (uint32_t g = 0; g < c->n_groups; g++) {
+        ra_group_verdict *v = &c->groups[g];
+        uint32_t f = 0;
+        while (f < g && strcmp(c->groups[f].format, v->format)) f++;
+        if (f == g) continue;
+        RA_TRY(same_shape(gs[f].ref, gs[g].ref, c->groups[f].label, v->label));
+        ra_scenario_verdict *sv;
+        RA_TRY(scenario_slot(v, "kernel", RA_EXPECT_NONE, c->groups[f].label, &sv));
+        hold_run(c, sv, gs[f].ref, gs[g].ref, v->label);
+        group_pass(v);
+    }
     return RA_OK;
 }
 
@@ -498,6 +648,7 @@ static ra_status compare_all(ra_comparison *c, ra_bundle *const *b, uint32_t nb,
         RA_TRY(judge_group(c, b, nb, g, &gs[g]));
         progress(o->progress, "format@kernel groups read", g + 1, c->n_groups, t0);
     }
+    RA_TRY(judge_kernels(c, gs));
     c->ok = true;
     for (uint32_t g = 0; g < c->n_groups; g++) c->ok &= c->groups[g].pass;
     RA_TRY(pick_base(c, o->base));
@@ -563,6 +714,8 @@ ra_status ra_compare_bundles_opts(const char *const *dirs, uint32_t n, const ra_
     *out = c;
     return RA_OK;
 }
+
+ra_step_ref ra_first_difference(const ra_trace *a, const ra_trace *b) { return first_difference(a, b); }
 
 void ra_comparison_free(ra_comparison *c)
 {

@@ -120,6 +120,21 @@ static void ppl_text(const ra_pair_stats *p, char *out, size_t n)
     else snprintf(out, n, "PPL(base) %.4f, PPL(other) %.4f, ln(PPL(other)/PPL(base)) %+.3e", p->ppl_a, p->ppl_b, log(p->ppl_b / p->ppl_a));
 }
 
+/* Scenario verdicts: one line per format@kernel x scenario family. */
+static void print_scenarios(const ra_comparison *c, FILE *f)
+{
+    char e1[256], e2[256], verdict[512];
+    fprintf(f, "\nScenario verdicts (each scenario's runs against the reference; control must differ)\n");
+    fprintf(f, "  %-18s %-15s %-9s %-4s %s\n", "format@kernel", "scenario", "expect", "", "verdict");
+    for (uint32_t g = 0; g < c->n_groups; g++)
+        for (uint32_t i = 0; i < c->groups[g].n_scenario_verdicts; i++) {
+            const ra_scenario_verdict *sv = &c->groups[g].scenarios[i];
+            ra_scenario_verdict_text(sv, verdict, sizeof verdict);
+            fprintf(f, "  %-18s %-15s %-9s %-4s %s\n", ra_esc(e1, sizeof e1, c->groups[g].label), ra_esc(e2, sizeof e2, sv->scenario),
+                    ra_expectation_name(sv->expect), sv->pass ? "ok" : "FAIL", ra_esc(verdict, sizeof verdict, verdict));
+        }
+}
+
 /* Every string from a bundle goes through ra_esc before it reaches the terminal. */
 void ra_report_print(const ra_comparison *c, FILE *f)
 {
@@ -141,6 +156,7 @@ void ra_report_print(const ra_comparison *c, FILE *f)
         if (v->identical) fprintf(f, "  digest %.16s", dig);
         fputc('\n', f);
     }
+    print_scenarios(c, f);
     fprintf(f, "\nScope (a verdict holds for these runs where they ran, and claims nothing beyond)\n");
     for (uint32_t g = 0; g < c->n_groups; g++) {
         char scope[512];
@@ -215,6 +231,33 @@ static void add_quantiles(cJSON *o, const char *key, const double *q, const doub
     }
 }
 
+/* A group's "scenario_verdicts" (docs/report-schema.md). */
+static void add_scenarios(cJSON *o, const ra_group_verdict *v)
+{
+    cJSON *arr = cJSON_AddArrayToObject(o, "scenario_verdicts");
+    for (uint32_t i = 0; i < v->n_scenario_verdicts; i++) {
+        const ra_scenario_verdict *sv = &v->scenarios[i];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "scenario", sv->scenario);
+        cJSON_AddStringToObject(x, "against", sv->against);
+        cJSON_AddStringToObject(x, "expectation", ra_expectation_name(sv->expect));
+        cJSON_AddNumberToObject(x, "runs", sv->n_runs);
+        cJSON_AddBoolToObject(x, "identical", sv->identical);
+        cJSON_AddNumberToObject(x, "seqs", (double)sv->seqs);
+        cJSON_AddNumberToObject(x, "seqs_differ", (double)sv->seqs_differ);
+        cJSON_AddNumberToObject(x, "steps", (double)sv->steps);
+        cJSON_AddNumberToObject(x, "steps_differ", (double)sv->steps_differ);
+        if (sv->identical) cJSON_AddNullToObject(x, "first_differing_run");
+        else cJSON_AddStringToObject(x, "first_differing_run", sv->first_run);
+        add_step(x, "divergence", sv->divergence);
+        cJSON_AddBoolToObject(x, "token_changed", sv->token_changed);
+        add_num(x, "top2_gap", sv->top2_gap);
+        cJSON_AddBoolToObject(x, "near_tie", sv->near_tie);
+        cJSON_AddBoolToObject(x, "pass", sv->pass);
+        cJSON_AddItemToArray(arr, x);
+    }
+}
+
 static cJSON *report_json(const ra_comparison *c)
 {
     cJSON *root = cJSON_CreateObject();
@@ -255,6 +298,7 @@ static cJSON *report_json(const ra_comparison *c)
         cJSON_AddNumberToObject(o, "scenarios", v->n_scenarios);
         cJSON_AddStringToObject(o, "expectation", v->deterministic ? "identical" : "none");
         cJSON_AddBoolToObject(o, "pass", v->pass);
+        add_scenarios(o, v);
         cJSON_AddItemToArray(groups, o);
     }
     if (c->n_groups) cJSON_AddStringToObject(root, "base", c->groups[c->base].label);

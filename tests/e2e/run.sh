@@ -18,7 +18,7 @@ contains() { if grep -q -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(basen
 expect_rc 0 "help" -- "$BIN" --help
 expect_rc 2 "no command" -- "$BIN"
 expect_rc 2 "unknown command" -- "$BIN" frobnicate
-for c in run compare verify dump identify inspect tokenize export-hf formats bench; do expect_rc 0 "$c --help" -- "$BIN" $c --help; done
+for c in run compare verify dump identify check locate inspect tokenize export-hf formats bench; do expect_rc 0 "$c --help" -- "$BIN" $c --help; done
 expect_rc 2 "run without --out" -- "$BIN" run --model "$MODEL"
 expect_rc 2 "run with bad format" -- "$BIN" run --model "$MODEL" --formats nope --out "$T/x"
 contains "$T/err" "unknown format 'nope'" "bad format message"
@@ -59,15 +59,16 @@ contains "$T/out" "bf16@cpu" "pairwise table"
 expect_rc 0 "compare A B (thread count must not change numbers)" -- "$BIN" compare --json "$T/ab.json" --md "$T/ab.md" "$T/A" "$T/B"
 expect_rc 0 "verify A" -- "$ASAN" verify "$T/A"
 
-# --- batch compositions: every prompt alone, reversed, in pairs; bit-identical to the repeats ---
+# --- batch compositions: every prompt alone, then in batches of 2 and 3 at every rotation ---
 expect_rc 0 "run with the batch scenario" -- "$BIN" run --model "$MODEL" --prompts "$T/p.jsonl" --max-new-tokens 4 \
   --repeats 1 --formats f32@cpu --scenarios repeat,batch --quiet --out "$T/S"
-for sc in batch-alone batch-reverse batch-pairs; do
+for sc in batch-alone batch-2-0 batch-2-1 batch-3-0 batch-3-1 batch-3-2; do
   [ -f "$T/S/traces/f32@cpu.$sc.ratrace" ] && ok || bad "batch scenario lacks its $sc trace"
 done
 expect_rc 0 "compare the batch scenario" -- "$BIN" compare "$T/S"
-contains "$T/out" "f32@cpu           4  r0       identical: ok      bit-identical" "batch compositions are bit-identical"
-contains "$T/out" "4 runs, 4 scenarios, on CPU" "the verdict states its scope"
+contains "$T/out" "f32@cpu           7  r0       identical: ok      bit-identical" "batch compositions are bit-identical"
+contains "$T/out" "f32@cpu           batch           identical ok   bit-identical (6 runs" "the batch scenario's own verdict"
+contains "$T/out" "7 runs, 7 scenarios, on CPU" "the verdict states its scope"
 expect_rc 2 "unknown scenario" -- "$BIN" run --model "$MODEL" --scenarios repeat,nope --out "$T/x" --quiet
 contains "$T/err" "unknown scenario 'nope'" "unknown scenario message"
 expect_rc 2 "unknown kernel" -- "$BIN" run --model "$MODEL" --formats q4_1@ra --out "$T/x" --quiet
