@@ -89,27 +89,69 @@ static void header(page *p, const ra_comparison *c)
         c->ok ? "Result: every expectation held." : "Result: a determinism expectation FAILED.");
 }
 
-/* Rows format@kernel; one column per verdict the comparison holds (all runs
- * of a group pooled, whatever their scenarios). */
+/* The scenario families of the comparison, in order of first appearance. */
+static uint32_t scenario_columns(const ra_comparison *c, const char *cols[], uint32_t max)
+{
+    uint32_t n = 0;
+    for (uint32_t g = 0; g < c->n_groups; g++)
+        for (uint32_t i = 0; i < c->groups[g].n_scenario_verdicts; i++) {
+            const char *name = c->groups[g].scenarios[i].scenario;
+            uint32_t k = 0;
+            while (k < n && strcmp(cols[k], name)) k++;
+            if (k == n && n < max) cols[n++] = name;
+        }
+    return n;
+}
+
+/* One cell: its fill and its words ("identical", "differs, as required", "2/10 steps"). */
+static const char *scenario_cell(const ra_scenario_verdict *sv, char *words, size_t n)
+{
+    if (sv->identical) {
+        snprintf(words, n, sv->pass ? "identical" : "identical: FAILED");
+        return sv->pass ? "#c8e6c9" : "#ffcdd2";
+    }
+    if (sv->expect == RA_EXPECT_DIFFERENT) snprintf(words, n, "differs, as required");
+    else snprintf(words, n, "%s%llu/%llu steps", sv->pass ? "" : "FAILED ", (unsigned long long)sv->steps_differ,
+                  (unsigned long long)sv->steps);
+    return !sv->pass ? "#ffcdd2" : sv->expect == RA_EXPECT_DIFFERENT ? "#c8e6c9" : "#fff3c4";
+}
+
+/* Rows format@kernel, columns scenario families (repeat, process, batch,
+ * prefill-decode, threads, kernel, control); hover a cell for its verdict. */
 static void verdict_grid(page *p, const ra_comparison *c)
 {
-    const int row = 24, left = label_room(c), col = 230;
-    int h = 30 + row * (int)c->n_groups;
-    put(p, "<h2>Verdicts</h2>\n<p class=\"note\">Each format@kernel: are all its runs (every repeat and scenario, in every "
-           "bundle) bit-identical to its reference run. A verdict holds for these runs where they ran (scope below) and "
-           "claims nothing beyond.</p>\n<svg role=\"img\" aria-label=\"verdict grid\" width=\"%d\" height=\"%d\">\n"
-           "<text x=\"%d\" y=\"16\">runs pooled (scenarios)</text>\n",
-        left + col + 10, h, left + 4);
+    const char *cols[RA_MAX_SCENARIO_VERDICTS * 4];
+    uint32_t n_cols = scenario_columns(c, cols, sizeof cols / sizeof cols[0]);
+    const int row = 24, left = label_room(c), col = 150;
+    put(p, "<h2>Verdicts</h2>\n<p class=\"note\">Each format@kernel in each scenario: are its runs bit-identical to the "
+           "reference run (a negative control must differ). Green: as expected; yellow: differs where nothing is "
+           "promised; red: an expectation failed. A verdict holds for these runs where they ran (scope below) and "
+           "claims nothing beyond.</p>\n<svg role=\"img\" aria-label=\"scenario verdict grid\" width=\"%u\" height=\"%u\">\n",
+        left + col * (n_cols ? n_cols : 1) + 10, 30 + row * c->n_groups);
+    for (uint32_t k = 0; k < n_cols; k++) {
+        put(p, "<text x=\"%u\" y=\"16\">", left + col * k + 4);
+        text(p, cols[k]);
+        put(p, "</text>\n");
+    }
     for (uint32_t g = 0; g < c->n_groups; g++) {
         const ra_group_verdict *v = &c->groups[g];
-        int y = 24 + row * (int)g;
-        const char *fill = v->identical ? "#c8e6c9" : v->pass ? "#fff3c4" : "#ffcdd2";
-        put(p, "<text x=\"4\" y=\"%d\">", y + 15);
+        unsigned y = 24 + row * g;
+        put(p, "<text x=\"4\" y=\"%u\">", y + 15);
         text(p, v->label);
-        put(p, "</text><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" stroke=\"#999\"/>"
-               "<text x=\"%d\" y=\"%d\">%s, %u run%s (%u)</text>\n",
-            left, y, col, row - 2, fill, left + 6, y + 15, v->identical ? "bit-identical" : "DIFFERENT", v->n_runs,
-            v->n_runs == 1 ? "" : "s", v->n_scenarios);
+        put(p, "</text>\n");
+        for (uint32_t k = 0; k < n_cols; k++) {
+            const ra_scenario_verdict *sv = NULL;
+            for (uint32_t i = 0; i < v->n_scenario_verdicts && !sv; i++)
+                if (!strcmp(v->scenarios[i].scenario, cols[k])) sv = &v->scenarios[i];
+            char words[64] = "-", detail[512] = "not run";
+            const char *fill = sv ? scenario_cell(sv, words, sizeof words) : "#eeeeee";
+            if (sv) ra_scenario_verdict_text(sv, detail, sizeof detail);
+            put(p, "<g><title>");
+            text(p, detail);
+            put(p, "</title><rect x=\"%u\" y=\"%u\" width=\"%d\" height=\"%d\" fill=\"%s\" stroke=\"#999\"/>"
+                   "<text x=\"%u\" y=\"%u\">%s</text></g>\n",
+                left + col * k, y, col - 2, row - 2, fill, left + col * k + 6, y + 15, words);
+        }
     }
     put(p, "</svg>\n<table><tr><th class=\"l\">format@kernel</th><th>runs</th><th class=\"l\">verdict</th>"
            "<th class=\"l\">first divergence</th><th class=\"l\">scope</th></tr>\n");

@@ -198,7 +198,7 @@ int main(void)
         char *html = NULL;
         CHECK_OK(ra_report_html(c, &html));
         CHECK(html && !strncmp(html, "<!DOCTYPE html>", 15) && strstr(html, "</html>") && !strstr(html, "<script"));
-        CHECK(html && strstr(html, "<svg") && strstr(html, "z@cpu"));
+        CHECK(html && strstr(html, "<svg") && strstr(html, "z@cpu") && strstr(html, ">repeat</text>")); /* the scenario grid */
         free(html);
         free(json);
         free(md);
