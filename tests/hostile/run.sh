@@ -76,6 +76,7 @@ mkdir -p "$T/outside"; cp "$B/traces/f0@cpu.r1.ratrace" "$T/outside/"
 cp -r "$B" "$T/lnk"; ln -sf "$T/outside/f0@cpu.r1.ratrace" "$T/lnk/traces/f0@cpu.r1.ratrace"
 expect 2 "f0@cpu.r1.ratrace.*symbolic link" "verify refuses a trace that is a symlink out of the bundle" -- verify "$T/lnk"
 expect 2 "f0@cpu.r1.ratrace.*symbolic link" "compare refuses a trace that is a symlink" -- compare --no-write "$T/lnk"
+expect 2 "f0@cpu.r1.ratrace.*symbolic link" "dump refuses a trace that is a symlink" -- dump "$T/lnk"
 cp -r "$B" "$T/zero"; ln -sf /dev/zero "$T/zero/traces/f0@cpu.r1.ratrace"
 expect 2 "f0@cpu.r1.ratrace" "verify refuses a trace linked to /dev/zero" -- verify "$T/zero"
 cp -r "$B" "$T/fifo"; rm "$T/fifo/traces/f0@cpu.r1.ratrace"; mkfifo "$T/fifo/traces/f0@cpu.r1.ratrace"
@@ -97,6 +98,8 @@ cp -r "$B" "$T/bomb"; "$GEN" bomb "$T/bomb/traces/f0@cpu.r1.ratrace" 3
 manifest_edit "$T/bomb" "import hashlib; t = m['traces'][1]; t['sha256'] = hashlib.sha256(open('$T/bomb/traces/f0@cpu.r1.ratrace','rb').read()).hexdigest()"
 expect 2 "f0@cpu.r1.ratrace.*(expand|limit)" "verify refuses a zstd bomb" -- verify "$T/bomb"
 expect 2 "f0@cpu.r1.ratrace.*(expand|limit)" "compare refuses a zstd bomb" -- compare --no-write "$T/bomb"
+expect 2 "f0@cpu.r1.ratrace.*(expand|limit)" "dump refuses a zstd bomb" -- dump "$T/bomb"
+expect 2 "f0@cpu.r1.ratrace.*(expand|limit)" "identify refuses a zstd bomb as the trace" -- identify "$T/bomb/traces/f0@cpu.r1.ratrace" --against "$B"
 
 # --- rows 1 and 4: absurd and large trace counts ---
 "$GEN" bundle "$T/g300" formats=300 repeats=1 clone=1
