@@ -177,7 +177,9 @@ typedef struct {
 } ra_compare_opts;
 ra_status ra_compare_bundles_opts(const char *const *dirs, uint32_t n, const ra_compare_opts *o, ra_comparison **out);
 /* The pairwise statistics of two traces of the same prompts (a as the base),
- * as compare computes them; frees nothing. generate: the mode. */
+ * as compare computes them (generate: the mode); with figures, also the
+ * per-step curves and per-sequence divergences, which ra_pair_stats_free
+ * releases. RA_ERR_FORMAT when the traces hold other prompts or vocabularies. */
 ra_status ra_compare_traces(const struct ra_trace *a, const struct ra_trace *b, bool generate, bool figures, ra_pair_stats *p);
 void ra_pair_stats_free(ra_pair_stats *p);
 void ra_comparison_free(ra_comparison *c);
