@@ -5,10 +5,14 @@
 int ra_cmd_run(int argc, char **argv);
 int ra_cmd_compare(int argc, char **argv);
 int ra_cmd_verify(int argc, char **argv);
+int ra_cmd_check(int argc, char **argv);
+int ra_cmd_locate(int argc, char **argv);
 int ra_cmd_inspect(int argc, char **argv);
 int ra_cmd_tokenize(int argc, char **argv);
 int ra_cmd_export_hf(int argc, char **argv);
 int ra_cmd_bench(int argc, char **argv);
+int ra_cmd_dump(int argc, char **argv);
+int ra_cmd_identify(int argc, char **argv);
 int ra_cmd_quantize(int argc, char **argv);
 int ra_cmd_ppl(int argc, char **argv);
 
