@@ -17,7 +17,10 @@ typedef enum {
     RA_W_BF16,  /* bfloat16 (uint16) */
     RA_W_Q4_1,  /* GGUF Q4_1 blocks of 32: d, m (f16), 16 bytes of nibbles */
     RA_W_Q8_0,  /* GGUF Q8_0 blocks of 32: d (f16), 32 int8 */
-    RA_W_Q4_0   /* GGUF Q4_0 blocks of 32: d (f16), 16 bytes of nibbles, x = (q - 8) d */
+    RA_W_Q4_0,  /* GGUF Q4_0 blocks of 32: d (f16), 16 bytes of nibbles, x = (q - 8) d */
+    RA_W_Q5_0,  /* GGUF Q5_0 blocks of 32: d (f16), 32 high bits, 16 bytes of nibbles, x = (q - 16) d */
+    RA_W_Q4_K,  /* GGUF Q4_K super-blocks of 256: 8 x 32 with 6-bit scales and mins */
+    RA_W_Q6_K   /* GGUF Q6_K super-blocks of 256: 16 x 16 with int8 scales, 6-bit codes */
 } ra_wtype;
 
 typedef struct {
@@ -49,8 +52,10 @@ typedef enum {
     RA_DERIVE_NATIVE, /* keep the file's own quantization where we have a kernel for it */
     RA_DERIVE_F32,    /* exact dequantization to float32 */
     RA_DERIVE_BF16,   /* dequantize, then round to nearest even bfloat16 */
-    RA_DERIVE_QUANT   /* the GGML type of the format's name: kept where the file has it, else dequantized
+    RA_DERIVE_QUANT,  /* the GGML type of the format's name: kept where the file has it, else dequantized
                          and quantized with ggml's reference rule (as llama.cpp's quantize tool does) */
+    RA_DERIVE_MIX     /* a llama.cpp file type (q4_k_m): per tensor the GGML type llama.cpp's quantize
+                         tool picks for it, then as RA_DERIVE_QUANT */
 } ra_derive;
 
 #define RA_MAX_KERNELS 4
@@ -74,9 +79,22 @@ bool ra_format_has_kernel(const ra_format *f, const ra_kernel *k);
  * RA_ERR_USAGE and a message listing what does. */
 ra_status ra_format_resolve(const char *spec, bool gpu, const ra_format **f, const ra_kernel **k);
 
+/* Where a tensor sits in the model, for formats whose type depends on it. */
+typedef struct {
+    const char *name;   /* GGUF tensor name: "blk.3.attn_v.weight", "token_embd.weight" */
+    uint32_t n_layers;
+    bool tied;          /* the token embedding is also the output matrix */
+} ra_tensor_role;
+
+/* The GGML type format f stores a tensor of rows of cols values in: the
+ * format's own type (RA_DERIVE_QUANT) or llama.cpp's choice for its file type
+ * (RA_DERIVE_MIX, see formats/format.c), with llama.cpp's fallback where cols
+ * is not a multiple of the type's block. UINT32_MAX for the other formats. */
+uint32_t ra_format_tensor_type(const ra_format *f, const ra_tensor_role *role, uint32_t cols);
+
 /* Convert a GGML tensor (type, data, rows x cols) into a weight of format f. */
-ra_status ra_weight_from_ggml(const ra_format *f, uint32_t ggml_type, const uint8_t *data, uint32_t rows,
-                              uint32_t cols, ra_weight *out);
+ra_status ra_weight_from_ggml(const ra_format *f, const ra_tensor_role *role, uint32_t ggml_type, const uint8_t *data,
+                              uint32_t rows, uint32_t cols, ra_weight *out);
 void ra_weight_free(ra_weight *w);
 /* Row r of w as float32 (exact for every type). */
 ra_status ra_weight_row_f32(const ra_weight *w, uint32_t r, float *out);

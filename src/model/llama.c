@@ -43,21 +43,22 @@ static ra_status unpermute_rows(ra_weight *w, uint32_t n_heads, uint32_t hd)
     return RA_OK;
 }
 
-static ra_status load_weight(const ra_gguf *g, const ra_format *f, const char *name, uint32_t cols, uint32_t rows,
-                             ra_weight *w)
+static ra_status load_weight(const ra_gguf *g, const ra_format *f, const ra_model_config *c, const char *name,
+                             uint32_t cols, uint32_t rows, ra_weight *w)
 {
     const ra_gguf_tensor *t = NULL;
     RA_TRY(find_tensor(g, name, cols, rows, &t));
-    ra_status s = ra_weight_from_ggml(f, t->type, t->data, rows, cols, w);
+    const ra_tensor_role role = {name, c->n_layers, c->tied_embeddings};
+    ra_status s = ra_weight_from_ggml(f, &role, t->type, t->data, rows, cols, w);
     if (s != RA_OK) return ra_wrap(s, "%s: tensor %s", ra_gguf_path(g), name);
     return RA_OK;
 }
 
 /* Norm gains are always kept in float32, whatever the format. */
-static ra_status load_norm(const ra_gguf *g, const char *name, uint32_t dim, ra_weight *w)
+static ra_status load_norm(const ra_gguf *g, const ra_model_config *c, const char *name, ra_weight *w)
 {
     static const ra_format f32 = {"f32", "", RA_DERIVE_F32, {NULL}};
-    return load_weight(g, &f32, name, dim, 1, w);
+    return load_weight(g, &f32, c, name, c->dim, 1, w);
 }
 
 static ra_status load_layer(const ra_gguf *g, const ra_format *f, const ra_model_config *c, uint32_t l, ra_layer *L)
@@ -66,11 +67,11 @@ static ra_status load_layer(const ra_gguf *g, const ra_format *f, const ra_model
     uint32_t q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
 #define W(field, suffix, cols, rows) \
     snprintf(name, sizeof name, "blk.%u.%s.weight", l, suffix); \
-    RA_TRY(load_weight(g, f, name, cols, rows, &L->field))
+    RA_TRY(load_weight(g, f, c, name, cols, rows, &L->field))
     snprintf(name, sizeof name, "blk.%u.attn_norm.weight", l);
-    RA_TRY(load_norm(g, name, c->dim, &L->attn_norm));
+    RA_TRY(load_norm(g, c, name, &L->attn_norm));
     snprintf(name, sizeof name, "blk.%u.ffn_norm.weight", l);
-    RA_TRY(load_norm(g, name, c->dim, &L->ffn_norm));
+    RA_TRY(load_norm(g, c, name, &L->ffn_norm));
     W(wq, "attn_q", c->dim, q_dim);
     W(wk, "attn_k", c->dim, kv_dim);
     W(wv, "attn_v", c->dim, kv_dim);
@@ -111,14 +112,14 @@ ra_status ra_model_load_gguf(const ra_gguf *g, const ra_format *format, ra_pool 
     ra_status s = ra_config_from_gguf(g, &m->cfg);
     const ra_model_config *c = &m->cfg;
     if (s == RA_OK) s = ra_calloc(&m->layers, c->n_layers, sizeof *m->layers);
-    if (s == RA_OK) s = load_weight(g, format, "token_embd.weight", c->dim, c->n_vocab, &m->embed);
-    if (s == RA_OK) s = load_norm(g, "output_norm.weight", c->dim, &m->out_norm);
+    if (s == RA_OK) s = load_weight(g, format, c, "token_embd.weight", c->dim, c->n_vocab, &m->embed);
+    if (s == RA_OK) s = load_norm(g, c, "output_norm.weight", &m->out_norm);
     if (s == RA_OK) {
         if (c->tied_embeddings) {
             m->output = m->embed;
             m->output.borrowed = true;
         } else {
-            s = load_weight(g, format, "output.weight", c->dim, c->n_vocab, &m->output);
+            s = load_weight(g, format, c, "output.weight", c->dim, c->n_vocab, &m->output);
         }
     }
     for (uint32_t l = 0; s == RA_OK && l < c->n_layers; l++) s = load_layer(g, format, c, l, &m->layers[l]);

@@ -302,6 +302,113 @@ float ra_ggml_dot_q8_0_ref(const void *row, const ra_ggml_q8 *x, uint32_t nb)
     return hsum8(acc);
 }
 
+/* ggml_vec_dot_q5_0_q8_0 (arch/x86/quants.c, AVX2): the block's codes made
+ * signed (q - 16, as the 0xF0 high bits do), then q8_0's lanes. */
+float ra_ggml_dot_q5_0_ref(const void *row, const ra_ggml_q8 *x, uint32_t nb)
+{
+    const ra_block_q5_0 *w = row;
+    float acc[8] = {0};
+    for (uint32_t b = 0; b < nb; b++) {
+        const float dd = ra_f16_to_f32(w[b].d) * x[b].d;
+        const uint32_t qh = ra_le32(w[b].qh);
+        for (int k = 0; k < 8; k++) {
+            int32_t s = 0;
+            for (int j = 4 * k; j < 4 * k + 4; j++) {
+                const int nib = j < 16 ? w[b].qs[j] & 15 : w[b].qs[j - 16] >> 4;
+                s += (nib + (int)((qh >> j & 1) << 4) - 16) * x[b].q[j];
+            }
+            acc[k] = fmaf(dd, (float)s, acc[k]);
+        }
+    }
+    return hsum8(acc);
+}
+
+/* quantize_row_q8_K_ref (ggml-quants.c; x86 uses it as is): the signed value
+ * of largest magnitude maps to -127, q = min(127, nearest(x * -127 / max)),
+ * d = 1 / iscale, and the sum of each 16 codes. */
+void ra_ggml_quantize_q8k(const float *x, uint32_t n, ra_ggml_q8k *out)
+{
+    for (uint32_t b = 0; b < n / 256; b++, x += 256) {
+        float max = 0, amax = 0;
+        for (int j = 0; j < 256; j++)
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        memset(&out[b], 0, sizeof out[b]);
+        if (amax == 0.0f) continue;
+        const float iscale = -127.0f / max;
+        for (int j = 0; j < 256; j++) {
+            const float t = iscale * x[j] + 12582912.0f; /* ggml's nearest_int */
+            const int v = (int)(ra_f32_bits(t) & 0x007fffff) - 0x00400000;
+            out[b].q[j] = (int8_t)(v < 127 ? v : 127);
+            out[b].bsums[j / 16] = (int16_t)(out[b].bsums[j / 16] + out[b].q[j]);
+        }
+        out[b].d = 1 / iscale;
+    }
+}
+
+/* ggml_vec_dot_q4_K_q8_K (arch/x86/quants.c, AVX2), per super-block: lane k
+ * (of 8) is the exact integer sum over the 8 sub-blocks s of sc[s] times the
+ * products of elements 32s + 4k .. 32s + 4k + 3, accumulated as
+ * fma(d_x * d_w, lane, acc); the mins go to 4 lanes, lane m =
+ * m[2m] * (bsums 4m, 4m+1) + m[2m+1] * (bsums 4m+2, 4m+3), accumulated as
+ * fma(-d_x * dmin_w, lane, acc_m); result hsum8(acc) + ((m0 + m2) + (m1 + m3)). */
+float ra_ggml_dot_q4_k_ref(const void *row, const ra_ggml_q8k *x, uint32_t nb)
+{
+    const ra_block_q4_k *w = row;
+    float acc[8] = {0}, acc_m[4] = {0};
+    for (uint32_t b = 0; b < nb; b++) {
+        const float d = x[b].d * ra_f16_to_f32(w[b].d), dmin = -x[b].d * ra_f16_to_f32(w[b].dmin);
+        uint8_t sc[8], mn[8];
+        for (int s = 0; s < 8; s++) ra_q4_k_scale_min(w[b].scales, s, &sc[s], &mn[s]);
+        const int16_t *bs = x[b].bsums;
+        for (int m = 0; m < 4; m++) {
+            const int32_t p = mn[2 * m] * (bs[4 * m] + bs[4 * m + 1]) + mn[2 * m + 1] * (bs[4 * m + 2] + bs[4 * m + 3]);
+            acc_m[m] = fmaf(dmin, (float)p, acc_m[m]);
+        }
+        for (int k = 0; k < 8; k++) {
+            int32_t lane = 0;
+            for (int s = 0; s < 8; s++) {
+                const uint8_t *qs = w[b].qs + 32 * (s / 2);
+                int32_t t = 0;
+                for (int i = 4 * k; i < 4 * k + 4; i++) t += (s % 2 ? qs[i] >> 4 : qs[i] & 15) * x[b].q[32 * s + i];
+                lane += sc[s] * t;
+            }
+            acc[k] = fmaf(d, (float)lane, acc[k]);
+        }
+    }
+    return hsum8(acc) + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]));
+}
+
+/* ggml_vec_dot_q6_K_q8_K (arch/x86/quants.c, AVX2), per super-block: lane k
+ * is the exact integer sum of sc[e/16] * q[e] * x[e] over the elements e with
+ * (e % 32) / 4 == k, q the unsigned code 0..63, minus 32 * (sc[2k] bsums[2k] +
+ * sc[2k+1] bsums[2k+1]) for the codes' offset; fma(d_x * d_w, lane, acc);
+ * result hsum8(acc). */
+float ra_ggml_dot_q6_k_ref(const void *row, const ra_ggml_q8k *x, uint32_t nb)
+{
+    const ra_block_q6_k *w = row;
+    float acc[8] = {0};
+    for (uint32_t b = 0; b < nb; b++) {
+        const float d = x[b].d * ra_f16_to_f32(w[b].d);
+        const int8_t *sc = w[b].scales;
+        for (int k = 0; k < 8; k++) {
+            int32_t lane = 0;
+            for (int e0 = 0; e0 < 256; e0 += 32)
+                for (int e = e0 + 4 * k; e < e0 + 4 * k + 4; e++) {
+                    const int h = e / 128, c = (e % 128) / 32, i = e % 32;
+                    const uint8_t l = w[b].ql[64 * h + 32 * (c % 2) + i], hb = w[b].qh[32 * h + i];
+                    const int q = (c < 2 ? l & 15 : l >> 4) | ((hb >> (2 * c)) & 3) << 4;
+                    lane += sc[e / 16] * q * x[b].q[e];
+                }
+            lane -= 32 * (sc[2 * k] * x[b].bsums[2 * k] + sc[2 * k + 1] * x[b].bsums[2 * k + 1]);
+            acc[k] = fmaf(d, (float)lane, acc[k]);
+        }
+    }
+    return hsum8(acc);
+}
+
 #ifdef GGML_X86
 TARGET_AVX2 static inline float hsum8_avx(__m256 x)
 {
@@ -383,28 +490,41 @@ TARGET_AVX2 static void rows_avx2(const ra_weight *w, const ra_ggml_q8 *xq, uint
 
 typedef struct {
     const ra_weight *w;
-    const ra_ggml_q8 *xq; /* n rows of cols / 32 blocks */
+    const ra_ggml_q8 *xq;   /* n rows of cols / 32 blocks (q4_1, q8_0, q5_0) */
+    const ra_ggml_q8k *xk;  /* n rows of cols / 256 super-blocks (q4_k, q6_k) */
     uint32_t n;
     float *y;
     ra_cpu_path path;
 } ggml_job;
 
+/* One output in scalar C, the weight type's vec_dot. */
+static float dot_ref(const ggml_job *j, const uint8_t *row, uint32_t t)
+{
+    const ra_weight *w = j->w;
+    const uint32_t nb = w->cols / QK, nk = w->cols / 256;
+    switch (w->type) {
+    case RA_W_Q4_1: return ra_ggml_dot_q4_1_ref(row, j->xq + (size_t)t * nb, nb);
+    case RA_W_Q5_0: return ra_ggml_dot_q5_0_ref(row, j->xq + (size_t)t * nb, nb);
+    case RA_W_Q4_K: return ra_ggml_dot_q4_k_ref(row, j->xk + (size_t)t * nk, nk);
+    case RA_W_Q6_K: return ra_ggml_dot_q6_k_ref(row, j->xk + (size_t)t * nk, nk);
+    default: return ra_ggml_dot_q8_0_ref(row, j->xq + (size_t)t * nb, nb);
+    }
+}
+
 static void ggml_task(void *ctx, uint32_t task)
 {
     const ggml_job *j = ctx;
     const ra_weight *w = j->w;
-    const uint32_t nb = w->cols / QK, r0 = task * ROWS_PER_TASK;
+    const uint32_t r0 = task * ROWS_PER_TASK;
     const uint32_t r1 = r0 + ROWS_PER_TASK < w->rows ? r0 + ROWS_PER_TASK : w->rows;
 #ifdef GGML_X86
-    if (j->path == RA_CPU_PATH_AVX2) { rows_avx2(w, j->xq, j->n, j->y, r0, r1); return; }
+    if (j->path == RA_CPU_PATH_AVX2 && (w->type == RA_W_Q4_1 || w->type == RA_W_Q8_0)) {
+        rows_avx2(w, j->xq, j->n, j->y, r0, r1);
+        return;
+    }
 #endif
-    const bool q41 = w->type == RA_W_Q4_1;
     for (uint32_t t = 0; t < j->n; t++)
-        for (uint32_t r = r0; r < r1; r++) {
-            const uint8_t *row = w->data + (size_t)r * w->row_bytes;
-            const ra_ggml_q8 *x = j->xq + (size_t)t * nb;
-            j->y[(size_t)t * w->rows + r] = q41 ? ra_ggml_dot_q4_1_ref(row, x, nb) : ra_ggml_dot_q8_0_ref(row, x, nb);
-        }
+        for (uint32_t r = r0; r < r1; r++) j->y[(size_t)t * w->rows + r] = dot_ref(j, w->data + (size_t)r * w->row_bytes, t);
 }
 
 /* ggml_compute_forward_mul_mat's vec_dot path: activations quantized to the
@@ -412,17 +532,27 @@ static void ggml_task(void *ctx, uint32_t task)
  * per output. */
 ra_status ra_ggml_matmul(ra_pool *p, ra_cpu_path path, const ra_weight *w, const float *x, uint32_t n, float *y)
 {
-    if (w->type != RA_W_Q4_1 && w->type != RA_W_Q8_0)
+    if (w->type == RA_W_F32 || w->type == RA_W_BF16 || w->type == RA_W_Q4_0)
         return ra_fail(RA_ERR_UNSUPPORTED, "kernel ggml-avx2 has no product for %s weights", ra_wtype_name(w->type));
-    if (w->cols % QK) return ra_fail(RA_ERR_INTERNAL, "quantized weight with %u columns", w->cols);
-    const bool q41 = w->type == RA_W_Q4_1;
-    const uint32_t nb = w->cols / QK;
-    ggml_job j = {w, NULL, n, y, path};
-    ra_ggml_q8 *xq;
-    RA_TRY(ra_calloc(&xq, (size_t)n * nb, sizeof *xq));
-    for (uint32_t t = 0; t < n; t++) ra_ggml_quantize_q8(x + (size_t)t * w->cols, w->cols, q41, xq + (size_t)t * nb);
+    const bool super = w->type == RA_W_Q4_K || w->type == RA_W_Q6_K;
+    if (w->cols % (super ? 256 : QK)) return ra_fail(RA_ERR_INTERNAL, "quantized weight with %u columns", w->cols);
+    ggml_job j = {w, NULL, NULL, n, y, path};
+    ra_ggml_q8 *xq = NULL;
+    ra_ggml_q8k *xk = NULL;
+    if (super) {
+        const uint32_t nk = w->cols / 256;
+        RA_TRY(ra_calloc(&xk, (size_t)n * nk, sizeof *xk));
+        for (uint32_t t = 0; t < n; t++) ra_ggml_quantize_q8k(x + (size_t)t * w->cols, w->cols, xk + (size_t)t * nk);
+    } else {
+        const uint32_t nb = w->cols / QK;
+        RA_TRY(ra_calloc(&xq, (size_t)n * nb, sizeof *xq));
+        for (uint32_t t = 0; t < n; t++)
+            ra_ggml_quantize_q8(x + (size_t)t * w->cols, w->cols, w->type == RA_W_Q4_1, xq + (size_t)t * nb);
+    }
     j.xq = xq;
+    j.xk = xk;
     ra_pool_for(p, (w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK, ggml_task, &j);
     free(xq);
+    free(xk);
     return RA_OK;
 }
