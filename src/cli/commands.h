@@ -9,5 +9,6 @@ int ra_cmd_inspect(int argc, char **argv);
 int ra_cmd_tokenize(int argc, char **argv);
 int ra_cmd_export_hf(int argc, char **argv);
 int ra_cmd_bench(int argc, char **argv);
+int ra_cmd_quantize(int argc, char **argv);
 
 #endif

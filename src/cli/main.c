@@ -48,6 +48,7 @@ static const struct {
     {"inspect", ra_cmd_inspect, "print a GGUF file's metadata and tensor table"},
     {"tokenize", ra_cmd_tokenize, "show the token ids of a text or a prompt set"},
     {"export-hf", ra_cmd_export_hf, "write the model as HF safetensors + config.json"},
+    {"quantize", ra_cmd_quantize, "write the model requantized as llama.cpp's quantize tool would (q4_k_m, q8_0, q4_0)"},
     {"formats", cmd_formats, "list the weight formats and their kernels"},
     {"bench", ra_cmd_bench, "time the GPU kernels against ceilings measured in the same run"},
 };
