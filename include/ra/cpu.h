@@ -74,6 +74,9 @@ void ra_ggml_quantize_q8k(const float *x, uint32_t n, ra_ggml_q8k *out);
 /* ggml_vec_dot_q4_K_q8_K / ggml_vec_dot_q6_K_q8_K (AVX2) over nb super-blocks, in scalar C. */
 float ra_ggml_dot_q4_k_ref(const void *row, const ra_ggml_q8k *x, uint32_t nb);
 float ra_ggml_dot_q6_k_ref(const void *row, const ra_ggml_q8k *x, uint32_t nb);
+/* ggml_gemv_q4_K_8x8_q8_K (AVX2): llama.cpp's product for a Q4_K matrix of a
+ * multiple of 8 rows, which it repacks at load (one row's arithmetic). */
+float ra_ggml_dot_q4_k_8x8_ref(const void *row, const ra_ggml_q8k *x, uint32_t nb);
 /* y[t][r] = W[r,:] . x[t,:] for Q4_1, Q8_0, Q5_0, Q4_K and Q6_K weights, ggml's vec_dot path. */
 ra_status ra_ggml_matmul(ra_pool *p, ra_cpu_path path, const ra_weight *w, const float *x, uint32_t n, float *y);
 /* ggml_vec_dot_f32 (4 x 8 lanes, fused multiply-add). */

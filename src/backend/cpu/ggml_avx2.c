@@ -381,6 +381,34 @@ float ra_ggml_dot_q4_k_ref(const void *row, const ra_ggml_q8k *x, uint32_t nb)
     return hsum8(acc) + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]));
 }
 
+/* ggml_gemv_q4_K_8x8_q8_K (arch/x86/repack.cpp, AVX2): what llama.cpp runs
+ * for a Q4_K matrix whose row count is a multiple of 8, repacked at load into
+ * interleaved groups of 8 rows. Each row is one float lane: per super-block
+ * the exact integer sums sum_s sc[s] * (q . x over sub-block s) and
+ * sum_s m[s] * (bsums 2s + 2s+1), accumulated as
+ * acc = fma(isum, d_w * d_x, acc) and acc_m = fma(imin, dmin_w * d_x, acc_m);
+ * the result is acc - acc_m. */
+float ra_ggml_dot_q4_k_8x8_ref(const void *row, const ra_ggml_q8k *x, uint32_t nb)
+{
+    const ra_block_q4_k *w = row;
+    float acc = 0, acc_m = 0;
+    for (uint32_t b = 0; b < nb; b++) {
+        int32_t isum = 0, imin = 0;
+        for (int s = 0; s < 8; s++) {
+            uint8_t sc, mn;
+            ra_q4_k_scale_min(w[b].scales, s, &sc, &mn);
+            const uint8_t *qs = w[b].qs + 32 * (s / 2);
+            int32_t t = 0;
+            for (int i = 0; i < 32; i++) t += (s % 2 ? qs[i] >> 4 : qs[i] & 15) * x[b].q[32 * s + i];
+            isum += sc * t;
+            imin += mn * (x[b].bsums[2 * s] + x[b].bsums[2 * s + 1]);
+        }
+        acc = fmaf((float)isum, ra_f16_to_f32(w[b].d) * x[b].d, acc);
+        acc_m = fmaf((float)imin, ra_f16_to_f32(w[b].dmin) * x[b].d, acc_m);
+    }
+    return acc - acc_m;
+}
+
 /* ggml_vec_dot_q6_K_q8_K (arch/x86/quants.c, AVX2), per super-block: lane k
  * is the exact integer sum of sc[e/16] * q[e] * x[e] over the elements e with
  * (e % 32) / 4 == k, q the unsigned code 0..63, minus 32 * (sc[2k] bsums[2k] +
@@ -466,6 +494,107 @@ TARGET_AVX2 static inline void dot_q8_0_avx2(const void *row, const ra_ggml_q8 *
     for (int k = 0; k < K; k++) out[k] = hsum8_avx(acc[k]);
 }
 
+/* The 32 codes of a q5_0 block as signed bytes q - 16: the nibbles, and 0xF0
+ * where bit 4 is clear (as ggml's bytes_from_bits_32 / andnot do). */
+TARGET_AVX2 static inline __m256i q5_0_bytes(const ra_block_q5_0 *b)
+{
+    const __m128i t = _mm_loadu_si128((const __m128i *)b->qs);
+    const __m256i lo = _mm256_and_si256(_mm256_set1_epi8(15), _mm256_set_m128i(_mm_srli_epi16(t, 4), t));
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    /* byte j gets bit j of qh: broadcast the byte holding it, test the bit */
+    const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
+                                              _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                                0x0101010101010101, 0x0000000000000000));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+    return _mm256_or_si256(lo, _mm256_andnot_si256(set, _mm256_set1_epi8((char)0xF0)));
+}
+
+/* ra_ggml_dot_q5_0_ref with the block's lanes by byte multiply-adds (exact). */
+TARGET_AVX2 static float dot_q5_0_avx2(const void *row, const ra_ggml_q8 *x, uint32_t nb)
+{
+    const ra_block_q5_0 *w = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (uint32_t b = 0; b < nb; b++) {
+        const __m256i qw = q5_0_bytes(&w[b]), qx = _mm256_loadu_si256((const __m256i *)x[b].q);
+        const __m256 lanes = lanes_us8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * x[b].d), lanes, acc);
+    }
+    return hsum8_avx(acc);
+}
+
+/* Exact int32 sum of a horizontal vector (order is irrelevant for integers). */
+TARGET_AVX2 static inline int32_t hsum_i32(__m256i v)
+{
+    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4e));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xb1));
+    return _mm_cvtsi128_si32(r);
+}
+
+/* ra_ggml_dot_q4_k_8x8_ref: each sub-block's codes times x by byte
+ * multiply-adds, pairs scaled by the sub-block's scale (int16 x int16 to
+ * int32, exact), summed over the super-block; the float steps as the reference. */
+TARGET_AVX2 static float dot_q4_k_8x8_avx2(const void *row, const ra_ggml_q8k *x, uint32_t nb)
+{
+    const ra_block_q4_k *w = row;
+    float acc = 0, acc_m = 0;
+    for (uint32_t b = 0; b < nb; b++) {
+        __m256i isum = _mm256_setzero_si256();
+        int32_t imin = 0;
+        for (int c = 0; c < 4; c++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * c));
+            for (int h = 0; h < 2; h++) {
+                const int s = 2 * c + h;
+                uint8_t sc, mn;
+                ra_q4_k_scale_min(w[b].scales, s, &sc, &mn);
+                const __m256i qw = _mm256_and_si256(h ? _mm256_srli_epi16(q, 4) : q, _mm256_set1_epi8(15));
+                const __m256i p16 = _mm256_maddubs_epi16(qw, _mm256_loadu_si256((const __m256i *)(x[b].q + 32 * s)));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, _mm256_set1_epi16(sc)));
+                imin += mn * (x[b].bsums[2 * s] + x[b].bsums[2 * s + 1]);
+            }
+        }
+        acc = fmaf((float)hsum_i32(isum), _cvtsh_ss(w[b].d) * x[b].d, acc);
+        acc_m = fmaf((float)imin, _cvtsh_ss(w[b].dmin) * x[b].d, acc_m);
+    }
+    return acc - acc_m;
+}
+
+/* ra_ggml_dot_q6_k_ref: the unsigned 6-bit codes of each 32 elements times x
+ * by byte multiply-adds (pairs, at most 2 * 63 * 127), pairs times their
+ * group's scale into int32 lanes (lane k: elements 4k..4k+3 of each 32),
+ * minus 32 * the scaled bsums; the float steps as the reference. */
+TARGET_AVX2 static float dot_q6_k_avx2(const void *row, const ra_ggml_q8k *x, uint32_t nb)
+{
+    const ra_block_q6_k *w = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (uint32_t b = 0; b < nb; b++) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
+        const __m256i off = _mm256_slli_epi32(
+            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x[b].bsums), sc16), 5);
+        __m256i lanes = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w[b].ql + 64 * h));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w[b].ql + 64 * h + 32));
+            const __m256i hb = _mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h));
+            for (int c = 0; c < 4; c++) {
+                const __m256i lo = c % 2 ? l1 : l0;
+                const __m256i nib = _mm256_and_si256(c < 2 ? lo : _mm256_srli_epi16(lo, 4), _mm256_set1_epi8(15));
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), _mm256_set1_epi8(3));
+                const __m256i q = _mm256_or_si256(nib, _mm256_slli_epi16(hi, 4));
+                const int g = 8 * h + 2 * c; /* groups g (first 16 elements) and g + 1 */
+                const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(w[b].scales[g + 1]), _mm_set1_epi16(w[b].scales[g]));
+                const __m256i p16 = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(x[b].q + 128 * h + 32 * c)));
+                lanes = _mm256_add_epi32(lanes, _mm256_madd_epi16(p16, scale));
+            }
+        }
+        lanes = _mm256_sub_epi32(lanes, off);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x[b].d * _cvtsh_ss(w[b].d)), _mm256_cvtepi32_ps(lanes), acc);
+    }
+    return hsum8_avx(acc);
+}
+
 /* Rows r0..r1 against every token, tokens in fours then one at a time. */
 TARGET_AVX2 static void rows_avx2(const ra_weight *w, const ra_ggml_q8 *xq, uint32_t n, float *y, uint32_t r0, uint32_t r1)
 {
@@ -505,7 +634,9 @@ static float dot_ref(const ggml_job *j, const uint8_t *row, uint32_t t)
     switch (w->type) {
     case RA_W_Q4_1: return ra_ggml_dot_q4_1_ref(row, j->xq + (size_t)t * nb, nb);
     case RA_W_Q5_0: return ra_ggml_dot_q5_0_ref(row, j->xq + (size_t)t * nb, nb);
-    case RA_W_Q4_K: return ra_ggml_dot_q4_k_ref(row, j->xk + (size_t)t * nk, nk);
+    case RA_W_Q4_K:
+        return w->rows % 8 ? ra_ggml_dot_q4_k_ref(row, j->xk + (size_t)t * nk, nk)
+                           : ra_ggml_dot_q4_k_8x8_ref(row, j->xk + (size_t)t * nk, nk);
     case RA_W_Q6_K: return ra_ggml_dot_q6_k_ref(row, j->xk + (size_t)t * nk, nk);
     default: return ra_ggml_dot_q8_0_ref(row, j->xq + (size_t)t * nb, nb);
     }
@@ -518,9 +649,30 @@ static void ggml_task(void *ctx, uint32_t task)
     const uint32_t r0 = task * ROWS_PER_TASK;
     const uint32_t r1 = r0 + ROWS_PER_TASK < w->rows ? r0 + ROWS_PER_TASK : w->rows;
 #ifdef GGML_X86
-    if (j->path == RA_CPU_PATH_AVX2 && (w->type == RA_W_Q4_1 || w->type == RA_W_Q8_0)) {
-        rows_avx2(w, j->xq, j->n, j->y, r0, r1);
-        return;
+    if (j->path == RA_CPU_PATH_AVX2) {
+        const uint32_t nb = w->cols / QK, nk = w->cols / 256;
+        switch (w->type) {
+        case RA_W_Q4_1:
+        case RA_W_Q8_0: rows_avx2(w, j->xq, j->n, j->y, r0, r1); return;
+        case RA_W_Q5_0:
+            for (uint32_t t = 0; t < j->n; t++)
+                for (uint32_t r = r0; r < r1; r++)
+                    j->y[(size_t)t * w->rows + r] = dot_q5_0_avx2(w->data + (size_t)r * w->row_bytes, j->xq + (size_t)t * nb, nb);
+            return;
+        case RA_W_Q6_K:
+            for (uint32_t t = 0; t < j->n; t++)
+                for (uint32_t r = r0; r < r1; r++)
+                    j->y[(size_t)t * w->rows + r] = dot_q6_k_avx2(w->data + (size_t)r * w->row_bytes, j->xk + (size_t)t * nk, nk);
+            return;
+        case RA_W_Q4_K:
+            if (w->rows % 8) break; /* ggml's vec_dot: the scalar code */
+            for (uint32_t t = 0; t < j->n; t++)
+                for (uint32_t r = r0; r < r1; r++)
+                    j->y[(size_t)t * w->rows + r] =
+                        dot_q4_k_8x8_avx2(w->data + (size_t)r * w->row_bytes, j->xk + (size_t)t * nk, nk);
+            return;
+        default: break;
+        }
     }
 #endif
     for (uint32_t t = 0; t < j->n; t++)
