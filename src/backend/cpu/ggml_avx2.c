@@ -29,6 +29,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+
+#include "../cpu_x86.h"
 #define GGML_X86 1
 #define TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #endif
@@ -494,30 +496,13 @@ TARGET_AVX2 static inline void dot_q8_0_avx2(const void *row, const ra_ggml_q8 *
     for (int k = 0; k < K; k++) out[k] = hsum8_avx(acc[k]);
 }
 
-/* The 32 codes of a q5_0 block as signed bytes q - 16: the nibbles, and 0xF0
- * where bit 4 is clear (as ggml's bytes_from_bits_32 / andnot do). */
-TARGET_AVX2 static inline __m256i q5_0_bytes(const ra_block_q5_0 *b)
-{
-    const __m128i t = _mm_loadu_si128((const __m128i *)b->qs);
-    const __m256i lo = _mm256_and_si256(_mm256_set1_epi8(15), _mm256_set_m128i(_mm_srli_epi16(t, 4), t));
-    uint32_t qh;
-    memcpy(&qh, b->qh, 4);
-    /* byte j gets bit j of qh: broadcast the byte holding it, test the bit */
-    const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
-                                              _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
-                                                                0x0101010101010101, 0x0000000000000000));
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
-    return _mm256_or_si256(lo, _mm256_andnot_si256(set, _mm256_set1_epi8((char)0xF0)));
-}
-
 /* ra_ggml_dot_q5_0_ref with the block's lanes by byte multiply-adds (exact). */
 TARGET_AVX2 static float dot_q5_0_avx2(const void *row, const ra_ggml_q8 *x, uint32_t nb)
 {
     const ra_block_q5_0 *w = row;
     __m256 acc = _mm256_setzero_ps();
     for (uint32_t b = 0; b < nb; b++) {
-        const __m256i qw = q5_0_bytes(&w[b]), qx = _mm256_loadu_si256((const __m256i *)x[b].q);
+        const __m256i qw = ra_q5_0_codes_avx2(&w[b]), qx = _mm256_loadu_si256((const __m256i *)x[b].q);
         const __m256 lanes = lanes_us8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * x[b].d), lanes, acc);
     }

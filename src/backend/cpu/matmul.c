@@ -28,6 +28,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+
+#include "../cpu_x86.h"
 #define CPU_X86 1
 #define TARGET_AVX2 __attribute__((target("avx2,f16c"))) /* no fma: every sum stays a rounded add */
 #endif
@@ -351,18 +353,37 @@ TARGET_AVX2 static inline int32_t block_isum_avx2(const uint8_t *w, const act_bl
     return _mm_cvtsi128_si32(h);
 }
 
-/* quant_rows with the row's blocks as bytes and vector block sums. */
+/* quant_rows with the row's blocks as bytes and vector block sums: q4_1 and
+ * q4_k codes unsigned (with a min), q8_0, q4_0 and q5_0 signed; q6_k's
+ * scaled codes do not fit a byte and take quant_rows. */
 TARGET_AVX2 static void quant_rows_avx2(const matmul_job *j, uint32_t r0, uint32_t r1)
 {
     const ra_weight *w = j->w;
     const uint32_t nb = w->cols / QBLOCK;
-    const bool q41 = w->type == RA_W_Q4_1;
+    const bool q41 = w->type == RA_W_Q4_1 || w->type == RA_W_Q4_K; /* unsigned codes and a min */
     uint8_t wq[w->cols];
     float d[nb], m[nb], acc[4];
     for (uint32_t r = r0; r < r1; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
         for (uint32_t b = 0; b < nb; b++) {
             uint8_t *q = wq + b * QBLOCK;
+            if (w->type == RA_W_Q5_0) {
+                const ra_block_q5_0 *k = (const ra_block_q5_0 *)row + b;
+                d[b] = _cvtsh_ss(k->d);
+                m[b] = 0;
+                _mm256_storeu_si256((__m256i *)q, ra_q5_0_codes_avx2(k));
+                continue;
+            }
+            if (w->type == RA_W_Q4_K) { /* d and m as decode_block makes them, the nibbles as bytes */
+                const ra_block_q4_k *k = (const ra_block_q4_k *)row + b / 8;
+                uint8_t sc, mn;
+                ra_q4_k_scale_min(k->scales, (int)(b % 8), &sc, &mn);
+                d[b] = _cvtsh_ss(k->d) * sc;
+                m[b] = -(_cvtsh_ss(k->dmin) * mn);
+                const __m256i t = _mm256_loadu_si256((const __m256i *)(k->qs + 32 * (b % 8 / 2)));
+                _mm256_storeu_si256((__m256i *)q, _mm256_and_si256(b % 2 ? _mm256_srli_epi16(t, 4) : t, _mm256_set1_epi8(15)));
+                continue;
+            }
             const block_view v = block_at(w->type, row, b);
             d[b] = _cvtsh_ss(v.d);
             m[b] = _cvtsh_ss(v.m);
@@ -436,9 +457,8 @@ static void matmul_task(void *ctx, uint32_t task)
     if (r1 > w->rows) r1 = w->rows;
     if (w->type == RA_W_F32 || w->type == RA_W_BF16) float_rows(w, w->type == RA_W_BF16, j->x, j->n, j->y, r0, r1);
 #ifdef CPU_X86
-    /* The K-quants and q5_0 take the scalar code on every path (its bits are the order's by construction). */
-    else if (j->path == RA_CPU_PATH_AVX2 && (w->type == RA_W_Q4_1 || w->type == RA_W_Q8_0 || w->type == RA_W_Q4_0))
-        quant_rows_avx2(j, r0, r1);
+    /* q6_k takes the scalar code on every path (its bits are the order's by construction). */
+    else if (j->path == RA_CPU_PATH_AVX2 && w->type != RA_W_Q6_K) quant_rows_avx2(j, r0, r1);
 #endif
     else quant_rows(j, r0, r1);
 }
