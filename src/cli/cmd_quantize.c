@@ -13,7 +13,10 @@
 
 static const char usage[] =
     "usage: repro-audit quantize --model MODEL --format F --out DIR [options]\n"
+    "       repro-audit quantize --format q4_k_m|q8_0|q4_0 MODEL.gguf OUT.gguf\n"
     "\n"
+    "The second form writes a GGUF file requantized as llama.cpp's quantize tool\n"
+    "would (see quantize --format q4_k_m --help). The first:\n"
     "Writes DIR as a quantized HF checkpoint: model.safetensors with the format's\n"
     "tensors (names, dtypes, shapes and packing of the real checkpoints), config.json\n"
     "with its quantization_config as AutoAWQ, GPTQModel or compressed-tensors write it,\n"
@@ -50,6 +53,9 @@ static void print_stats(const ra_quantize_stats *st, bool calibrated)
 
 int ra_cmd_quantize(int argc, char **argv)
 {
+    for (int i = 1; i + 1 < argc; i++) /* GGUF file types go to the GGUF writer */
+        if (!strcmp(argv[i], "--format") && ra_gguf_file_type_of(argv[i + 1]) != UINT32_MAX)
+            return ra_cmd_quantize_gguf(argc, argv);
     const char *model = NULL, *format = NULL, *method = NULL, *out = NULL, *calib = RA_DEFAULT_TEXT;
     uint32_t samples = 8, seq_len = 256, threads = 0, group = 0;
     bool act_order = false, group_set = false, progress = isatty(2);

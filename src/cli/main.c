@@ -52,7 +52,7 @@ static const struct {
     {"inspect", ra_cmd_inspect, "a GGUF file's metadata and tensors, or an HF checkpoint's description"},
     {"tokenize", ra_cmd_tokenize, "show the token ids of a text or a prompt set"},
     {"export-hf", ra_cmd_export_hf, "write the model as an HF checkpoint (safetensors, config, tokenizer)"},
-    {"quantize", ra_cmd_quantize, "quantize a model into an AWQ, GPTQ, compressed-tensors, FP8 or FP4 checkpoint"},
+    {"quantize", ra_cmd_quantize, "quantize a model into an AWQ, GPTQ, compressed-tensors, FP8 or FP4 checkpoint, or a GGUF (q4_k_m, q8_0, q4_0)"},
     {"ppl", ra_cmd_ppl, "perplexity per format over the evaluation text"},
     {"formats", cmd_formats, "list the weight formats and their kernels"},
     {"bench", ra_cmd_bench, "time the GPU kernels against ceilings measured in the same run"},

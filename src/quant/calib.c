@@ -78,7 +78,7 @@ ra_status ra_calib_open(const ra_model_desc *d, const ra_model_config *c, const 
     const ra_tensor_desc *te = ra_desc_find(d, "model.embed_tokens.weight");
     if (s == RA_OK && (!te || te->ggml_type == RA_NO_GGML || te->nbytes == 0))
         s = ra_fail(RA_ERR_FORMAT, "%s: no usable model.embed_tokens.weight", d->path);
-    if (s == RA_OK) s = ra_weight_from_ggml(ra_format_find("bf16"), te->ggml_type, te->data, c->n_vocab, c->dim, &emb);
+    if (s == RA_OK) s = ra_weight_from_ggml(ra_format_find("bf16"), NULL, te->ggml_type, te->data, c->n_vocab, c->dim, &emb);
     for (size_t i = 0; i < T && s == RA_OK; i++) {
         int32_t tok = t->tokens[i];
         if (tok < 0 || (uint32_t)tok >= c->n_vocab) s = ra_fail(RA_ERR_USAGE, "calibration token %d outside the vocabulary", tok);

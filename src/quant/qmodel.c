@@ -57,7 +57,7 @@ static ra_status bf16_tensor(const ra_model_desc *d, const char *name, uint32_t 
     if (have != want || t->ggml_type == RA_NO_GGML || t->n_dims != (rows ? 2u : 1u))
         return ra_fail(RA_ERR_FORMAT, "%s: tensor %s is not a %s of %llu values", t->file, name, rows ? "matrix" : "vector",
                        (unsigned long long)want);
-    ra_status s = ra_weight_from_ggml(ra_format_find("bf16"), t->ggml_type, t->data, rows ? rows : 1, cols, w);
+    ra_status s = ra_weight_from_ggml(ra_format_find("bf16"), NULL, t->ggml_type, t->data, rows ? rows : 1, cols, w);
     return s == RA_OK ? RA_OK : ra_wrap(s, "%s: tensor %s", t->file, name);
 }
 

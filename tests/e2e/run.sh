@@ -18,7 +18,7 @@ contains() { if grep -q -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(basen
 expect_rc 0 "help" -- "$BIN" --help
 expect_rc 2 "no command" -- "$BIN"
 expect_rc 2 "unknown command" -- "$BIN" frobnicate
-for c in run compare verify dump identify check locate inspect tokenize export-hf formats bench; do expect_rc 0 "$c --help" -- "$BIN" $c --help; done
+for c in run compare verify dump identify check locate inspect tokenize export-hf quantize ppl formats bench; do expect_rc 0 "$c --help" -- "$BIN" $c --help; done
 expect_rc 2 "run without --out" -- "$BIN" run --model "$MODEL"
 expect_rc 2 "run with bad format" -- "$BIN" run --model "$MODEL" --formats nope --out "$T/x"
 contains "$T/err" "unknown format 'nope'" "bad format message"
@@ -36,6 +36,16 @@ contains "$T/err" "magic" "bad magic message"
 expect_rc 2 "inspect missing file" -- "$ASAN" inspect "$T/none.gguf"
 expect_rc 2 "run on truncated model" -- "$ASAN" run --model "$T/trunc.gguf" --out "$T/bad" --quiet
 [ ! -e "$T/bad" ] && ok || bad "failed run left a bundle"
+
+# --- quantize: llama.cpp's Q4_K_M mix, read back by the GGUF reader and the engine ---
+expect_rc 2 "quantize gguf without OUT" -- "$BIN" quantize --format q4_k_m "$MODEL"
+contains "$T/err" "quantize needs --format, MODEL and OUT" "quantize gguf usage message"
+expect_rc 0 "quantize q4_k_m" -- "$BIN" quantize --format q4_k_m "$MODEL" "$T/q4km.gguf"
+expect_rc 0 "inspect q4_k_m" -- "$ASAN" inspect "$T/q4km.gguf"
+for want in "166 q5_0" "16 q4_k" "14 q6_k" "15 q8_0" "61 f32"; do
+  n=$(grep -c " ${want#* } " "$T/out"); [ "$n" = "${want% *}" ] && ok || bad "q4_k_m file: $n tensors of ${want#* }, want ${want% *}"
+done
+expect_rc 0 "run on our q4_k_m file" -- "$BIN" run --model "$T/q4km.gguf" --formats q4_k_m@ggml-avx2,q4_k_m@cpu --max-new-tokens 4 --repeats 1 --out "$T/q4km-run" --quiet
 
 # --- tokenize ---
 expect_rc 0 "tokenize" -- "$BIN" tokenize "$MODEL" "<|im_start|>user
