@@ -51,7 +51,7 @@ static const ra_format formats[] = {
     /* weight-only rows: the CUDA kernels too */
 #define QG(...) RA_DERIVE_QUANT, {"cpu", "ra", "atomic", NULL}, &(const ra_qformat){__VA_ARGS__}
 #define INT4(fam, how, sym_, act) QG(.family = fam, .method = how, .bits = 4, .group_size = 128, .sym = sym_, .act_order = act)
-#define FP8(scheme, act) Q(.family = RA_QF_FP8, .bits = 8, .fp8_scheme = scheme, .fp8_act = act)
+#define FP8(scheme, act) QG(.family = RA_QF_FP8, .bits = 8, .fp8_scheme = scheme, .fp8_act = act)
     {"awq", "AutoAWQ GEMM, 4-bit, group 128, zero points, f16 scales", INT4(RA_QF_AWQ, RA_QMETHOD_RTN, false, false)},
     {"awq-cal", "AutoAWQ GEMM as above, calibrated: per-channel activation-aware scales folded into the norms and "
                 "up_proj, weights clipped per group (src/quant/awq_calib.c)", INT4(RA_QF_AWQ, RA_QMETHOD_AWQ, false, false)},

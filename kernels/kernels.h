@@ -137,6 +137,8 @@ cudaError_t ra_k_fill_random(ra_dtype dtype, void *p, size_t n, uint32_t seed, c
  *         global_scale; MXFP4 the same with E8M0 bscales [N][K/32].
  * 16-bit scales are f16 or (scale_bf16) bf16. N and K multiples of 8. */
 typedef enum { RA_Q_GPTQ = 0, RA_Q_AWQ, RA_Q_W4A16, RA_Q_FP8, RA_Q_NVFP4, RA_Q_MXFP4 } ra_qkind;
+/* FP8 activations: none (weight-only), per token, per 128-column group. */
+typedef enum { RA_QACT_NONE = 0, RA_QACT_TOKEN = 1, RA_QACT_GROUP = 2 } ra_qact;
 
 typedef struct {
     ra_qkind kind;
@@ -150,6 +152,8 @@ typedef struct {
     const float *fscales;
     int block_rows, block_cols, scale_cols;
     float global_scale;
+    ra_qact act;     /* FP8 W8A8: x holds decoded activation codes, xscale their scales */
+    int seg;         /* W8A8: columns per scaled segment (128 with block weights or group activations, else K) */
 } ra_qweight;
 
 typedef struct {
@@ -158,16 +162,21 @@ typedef struct {
     float *y;        /* M x N, row stride ldy (0: N) */
     int m, ldy;
     ra_epilogue epilogue; /* STORE or ADD */
+    const float *xscale; /* W8A8: M x groups activation scales (ra_k_fp8_quantize_act) */
     float *ws;       /* ra_qgemm_workspace(n, k, m) floats (not needed when atomic) */
     int atomic;      /* add slice sums with floating-point atomics, in no fixed order */
 } ra_qgemm_args;
 
 /* y = x . W^T: a thread per output feature walks its K slice in order; the S
- * slices (ra_qgemm_slices, from N and K alone) are added in slice order, or
- * atomically when a->atomic. */
+ * slices (ra_qgemm_slices, from the layout, N and K alone) are added in slice
+ * order, or atomically when a->atomic. */
 cudaError_t ra_k_qgemm(const ra_qgemm_args *a, cudaStream_t stream);
-int ra_qgemm_slices(int n, int k);
-size_t ra_qgemm_workspace(int n, int k, int max_m);
+int ra_qgemm_slices(ra_qkind kind, int n, int k);
+size_t ra_qgemm_workspace(ra_qkind kind, int n, int k, int max_m);
+/* FP8 activation quantization as the CPU does it (formats/fp8.c): per token
+ * (act TOKEN) or per 128 columns (GROUP), s = amax / 448, codes e4m3(x / s)
+ * saturated; xq gets the codes decoded (M x K), xscale the scales (M x groups). */
+cudaError_t ra_k_fp8_quantize_act(const float *x, float *xq, float *xscale, int m, int k, int act, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

@@ -5,7 +5,7 @@
  * the same bits: docs/formats.md) and multiplied with float32 activations.
  *
  * A thread owns one output feature n. A block owns 128 of them and one of S
- * slices of K (S from N and K alone, qgemm_slices). In its slice a thread
+ * slices of K (S from the layout, N and K alone: ra_qgemm_slices). In its slice a thread
  * walks k upward, 8 at a time, and adds w * x into one float32 sum per token
  * (fmaf, in that order); tokens go up to 8 at a time (fewer only for smaller
  * batches: a token's chain of fmaf is the same either way) through shared
@@ -20,7 +20,19 @@
 
 #define Q_THREADS 128
 #define Q_TILE 256    /* columns of x staged in shared memory */
-#define Q_TARGET_BLOCKS 1056 /* 8 per SM on an H100 */
+/* FP8 weights with activations quantized per token or per 128-group (W8A8):
+ * the kernel multiplies the decoded codes of both and scales each segment's
+ * sum, as the CPU reference does (formats/fp8.c). Internal to this file. */
+#define Q_FP8_W8A8 100
+
+/* Blocks a product aims for, by layout (measured on the H100, docs/gpu.md):
+ * where a warp's 32 features sit side by side in memory (GPTQ, AWQ, and FP8's
+ * wide rows) short slices and many blocks keep more loads in flight; the
+ * packed K-major layouts prefer longer slices. */
+static int target_blocks(int kind)
+{
+    return kind == RA_Q_GPTQ || kind == RA_Q_AWQ || kind == RA_Q_FP8 || kind == Q_FP8_W8A8 ? 4224 : 1056;
+}
 
 /* ---- element decoders (the CPU's expressions, minifloat.c) ----------------- */
 
@@ -104,6 +116,10 @@ __device__ __forceinline__ void decode8(const ra_qweight &w, int n, int k0, floa
             const uint32_t z = w.qzeros ? (__ldg(&w.qzeros[(size_t)(n / 8) * G + g]) >> (4 * (n % 8))) & 15 : 8;
             out[j] = (float)((int)((word >> (4 * j)) & 15) - (int)z) * scale16(w, (size_t)n * G + g);
         }
+    } else if (KIND == Q_FP8_W8A8) { /* the codes alone: scales apply per segment */
+        const uint2 b = __ldg((const uint2 *)(w.codes + (size_t)n * K + k0));
+#pragma unroll
+        for (int j = 0; j < 8; j++) out[j] = e4m3_to_f32(((j < 4 ? b.x : b.y) >> (8 * (j % 4))) & 0xff);
     } else if (KIND == RA_Q_FP8) {
         const uint2 b = __ldg((const uint2 *)(w.codes + (size_t)n * K + k0));
         const float s = __ldg(&w.fscales[(size_t)(n / w.block_rows) * w.scale_cols + k0 / w.block_cols]);
@@ -131,9 +147,9 @@ static __global__ void __launch_bounds__(Q_THREADS) qgemm(ra_qgemm_args a, int s
     const int k_begin = s * slice_len, k_end = min(K, k_begin + slice_len);
     for (int t0 = 0; t0 < a.m; t0 += MT) {
         const int nt = min(MT, a.m - t0);
-        float acc[MT];
+        float acc[MT], seg[MT]; /* seg: the running sum of the current scale segment (W8A8), else all of it */
 #pragma unroll
-        for (int t = 0; t < MT; t++) acc[t] = 0.0f;
+        for (int t = 0; t < MT; t++) acc[t] = seg[t] = 0.0f;
         for (int kt = k_begin; kt < k_end; kt += Q_TILE) {
             const int len = min(Q_TILE, k_end - kt);
             __syncthreads();
@@ -150,10 +166,23 @@ static __global__ void __launch_bounds__(Q_THREADS) qgemm(ra_qgemm_args a, int s
 #pragma unroll
                 for (int t = 0; t < MT; t++)
 #pragma unroll
-                    for (int j = 0; j < 8; j++) acc[t] = __fmaf_rn(wv[j], xs[t][c + j], acc[t]);
+                    for (int j = 0; j < 8; j++) seg[t] = __fmaf_rn(wv[j], xs[t][c + j], seg[t]);
+                const int k = kt + c, kend = k + 8;
+                if (KIND == Q_FP8_W8A8 && (kend % w.seg == 0 || kend == k_end)) { /* (sum * s_x) * s_w, as the CPU */
+                    const float sw = __ldg(&w.fscales[(size_t)(n / w.block_rows) * w.scale_cols + k / w.block_cols]);
+                    const int groups = w.act == RA_QACT_GROUP ? (K + 127) / 128 : 1, g = groups > 1 ? k / 128 : 0;
+#pragma unroll
+                    for (int t = 0; t < MT; t++) {
+                        const float sx = t < nt ? a.xscale[(size_t)(t0 + t) * groups + g] : 0.0f;
+                        acc[t] = acc[t] + (seg[t] * sx) * sw;
+                        seg[t] = 0.0f;
+                    }
+                }
             }
         }
         if (n >= w.n) continue;
+        if (KIND != Q_FP8_W8A8)
+            for (int t = 0; t < MT; t++) acc[t] = seg[t];
         for (int t = 0; t < nt; t++) {
             const size_t at = (size_t)(t0 + t) * a.ldy + n;
             if (a.atomic) atomicAdd(&a.y[at], acc[t]);
@@ -187,25 +216,25 @@ static cudaError_t launch_kind(const ra_qgemm_args &a, int mt, dim3 grid, int le
     return cudaGetLastError();
 }
 
-static int slice_len(int n, int k)
+static int slice_len(int kind, int n, int k)
 {
     const int blocks_n = (n + Q_THREADS - 1) / Q_THREADS;
-    int s = (Q_TARGET_BLOCKS + blocks_n - 1) / blocks_n;
+    int s = (target_blocks(kind) + blocks_n - 1) / blocks_n;
     const int max_s = k / Q_TILE > 1 ? k / Q_TILE : 1; /* at least a tile a slice */
     s = s < max_s ? s : max_s;
     const int len = (k + s - 1) / s;
     return (len + Q_TILE - 1) / Q_TILE * Q_TILE;
 }
 
-extern "C" int ra_qgemm_slices(int n, int k)
+extern "C" int ra_qgemm_slices(ra_qkind kind, int n, int k)
 {
-    const int len = slice_len(n, k);
+    const int len = slice_len(kind, n, k);
     return (k + len - 1) / len;
 }
 
-extern "C" size_t ra_qgemm_workspace(int n, int k, int max_m)
+extern "C" size_t ra_qgemm_workspace(ra_qkind kind, int n, int k, int max_m)
 {
-    const int s = ra_qgemm_slices(n, k);
+    const int s = ra_qgemm_slices(kind, n, k);
     return s > 1 ? (size_t)s * max_m * n : 0;
 }
 
@@ -220,7 +249,8 @@ extern "C" cudaError_t ra_k_qgemm(const ra_qgemm_args *args, cudaStream_t stream
         return cudaErrorInvalidValue;
     if ((w.kind == RA_Q_NVFP4 && w.k % 16) || (w.kind == RA_Q_MXFP4 && w.k % 32)) return cudaErrorInvalidValue;
     if (w.kind <= RA_Q_W4A16 && !w.g_idx && (w.group <= 0 || w.group % 8)) return cudaErrorInvalidValue;
-    const int len = slice_len(w.n, w.k), slices = (w.k + len - 1) / len;
+    if (w.act && (w.kind != RA_Q_FP8 || !a->xscale || w.seg <= 0 || w.seg % 8)) return cudaErrorInvalidValue;
+    const int len = slice_len(w.kind, w.n, w.k), slices = (w.k + len - 1) / len;
     if (slices > 1 && !a->atomic && !a->ws) return cudaErrorInvalidValue;
     if (a->ldy < w.n) return cudaErrorInvalidValue;
     if (a->atomic && a->epilogue == RA_EPI_STORE) {
@@ -236,7 +266,9 @@ extern "C" cudaError_t ra_k_qgemm(const ra_qgemm_args *args, cudaStream_t stream
     case RA_Q_GPTQ: e = launch_kind<RA_Q_GPTQ>(*a, mt, grid, len, stream); break;
     case RA_Q_AWQ: e = launch_kind<RA_Q_AWQ>(*a, mt, grid, len, stream); break;
     case RA_Q_W4A16: e = launch_kind<RA_Q_W4A16>(*a, mt, grid, len, stream); break;
-    case RA_Q_FP8: e = launch_kind<RA_Q_FP8>(*a, mt, grid, len, stream); break;
+    case RA_Q_FP8:
+        e = w.act ? launch_kind<Q_FP8_W8A8>(*a, mt, grid, len, stream) : launch_kind<RA_Q_FP8>(*a, mt, grid, len, stream);
+        break;
     case RA_Q_NVFP4: e = launch_kind<RA_Q_NVFP4>(*a, mt, grid, len, stream); break;
     case RA_Q_MXFP4: e = launch_kind<RA_Q_MXFP4>(*a, mt, grid, len, stream); break;
     default: return cudaErrorInvalidValue;
@@ -247,5 +279,61 @@ extern "C" cudaError_t ra_k_qgemm(const ra_qgemm_args *args, cudaStream_t stream
         const int blocks = (int)((mn + 255) / 256 < 1024 ? (mn + 255) / 256 : 1024);
         combine<<<blocks, 256, 0, stream>>>(*a, slices);
     }
+    return cudaGetLastError();
+}
+
+/* ---- FP8 activations (W8A8) -------------------------------------------------- */
+
+/* f32 -> E4M3 saturating, the CPU's encoder (formats/minifloat.c) step for
+ * step: scale to units of the grid spacing in double, round to nearest even. */
+__device__ uint32_t f32_to_e4m3_sat(float x)
+{
+    const uint32_t sign = signbit(x) ? 0x80u : 0u;
+    if (isnan(x)) return sign | 0x7f;
+    if (isinf(x)) return sign | 0x7e;
+    const float a = fabsf(x);
+    if (a == 0.0f) return sign;
+    int e;
+    frexpf(a, &e);
+    e -= 1;
+    if (e < -6) e = -6;
+    double units = rint(ldexp((double)a, 3 - e));
+    if (units >= 16.0) {
+        units /= 2;
+        e++;
+    }
+    if (ldexp(units, e - 3) > 448.0) return sign | 0x7e;
+    const uint32_t n = (uint32_t)units;
+    return n < 8 ? sign | n : sign | ((uint32_t)(e + 7) << 3) | (n - 8);
+}
+
+/* One block per (group, token): the group's largest magnitude (a maximum: the
+ * same whatever the order), the scale, then each value's code, decoded. */
+static __global__ void fp8_act(const float *x, float *xq, float *xscale, int k, int act)
+{
+    __shared__ float warp_max[32];
+    const int g = blockIdx.x, t = blockIdx.y, groups = gridDim.x;
+    const int len = act == RA_QACT_GROUP ? 128 : k, k0 = g * len, k1 = min(k, k0 + len);
+    const float *v = x + (size_t)t * k;
+    float amax = act == RA_QACT_GROUP ? 1e-10f : 0.0f; /* the group kernel seeds its max with eps */
+    for (int i = k0 + threadIdx.x; i < k1; i += blockDim.x) amax = fabsf(v[i]) > amax ? fabsf(v[i]) : amax;
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
+    __syncthreads();
+    amax = warp_max[0];
+    for (int i = 1; i < (int)blockDim.x / 32; i++) amax = fmaxf(amax, warp_max[i]);
+    float sc = amax / 448.0f;
+    if (act != RA_QACT_GROUP && sc < 1.0f / (448.0f * 512.0f)) sc = 1.0f / (448.0f * 512.0f);
+    if (threadIdx.x == 0) xscale[(size_t)t * groups + g] = sc;
+    for (int i = k0 + threadIdx.x; i < k1; i += blockDim.x) xq[(size_t)t * k + i] = e4m3_to_f32(f32_to_e4m3_sat(v[i] / sc));
+}
+
+extern "C" cudaError_t ra_k_fp8_quantize_act(const float *x, float *xq, float *xscale, int m, int k, int act,
+                                             cudaStream_t stream)
+{
+    if (m <= 0) return cudaSuccess;
+    if (k <= 0 || m > 65535 || (act != RA_QACT_TOKEN && act != RA_QACT_GROUP)) return cudaErrorInvalidValue;
+    const int groups = act == RA_QACT_GROUP ? (k + 127) / 128 : 1;
+    fp8_act<<<dim3(groups, m), 256, 0, stream>>>(x, xq, xscale, k, act);
     return cudaGetLastError();
 }

@@ -3,7 +3,9 @@
  * (N and K not multiples of the tiles, groups of 32/64/128, act-order with a
  * shuffled g_idx), packed as their checkpoints store them:
  *  - decoding: with one-hot activations every weight comes back bit for bit
- *    as the CPU dequantizes it;
+ *    as the CPU dequantizes it (weight-only formats);
+ *  - FP8 W8A8: the activations' codes and scales bit for bit as the CPU
+ *    quantizes them, the product within tolerance of the CPU's;
  *  - the product within tolerance of a double-precision sum;
  *  - @ra: bitwise the same run to run, and a row alone = the same row inside
  *    batches of 2..64 at several positions with other neighbours;
@@ -14,28 +16,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#define RA_TEST_SEED 0x9e3779b97f4a7c15ull
+#include "gpu_test.h"
 #include "kernels.h"
 #include "qlinear.h"
 #include "ra/format.h"
+#include "ra/fp8.h"
+#include "ra/minifloat.h"
 #include "ra/util.h"
 
 #define MAX_M 64
 #define REPEATS 10
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static float frand(void) /* uniform in [-1, 1) */
-{
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((int32_t)(rng >> 40) - (1 << 23)) / (float)(1 << 23);
-}
-static uint32_t urand(uint32_t n)
-{
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)((rng >> 33) % n);
-}
-
-#define CUDA_OK(call) CHECK_MSG((call) == cudaSuccess, "%s: %s", #call, cudaGetErrorString(cudaGetLastError()))
 
 typedef struct {
     const char *row; /* the format's row in the traits table */
@@ -45,7 +37,7 @@ typedef struct {
 
 typedef struct {
     ra_qgemm_args a;
-    float *dx, *dy;
+    float *dx, *dy, *dxq, *dxs; /* dxq, dxs: W8A8 activation codes (decoded) and scales */
     size_t mn_bytes;
 } launch;
 
@@ -57,6 +49,7 @@ static void run(launch *L, const float *x, int m, int atomic, float *y)
     CUDA_OK(cudaMemset(L->dy, 0xff, L->mn_bytes)); /* poison: unwritten outputs read as NaN */
     L->a.m = m;
     L->a.atomic = atomic;
+    if (L->a.w.act) CUDA_OK(ra_k_fp8_quantize_act(L->dx, L->dxq, L->dxs, m, k, L->a.w.act, 0));
     CUDA_OK(ra_k_qgemm(&L->a, 0));
     CUDA_OK(cudaDeviceSynchronize());
     CUDA_OK(cudaMemcpy(y, L->dy, (size_t)m * n * sizeof(float), cudaMemcpyDeviceToHost));
@@ -89,17 +82,24 @@ static void test_case(const qcase *c)
     CHECK_OK(ra_cuda_qlayer_upload(&qf, &q, &d));
 
     launch L = {.a = {.w = d.w, .epilogue = RA_EPI_STORE}, .mn_bytes = (size_t)MAX_M * N * sizeof(float)};
-    const size_t ws = ra_qgemm_workspace((int)N, (int)K, MAX_M);
+    const size_t ws = ra_qgemm_workspace(d.w.kind, (int)N, (int)K, MAX_M);
     CUDA_OK(cudaMalloc((void **)&L.dx, (size_t)MAX_M * K * sizeof(float)));
     CUDA_OK(cudaMalloc((void **)&L.dy, L.mn_bytes));
     if (ws) CUDA_OK(cudaMalloc((void **)&L.a.ws, ws * sizeof(float)));
     L.a.x = L.dx, L.a.y = L.dy;
+    const bool w8a8 = d.w.act != RA_QACT_NONE;
+    const uint32_t groups = d.w.act == RA_QACT_GROUP ? (K + 127) / 128 : 1;
+    if (w8a8) {
+        CUDA_OK(cudaMalloc((void **)&L.dxq, (size_t)MAX_M * K * sizeof(float)));
+        CUDA_OK(cudaMalloc((void **)&L.dxs, (size_t)MAX_M * groups * sizeof(float)));
+        L.a.x = L.dxq, L.a.xscale = L.dxs;
+    }
     float *x = calloc((size_t)MAX_M * K, sizeof *x), *y = malloc(L.mn_bytes), *y0 = malloc(L.mn_bytes),
           *y1 = malloc(L.mn_bytes);
 
-    /* 1. Decoding: one-hot rows pick single weights. */
+    /* 1. Decoding: one-hot rows pick single weights (weight-only formats). */
     uint64_t decode_bad = 0;
-    for (uint32_t k0 = 0; k0 < K; k0 += MAX_M) {
+    for (uint32_t k0 = 0; !w8a8 && k0 < K; k0 += MAX_M) {
         const int m = (int)(K - k0 < MAX_M ? K - k0 : MAX_M);
         memset(x, 0, (size_t)MAX_M * K * sizeof *x);
         for (int t = 0; t < m; t++) x[(size_t)t * K + k0 + t] = 1.0f;
@@ -110,8 +110,28 @@ static void test_case(const qcase *c)
     CHECK_MSG(decode_bad == 0, "%s %ux%u: %llu weights decode differently from the CPU", c->row, N, K,
               (unsigned long long)decode_bad);
 
-    /* 2. Tolerance against a double sum, for @ra and @atomic. */
-    for (size_t i = 0; i < (size_t)MAX_M * K; i++) x[i] = frand();
+    /* 2. Tolerance against a double sum (W8A8: against the CPU's product), for @ra and @atomic. */
+    for (size_t i = 0; i < (size_t)MAX_M * K; i++) x[i] = frand() * (i % 97 == 5 ? 40.0f : 1.0f);
+    float *ycpu = NULL;
+    if (w8a8) { /* the activations' codes and scales, bit for bit; the CPU's product */
+        uint8_t *codes = malloc((size_t)MAX_M * K);
+        float *xs = malloc((size_t)MAX_M * groups * sizeof *xs), *xq = malloc((size_t)MAX_M * K * sizeof *xq),
+              *gxs = malloc((size_t)MAX_M * groups * sizeof *gxs);
+        ra_fp8_quantize_activations(x, MAX_M, K, q.act, codes, xs);
+        run(&L, x, MAX_M, 0, y);
+        CUDA_OK(cudaMemcpy(xq, L.dxq, (size_t)MAX_M * K * sizeof *xq, cudaMemcpyDeviceToHost));
+        CUDA_OK(cudaMemcpy(gxs, L.dxs, (size_t)MAX_M * groups * sizeof *gxs, cudaMemcpyDeviceToHost));
+        uint64_t bad = 0;
+        for (size_t i = 0; i < (size_t)MAX_M * K; i++) bad += memcmp(&xq[i], &(float){ra_e4m3_to_f32(codes[i])}, 4) != 0;
+        for (size_t i = 0; i < (size_t)MAX_M * groups; i++) bad += memcmp(&xs[i], &gxs[i], 4) != 0;
+        CHECK_MSG(bad == 0, "%s: %llu activation codes or scales differ from the CPU's", c->row, (unsigned long long)bad);
+        ycpu = malloc(L.mn_bytes);
+        ra_pool *pool = NULL;
+        CHECK_OK(ra_pool_new(1, &pool));
+        CHECK_OK(ra_qlayer_matmul(pool, &q, x, MAX_M, ycpu));
+        ra_pool_free(pool);
+        free(codes), free(xs), free(xq), free(gxs);
+    }
     double worst[2] = {0, 0};
     for (int atomic = 0; atomic < 2; atomic++) {
         run(&L, x, MAX_M, atomic, y);
@@ -122,6 +142,7 @@ static void test_case(const qcase *c)
                     const double p = (double)deq[(size_t)n * K + k] * x[(size_t)t * K + k];
                     ref += p, mag += fabs(p);
                 }
+                if (ycpu) ref = ycpu[(size_t)t * N + n]; /* same quantized activations on both sides */
                 const double e = fabs(y[(size_t)t * N + n] - ref) / (mag > 0 ? mag : 1);
                 worst[atomic] = e > worst[atomic] || isnan(e) ? e : worst[atomic];
             }
@@ -166,13 +187,14 @@ static void test_case(const qcase *c)
     }
     CHECK_MSG(batch_bad == 0, "%s@ra %ux%u: %llu of %llu batched rows differ from the row alone", c->row, N, K,
               (unsigned long long)batch_bad, (unsigned long long)batch_checked);
-    printf("  %-12s N=%-4u K=%-5u group %-4d slices %d  decode exact  err ra %.2g atomic %.2g  "
+    printf("  %-12s N=%-4u K=%-5u group %-4d slices %d  %s  err ra %.2g atomic %.2g  "
            "batched rows %llu same  atomic: %llu/%d repeats differ (%llu values)\n",
-           c->row, N, K, qf.group_size, ra_qgemm_slices((int)N, (int)K), worst[0], worst[1],
+           c->row, N, K, qf.group_size, ra_qgemm_slices(d.w.kind, (int)N, (int)K),
+           w8a8 ? "activations exact" : "decode exact", worst[0], worst[1],
            (unsigned long long)batch_checked, (unsigned long long)at_runs_diff, REPEATS, (unsigned long long)at_vals_diff);
 
-    free(alone), free(xb), free(x), free(y), free(y0), free(y1), free(w), free(deq), free(perm);
-    cudaFree(L.dx), cudaFree(L.dy), cudaFree(L.a.ws);
+    free(alone), free(xb), free(x), free(y), free(y0), free(y1), free(w), free(deq), free(perm), free(ycpu);
+    cudaFree(L.dx), cudaFree(L.dy), cudaFree(L.a.ws), cudaFree(L.dxq), cudaFree(L.dxs);
     ra_cuda_qlayer_free(&d);
     ra_qlayer_free(&q);
 }
@@ -189,7 +211,8 @@ int main(void)
         {"gptq-act", 264, 1152, 128}, {"awq", 264, 640, 128},    {"awq", 72, 320, 32},
         {"w4a16", 200, 512, 64},     {"w4a16", 96, 1024, 128},  {"fp8", 200, 1000, 0},
         {"fp8-block", 304, 1000, 0}, {"nvfp4", 200, 640, 0},    {"mxfp4", 72, 352, 0},
-        {"mxfp4", 584, 4096, 0},
+        {"mxfp4", 584, 4096, 0},      {"fp8-w8a8", 200, 1000, 0}, {"fp8-w8a8", 96, 4096, 0},
+        {"fp8-block", 136, 1000, 0},
     };
     printf("quantized kernels (@ra fixed order, @atomic split-K with float atomics):\n");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_case(&cases[i]);

@@ -84,6 +84,7 @@ typedef struct {
 
     float *gemm_ws;               /* split-K partial sums of our bf16 products */
     float *qgemm_ws;              /* slice sums of the quantized products, for rows_cap rows */
+    float *xq, *xscale;           /* FP8 W8A8: the activations' decoded codes and scales */
     unsigned *gemm_counters;
     bool fused_rope;              /* RoPE and the KV store in the q/k/v product's epilogue */
 
@@ -153,7 +154,9 @@ static void free_rows(cuda_engine *e)
     cudaFree(e->ls_ws);
     e->ls_ws = NULL;
     cudaFree(e->qgemm_ws);
-    e->qgemm_ws = NULL;
+    cudaFree(e->xq);
+    cudaFree(e->xscale);
+    e->qgemm_ws = e->xq = e->xscale = NULL;
     cudaFree(e->d_in);
     cudaFree(e->d_argmax);
     cudaFreeHost(e->h_in);
@@ -186,10 +189,15 @@ static ra_status ensure_rows(cuda_engine *e, uint32_t n, uint32_t want)
         size_t ws = 0;
         for (int i = 0; i < QL_COUNT; i++) {
             const ra_qweight *w = &e->layers[0].q[i].w;
-            const size_t need = ra_qgemm_workspace(w->n, w->k, (int)rows);
+            const size_t need = ra_qgemm_workspace(w->kind, w->n, w->k, (int)rows);
             ws = need > ws ? need : ws;
         }
         RA_TRY(ra_cuda_alloc(&e->qgemm_ws, ws, sizeof(float), "quantized slice sums"));
+        if (e->layers[0].q[0].w.act) { /* the widest input is the MLP's */
+            const size_t k = c->ffn_dim > wide ? c->ffn_dim : wide;
+            RA_TRY(ra_cuda_alloc(&e->xq, rows, k * sizeof(float), "FP8 activations"));
+            RA_TRY(ra_cuda_alloc(&e->xscale, rows, (k + 127) / 128 * sizeof(float), "FP8 activation scales"));
+        }
     }
     RA_TRY(ra_cuda_alloc(&e->logits, wants, (size_t)c->n_vocab * sizeof(float), "logits"));
     RA_TRY(ra_cuda_alloc(&e->ls_ws, ra_log_softmax_workspace((int)wants, (int)c->n_vocab), 1, "log-softmax workspace"));
@@ -364,6 +372,11 @@ static ra_status qgemm(cuda_engine *e, const ra_cuda_qlayer *q, const float *x, 
 {
     ra_qgemm_args a = {.w = q->w, .x = x, .y = y, .m = m, .ldy = ldy, .epilogue = epi, .ws = e->qgemm_ws,
                        .atomic = e->atomic};
+    if (q->w.act) { /* W8A8: the activations quantized as the CPU does, per product */
+        CU_TRY(ra_k_fp8_quantize_act(x, e->xq, e->xscale, m, q->w.k, q->w.act, e->stream), "FP8 activations");
+        a.x = e->xq;
+        a.xscale = e->xscale;
+    }
     return ra_cuda_check(ra_k_qgemm(&a, e->stream), "quantized matrix product");
 }
 
@@ -628,8 +641,8 @@ ra_status ra_cuda_engine_open(ra_model *m, const ra_kernel *k, const ra_engine_o
         const ra_qlayer *q0 = m->layers[0].wq.q;
         if (strcmp(k->name, "ra") && strcmp(k->name, "atomic"))
             return ra_fail(RA_ERR_UNSUPPORTED, "format %s runs on the kernels ra and atomic, not %s", m->format->name, k->name);
-        if (!qf || qf->family == RA_QF_MARLIN || !q0 || q0->act != RA_FP8_ACT_NONE)
-            return ra_fail(RA_ERR_UNSUPPORTED, "format %s has no CUDA kernel yet (weight-only formats do)", m->format->name);
+        if (!qf || qf->family == RA_QF_MARLIN || !q0)
+            return ra_fail(RA_ERR_UNSUPPORTED, "format %s has no CUDA kernel yet", m->format->name);
         if (m->embed.type != RA_W_BF16 && m->embed.type != RA_W_F32)
             return ra_fail(RA_ERR_UNSUPPORTED, "format %s: embeddings of type %s", m->format->name, ra_wtype_name(m->embed.type));
     } else if (!strcmp(k->name, "atomic")) {

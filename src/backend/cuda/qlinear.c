@@ -44,7 +44,7 @@ static ra_status upload_int4(const ra_qformat *f, const ra_qlayer *q, const ra_q
     return RA_OK;
 }
 
-static ra_status upload_fp8(const ra_qformat *f, const ra_qtensors *t, ra_cuda_qlayer *d)
+static ra_status upload_fp8(const ra_qformat *f, ra_fp8_act act, const ra_qtensors *t, ra_cuda_qlayer *d)
 {
     ra_qweight *w = &d->w;
     const ra_qtensor *sc = ra_qtensors_find(t, ".weight_scale");
@@ -66,6 +66,8 @@ static ra_status upload_fp8(const ra_qformat *f, const ra_qtensors *t, ra_cuda_q
     w->block_rows = block ? RA_FP8_BLOCK_SIZE : f->fp8_scheme == RA_FP8_CHANNEL ? 1 : w->n;
     w->block_cols = block ? RA_FP8_BLOCK_SIZE : w->k;
     w->scale_cols = block ? (w->k + RA_FP8_BLOCK_SIZE - 1) / RA_FP8_BLOCK_SIZE : 1;
+    w->act = act == RA_FP8_ACT_TOKEN ? RA_QACT_TOKEN : act == RA_FP8_ACT_GROUP ? RA_QACT_GROUP : RA_QACT_NONE;
+    w->seg = act == RA_FP8_ACT_GROUP || block ? RA_FP8_BLOCK_SIZE : w->k; /* the CPU's segments (formats/fp8.c) */
     return put(d, 0, t, ".weight", (const void **)&w->codes);
 }
 
@@ -90,7 +92,7 @@ ra_status ra_cuda_qlayer_upload(const ra_qformat *f, const ra_qlayer *q, ra_cuda
     RA_TRY(ra_qformat_pack(f, q, &t));
     ra_status s;
     switch (f->family) {
-    case RA_QF_FP8: s = upload_fp8(f, &t, out); break;
+    case RA_QF_FP8: s = upload_fp8(f, q->act, &t, out); break;
     case RA_QF_NVFP4:
     case RA_QF_MXFP4: s = upload_fp4(f, q, &t, out); break;
     default: s = upload_int4(f, q, &t, out); break;
