@@ -53,7 +53,7 @@ ASAN_UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan-tests/%)
 BIN := $(BUILD)/repro-audit
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: FORCE all deps fuzz-deps model demo test unit unit-asan e2e fuzz fuzz-replay clean gpu-tests test-gpu no-nvcc
+.PHONY: FORCE all deps fuzz-deps model text demo test unit unit-asan e2e hostile fuzz fuzz-replay clean gpu-tests test-gpu no-nvcc
 all: $(BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h) $(wildcard kernels/*.h)
@@ -129,6 +129,12 @@ model: $(MODEL)
 $(MODEL): tools/fetch_model.sh data/model.sha256
 	tools/fetch_model.sh $@
 
+# The calibration and evaluation text: "The Devil's Dictionary" (public domain), from Debian's dict-devil.
+TEXT := data/devils-dictionary.txt
+text: $(TEXT)
+$(TEXT): tools/fetch_text.sh data/text.sha256
+	tools/fetch_text.sh $@
+
 DEMO_OUT ?= runs/demo
 # Sequential on purpose: packages first, then the model and the build.
 demo:
@@ -158,11 +164,19 @@ e2e: $(BIN) $(BUILD)/repro-audit-asan $(E2E_TESTS) $(MODEL)
 	@$(BUILD)/e2e/test_llamacpp_fixture $(MODEL) tests/fixtures/llamacpp_q8_0.json q8_0@ggml-avx2 1e-5
 	@$(BUILD)/e2e/test_llamacpp_fixture $(MODEL) tests/fixtures/llamacpp_q4_k_m.json q4_k_m@ggml-avx2 1e-5
 	@$(BUILD)/e2e/test_quant_derive $(MODEL) tests/fixtures/llamacpp_quant_digests.json
-	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL)
+	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL) $(BUILD)/e2e/test_tokenizer_model
+
+# Hostile inputs (tests/hostile): refused cleanly by both binaries, under resource limits.
+$(BUILD)/hostile/gen: tests/hostile/gen.c tests/unit/toy_manifest.h $(BUILD)/libra.a
+	@mkdir -p $(dir $@)
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
+hostile: $(BIN) $(BUILD)/repro-audit-asan $(BUILD)/hostile/gen $(MODEL)
+	@tests/hostile/run.sh $(BIN) $(BUILD)/repro-audit-asan $(BUILD)/hostile/gen $(MODEL)
 
 # CI has nvcc but no GPU: it builds the GPU tests (so kernels that do not
 # compile turn it red) and runs them only where there is a GPU (test-gpu).
-test: unit unit-asan fuzz-replay e2e $(if $(NVCC),gpu-tests)
+test: unit unit-asan fuzz-replay e2e hostile $(if $(NVCC),gpu-tests)
 
 GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/gpu/%,$(wildcard tests/gpu/test_*.c))
 $(BUILD)/gpu/%: tests/gpu/%.c tests/unit/check.h $(BUILD)/libra.a $(BUNDLED_LIBS)
@@ -179,10 +193,23 @@ no-nvcc:
 FUZZ_SECONDS ?= 60
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(GEN_SRC)
+# The library is compiled once for every fuzzer (instrumented for coverage and the sanitizers).
+FUZZ_FLAGS := $(filter-out -Werror,$(CFLAGS)) -Werror -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_OBJ := $(LIB_SRC:%.c=$(BUILD)/fobj/%.o) $(BUILD)/fobj/gen/default_prompts.o
+$(BUILD)/fobj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC   $@"
-	$(Q)clang $(filter-out -Werror,$(CFLAGS)) -Werror -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(GEN_SRC) $(LDLIBS) -o $@
+	$(Q)clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(BUILD)/fobj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(Q)clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(BUILD)/fobj/src/audit/run.o $(BUILD)/fobj/src/report/report.o: $(VERSION_STAMP)
+$(BUILD)/libra-fuzz.a: $(FUZZ_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libra-fuzz.a
+	@mkdir -p $(dir $@)
+	@echo "  CC   $@"
+	$(Q)clang $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(BUILD)/libra-fuzz.a $(LDLIBS) -o $@
 fuzz: fuzz-deps $(FUZZERS)
 	@for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(BUILD)/corpus/$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; done

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ra/ggml_types.h"
+#include "ra/qformat.h"
 #include "ra/util.h"
 
 static const ra_kernel kernels[] = {
@@ -16,8 +17,12 @@ static const ra_kernel kernels[] = {
      "llama.cpp's CPU arithmetic as ggml computes it with AVX2 and FMA, one token per decode (int8 activation "
      "blocks with fp16 scales, fused multiply-adds, ggml's expf), in portable C; any thread count"},
     {"ra", RA_BACKEND_CUDA, true,
-     "our CUDA kernels: f32 FMA dot products, bf16 tensor-core MMA with float32 accumulation; split-K across warps "
-     "reduced in fixed order, no atomics; batch-invariant by construction"},
+     "our CUDA kernels: f32 FMA dot products, bf16 tensor-core MMA with float32 accumulation, quantized weights "
+     "decoded in registers from their checkpoint's packing (kernels/quant.cu); K slices reduced in fixed order, no "
+     "atomics; batch-invariant by construction"},
+    {"atomic", RA_BACKEND_CUDA, false,
+     "the quantized formats' CUDA kernel with its K slices added by floating-point atomics, in the order the blocks "
+     "finish, as split-K INT4 kernels in the field do (AutoAWQ, AutoGPTQ, Marlin's atomic-add mode)"},
     {"cublas", RA_BACKEND_CUDA, false, "cuBLAS GEMM (bf16 in, float32 out) with its default heuristics: the field's kernel"},
     {"cublas-bi", RA_BACKEND_CUDA, false,
      "cuBLASLt with one algorithm chosen per weight shape and kept for every batch size, split-K off"},
@@ -32,17 +37,49 @@ const ra_kernel *ra_kernel_find(const char *name)
 
 static const ra_format formats[] = {
     {"q4_1", "the GGUF file's own Q4_1 weights (Q8_0 embeddings as shipped); int8-activation block dot "
-             "products in the style of ggml's CPU backend", RA_DERIVE_NATIVE, {"cpu", "ggml-avx2", NULL}},
+             "products in the style of ggml's CPU backend", RA_DERIVE_NATIVE, {"cpu", "ggml-avx2", NULL}, NULL},
     {"q8_0", "every weight in GGUF Q8_0: kept where the file has it, else quantized by ggml's reference rule "
-             "(llama.cpp's quantize tool); int8-activation block dot products", RA_DERIVE_QUANT, {"cpu", "ggml-avx2", NULL}},
+             "(llama.cpp's quantize tool); int8-activation block dot products", RA_DERIVE_GGML, {"cpu", "ggml-avx2", NULL}, NULL},
     {"q4_0", "every weight in GGUF Q4_0: kept where the file has it, else quantized by ggml's reference rule; "
-             "int8-activation block dot products", RA_DERIVE_QUANT, {"cpu", NULL}},
+             "int8-activation block dot products", RA_DERIVE_GGML, {"cpu", NULL}, NULL},
     {"q4_k_m", "llama.cpp's Q4_K_M mix: per tensor Q4_K or Q6_K as its quantize tool chooses (Q5_0 / Q8_0 where a "
                "row is not a multiple of 256), kept where the file has that type, else quantized by ggml's "
-               "reference rules; int8-activation dot products", RA_DERIVE_MIX, {"cpu", "ggml-avx2", NULL}},
-    {"f32", "every weight dequantized exactly to float32; float32 dot products", RA_DERIVE_F32, {"cpu", "ra", NULL}},
+               "reference rules; int8-activation dot products", RA_DERIVE_MIX, {"cpu", "ggml-avx2", NULL}, NULL},
+    {"f32", "every weight dequantized exactly to float32; float32 dot products", RA_DERIVE_F32, {"cpu", "ra", NULL}, NULL},
     {"bf16", "dequantized, rounded to bfloat16 (nearest even); on the CPU float32 activations, on the GPU bfloat16 "
-             "activations into the matrix products", RA_DERIVE_BF16, {"cpu", "ra", "cublas", "cublas-bi", NULL}},
+             "activations into the matrix products", RA_DERIVE_BF16, {"cpu", "ra", "cublas", "cublas-bi", NULL}, NULL},
+    /* Checkpoint formats: the decoder blocks' linear layers quantized (RTN from the bf16 weights unless the row
+     * says GPTQ), embeddings, norms and lm_head in bf16 as their checkpoints keep them (docs/formats.md). */
+#define Q(...) RA_DERIVE_QUANT, {"cpu", NULL}, &(const ra_qformat){__VA_ARGS__}
+    /* weight-only rows: the CUDA kernels too */
+#define QG(...) RA_DERIVE_QUANT, {"cpu", "ra", "atomic", NULL}, &(const ra_qformat){__VA_ARGS__}
+#define INT4(fam, how, sym_, act) QG(.family = fam, .method = how, .bits = 4, .group_size = 128, .sym = sym_, .act_order = act)
+#define FP8(scheme, act) QG(.family = RA_QF_FP8, .bits = 8, .fp8_scheme = scheme, .fp8_act = act)
+    {"awq", "AutoAWQ GEMM, 4-bit, group 128, zero points, f16 scales", INT4(RA_QF_AWQ, RA_QMETHOD_RTN, false, false)},
+    {"gptq", "GPTQ v1, 4-bit, group 128, symmetric, f16 scales (RTN)", INT4(RA_QF_GPTQ, RA_QMETHOD_RTN, true, false)},
+    {"gptq-act", "GPTQ with act-order (desc_act, g_idx from the calibration Hessian's diagonal), RTN",
+     INT4(RA_QF_GPTQ, RA_QMETHOD_RTN, true, true)},
+    {"gptq-cal", "GPTQ calibrated on the calibration text (Hessian, damping 0.01, error feedback)",
+     INT4(RA_QF_GPTQ, RA_QMETHOD_GPTQ, true, false)},
+    {"gptq-cal-act", "GPTQ calibrated, with act-order", INT4(RA_QF_GPTQ, RA_QMETHOD_GPTQ, true, true)},
+    {"w4a16", "compressed-tensors pack-quantized W4A16: 4-bit, group 128, symmetric, bf16 scales",
+     INT4(RA_QF_W4A16, RA_QMETHOD_RTN, true, false)},
+    {"marlin", "GPTQ 4-bit group 128 symmetric, repacked into Marlin's tile layout; Marlin's reduction order",
+     Q(.family = RA_QF_MARLIN, .method = RA_QMETHOD_RTN, .bits = 4, .group_size = 128, .sym = true)},
+    {"fp8", "compressed-tensors float-quantized E4M3, per-channel bf16 scales, weight-only",
+     QG(.family = RA_QF_FP8, .bits = 8, .fp8_scheme = RA_FP8_CHANNEL, .fp8_act = RA_FP8_ACT_NONE)},
+    {"fp8-block", "FP8 E4M3, 128x128 block scales, activations quantized per 128-group (FP8_BLOCK, DeepSeek)",
+     FP8(RA_FP8_BLOCK, RA_FP8_ACT_GROUP)},
+    {"fp8-w8a8", "FP8 E4M3, per-channel scales, activations quantized per token (FP8_DYNAMIC)",
+     FP8(RA_FP8_CHANNEL, RA_FP8_ACT_TOKEN)},
+    {"nvfp4", "compressed-tensors nvfp4-pack-quantized: E2M1, E4M3 scale per 16, global scale; weight-only",
+     QG(.family = RA_QF_NVFP4, .bits = 4, .group_size = 16)},
+    {"mxfp4", "compressed-tensors mxfp4-pack-quantized: E2M1, E8M0 scale per 32; weight-only",
+     QG(.family = RA_QF_MXFP4, .bits = 4, .group_size = 32)},
+#undef FP8
+#undef INT4
+#undef QG
+#undef Q
 };
 
 size_t ra_format_count(void) { return sizeof formats / sizeof formats[0]; }
@@ -109,6 +146,7 @@ const char *ra_wtype_name(ra_wtype t)
     case RA_W_Q5_0: return "q5_0";
     case RA_W_Q4_K: return "q4_k";
     case RA_W_Q6_K: return "q6_k";
+    case RA_W_QUANT: return "quantized layer";
     }
     return "?";
 }
@@ -124,7 +162,8 @@ static uint32_t ggml_of_wtype(ra_wtype t)
     case RA_W_Q4_K: return RA_GGML_Q4_K;
     case RA_W_Q6_K: return RA_GGML_Q6_K;
     case RA_W_F32:
-    case RA_W_BF16: break;
+    case RA_W_BF16:
+    case RA_W_QUANT: break;
     }
     return UINT32_MAX;
 }
@@ -140,6 +179,7 @@ ra_status ra_wtype_row_bytes(ra_wtype t, uint32_t cols, size_t *bytes)
         *bytes = (size_t)b;
         return RA_OK;
     }
+    case RA_W_QUANT: break; /* not stored in rows */
     }
     return ra_fail(RA_ERR_INTERNAL, "unknown weight type %d", (int)t);
 }
@@ -185,6 +225,32 @@ static bool more_bits(uint32_t layer, uint32_t n)
     return layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2;
 }
 
+/* A tensor's role under its GGUF name or its Hugging Face one (the model
+ * description's): the output matrix, the token embedding, a layer's attn_v or
+ * ffn_down, or something else (layer = UINT32_MAX where none). */
+typedef enum { ROLE_OTHER, ROLE_OUTPUT, ROLE_EMBED, ROLE_ATTN_V, ROLE_FFN_DOWN } tensor_kind;
+
+static tensor_kind kind_of(const char *name, unsigned *layer)
+{
+    static const struct { const char *gguf, *hf; tensor_kind kind; } names[] = {
+        {"output.weight", "lm_head.weight", ROLE_OUTPUT},
+        {"token_embd.weight", "model.embed_tokens.weight", ROLE_EMBED},
+        {"attn_v.weight", "self_attn.v_proj.weight", ROLE_ATTN_V},
+        {"ffn_down.weight", "mlp.down_proj.weight", ROLE_FFN_DOWN},
+    };
+    char rest[64] = "";
+    *layer = UINT32_MAX;
+    if (sscanf(name, "blk.%u.%63s", layer, rest) != 2 && sscanf(name, "model.layers.%u.%63s", layer, rest) != 2) {
+        *layer = UINT32_MAX;
+        snprintf(rest, sizeof rest, "%s", name);
+    }
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if ((*layer == UINT32_MAX) == (names[i].kind <= ROLE_EMBED) &&
+            (!strcmp(rest, names[i].gguf) || !strcmp(rest, names[i].hf)))
+            return names[i].kind;
+    return ROLE_OTHER;
+}
+
 /* llama_tensor_get_type for LLAMA_FTYPE_MOSTLY_Q4_K_M on a dense Llama
  * without an importance matrix: the output matrix (or the embedding tied to
  * it) Q6_K, or Q8_0 when its rows are not a multiple of 256; attn_v and
@@ -192,19 +258,16 @@ static bool more_bits(uint32_t layer, uint32_t n)
 static uint32_t q4_k_m_type(const ra_tensor_role *r, uint32_t cols)
 {
     unsigned layer;
-    char what[32];
-    if (!strcmp(r->name, "output.weight") || (r->tied && !strcmp(r->name, "token_embd.weight")))
-        return cols % 256 ? RA_GGML_Q8_0 : RA_GGML_Q6_K;
-    if (sscanf(r->name, "blk.%u.%31[a-z_]", &layer, what) == 2 && (!strcmp(what, "attn_v") || !strcmp(what, "ffn_down")) &&
-        more_bits(layer, r->n_layers))
-        return fallback(RA_GGML_Q6_K, cols);
+    const tensor_kind k = kind_of(r->name, &layer);
+    if (k == ROLE_OUTPUT || (r->tied && k == ROLE_EMBED)) return cols % 256 ? RA_GGML_Q8_0 : RA_GGML_Q6_K;
+    if ((k == ROLE_ATTN_V || k == ROLE_FFN_DOWN) && more_bits(layer, r->n_layers)) return fallback(RA_GGML_Q6_K, cols);
     return fallback(RA_GGML_Q4_K, cols);
 }
 
 uint32_t ra_format_tensor_type(const ra_format *f, const ra_tensor_role *role, uint32_t cols)
 {
-    if (f->derive == RA_DERIVE_MIX) return q4_k_m_type(role, cols);
-    if (f->derive != RA_DERIVE_QUANT) return UINT32_MAX;
+    if (f->derive == RA_DERIVE_MIX) return role ? q4_k_m_type(role, cols) : UINT32_MAX;
+    if (f->derive != RA_DERIVE_GGML) return UINT32_MAX;
     static const uint32_t types[] = {RA_GGML_Q8_0, RA_GGML_Q4_0, RA_GGML_Q4_1};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (!strcmp(ra_ggml_type_info_of(types[i])->name, f->name)) return types[i];
@@ -261,10 +324,13 @@ void ra_weight_free(ra_weight *w)
 {
     if (!w->borrowed) free(w->data);
     w->data = NULL;
+    if (w->q && !w->borrowed) ra_qlayer_free(w->q), free(w->q);
+    w->q = NULL;
 }
 
 ra_status ra_weight_row_f32(const ra_weight *w, uint32_t r, float *out)
 {
+    if (w->type == RA_W_QUANT) return ra_qlayer_row_f32(w->q, r, out);
     const uint8_t *row = w->data + (size_t)r * w->row_bytes;
     switch (w->type) {
     case RA_W_F32: memcpy(out, row, (size_t)w->cols * 4); return RA_OK;

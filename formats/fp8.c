@@ -178,7 +178,8 @@ static float segment_dot(const float *a, const float *b, uint32_t n)
 {
     float l[8] = {0};
     const uint32_t n8 = n & ~7u;
-    for (uint32_t i = 0; i < n8; i++) l[i % 8] = l[i % 8] + a[i] * b[i];
+    for (uint32_t i = 0; i < n8; i += 8) /* eight independent lanes: the compiler may vectorize, the order stays */
+        for (uint32_t j = 0; j < 8; j++) l[j] = l[j] + a[i + j] * b[i + j];
     for (uint32_t i = n8; i < n; i++) l[i - n8] = l[i - n8] + a[i] * b[i];
     float s0 = l[0] + l[4], s1 = l[1] + l[5], s2 = l[2] + l[6], s3 = l[3] + l[7];
     return (s0 + s2) + (s1 + s3);
@@ -190,6 +191,7 @@ typedef struct {
     const ra_fp8_weight *w;
     const float *xa;     /* decoded activation codes [n][cols] */
     const float *xs;     /* activation scales [n][groups] */
+    const float *wdec;   /* decoded weight codes [rows][cols], or NULL */
     uint32_t n, act_groups, seg;
     float *y;
     atomic_int failed;
@@ -200,13 +202,14 @@ static void w8a8_task(void *ctx, uint32_t task)
     w8a8_job *j = ctx;
     const ra_fp8_weight *w = j->w;
     const uint32_t K = w->cols, r0 = task * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK < w->rows ? r0 + ROWS_PER_TASK : w->rows;
-    float *wr = NULL;
-    if (ra_calloc(&wr, K, sizeof *wr) != RA_OK) {
+    float *buf = NULL;
+    if (!j->wdec && ra_calloc(&buf, K, sizeof *buf) != RA_OK) {
         atomic_store(&j->failed, 1);
         return;
     }
     for (uint32_t r = r0; r < r1; r++) {
-        for (uint32_t k = 0; k < K; k++) wr[k] = ra_e4m3_to_f32(w->codes[(size_t)r * K + k]);
+        const float *wr = j->wdec ? j->wdec + (size_t)r * K : buf;
+        for (uint32_t k = 0; !j->wdec && k < K; k++) buf[k] = ra_e4m3_to_f32(w->codes[(size_t)r * K + k]);
         for (uint32_t t = 0; t < j->n; t++) {
             const float *xa = j->xa + (size_t)t * K;
             float acc = 0.0f;
@@ -218,10 +221,16 @@ static void w8a8_task(void *ctx, uint32_t task)
             j->y[(size_t)t * w->rows + r] = acc;
         }
     }
-    free(wr);
+    free(buf);
 }
 
 ra_status ra_fp8_matmul(ra_pool *p, const ra_fp8_weight *w, ra_fp8_act act, const float *x, uint32_t n, float *y)
+{
+    return ra_fp8_matmul_decoded(p, w, act, NULL, x, n, y);
+}
+
+ra_status ra_fp8_matmul_decoded(ra_pool *p, const ra_fp8_weight *w, ra_fp8_act act, const float *wdec, const float *x,
+                                uint32_t n, float *y)
 {
     if (act == RA_FP8_ACT_NONE) return ra_qlinear_matmul(p, w, w->rows, w->cols, fp8_rows, x, n, y);
     const uint32_t K = w->cols, groups = ra_fp8_act_groups(act, K);
@@ -233,7 +242,7 @@ ra_status ra_fp8_matmul(ra_pool *p, const ra_fp8_weight *w, ra_fp8_act act, cons
     if (s == RA_OK) {
         ra_fp8_quantize_activations(x, n, K, act, q, xs);
         for (size_t i = 0; i < (size_t)n * K; i++) xa[i] = ra_e4m3_to_f32(q[i]);
-        w8a8_job j = {.w = w, .xa = xa, .xs = xs, .n = n, .act_groups = groups, .y = y,
+        w8a8_job j = {.w = w, .xa = xa, .xs = xs, .wdec = wdec, .n = n, .act_groups = groups, .y = y,
                       .seg = act == RA_FP8_ACT_GROUP || w->scheme == RA_FP8_BLOCK ? RA_FP8_BLOCK_SIZE : K};
         atomic_init(&j.failed, 0);
         ra_pool_for(p, (w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK, w8a8_task, &j);

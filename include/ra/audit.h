@@ -32,8 +32,17 @@ typedef struct {
 
 /* The name of the prompt set built into the binary (data/prompts.jsonl at build time). */
 #define RA_DEFAULT_PROMPTS "built-in:data/prompts.jsonl"
-/* path NULL: the built-in set. */
-ra_status ra_prompts_load(const char *path, const ra_tokenizer *tok, uint32_t n_vocab, ra_prompt_set **out);
+/* path NULL: the built-in set. Each line is parsed by ra_json_parse (strict:
+ * no NUL, duplicate key or trailing data). A prompt with its continuation may
+ * be at most max_tokens tokens (the model's context length); a text that
+ * cannot fit is refused before it is tokenized. The file may be at most
+ * RA_PROMPTS_MAX_BYTES. */
+#define RA_PROMPTS_MAX_BYTES ((size_t)64 << 20)
+ra_status ra_prompts_load(const char *path, const ra_tokenizer *tok, uint32_t n_vocab, uint32_t max_tokens,
+                          ra_prompt_set **out);
+/* Every sequence the run will make (prompt + continuation or max_new tokens,
+ * as ra_generate sizes it) fits the context length; else a message naming it. */
+ra_status ra_prompts_fit(const ra_prompt_set *ps, uint32_t context, uint32_t max_new, bool score);
 void ra_prompts_free(ra_prompt_set *p);
 
 typedef enum { RA_STORE_NONE, RA_STORE_FIRST, RA_STORE_ALL } ra_store_full;
@@ -57,7 +66,15 @@ typedef struct {
     bool no_graphs;             /* CUDA: no graph capture of decode steps */
     ra_store_full store_full;
     bool progress;              /* progress lines on stderr */
+    /* Derived checkpoint formats (awq, gptq, fp8, ...): */
+    const char *cache_dir;      /* NULL: ra_cache_dir_default */
+    bool no_cache;              /* derive into a temporary directory, removed at the end */
+    const char *calib_path;     /* calibration text of gptq-cal and act-order (NULL: RA_DEFAULT_TEXT) */
 } ra_run_opts;
+
+/* n_formats 0: the checkpoint's own format for a quantized checkpoint, else
+ * q4_1, f32 and bf16. */
+#define RA_DEFAULT_FORMATS "q4_1,f32,bf16"
 
 /* Runs the audit and writes the bundle at opts->out_dir (atomically: the
  * directory appears only when complete). */

@@ -6,7 +6,17 @@
  * run, step by step, on the full log-prob vectors when both runs stored them
  * and on the shared top-k entries otherwise. In generate mode a sequence is
  * compared up to and including its first step whose tokens differ: after that
- * the two runs condition on different text. */
+ * the two runs condition on different text.
+ *
+ * Verdicts come from the trace bytes: every run is read from its bundle and
+ * held to its manifest entry (ra_bundle_read_trace: file SHA-256, recomputed
+ * hashes and digest, format/kernel/repeat/mode) before its digest counts.
+ *
+ * Non-finite log-probs: two values with the same bits are equal (a -inf or a
+ * NaN both runs share adds nothing); where the bits differ and either value is
+ * NaN or infinite, the entry is counted in nonfinite_values and left out of
+ * L2, max |diff| and KL, which stay finite. The most likely token ranks NaN
+ * below every number (ra_argmax, the first top-k entry). */
 #ifndef RA_COMPARE_H
 #define RA_COMPARE_H
 
@@ -16,6 +26,9 @@
 
 #include "ra/bundle.h"
 #include "ra/status.h"
+
+/* format@kernel groups one comparison handles: the pairs grow as its square. */
+#define RA_COMPARE_MAX_GROUPS 256
 
 typedef struct {
     int64_t seq, step;   /* -1, -1 when there is none */
@@ -48,6 +61,7 @@ typedef struct {
     double max_abs;          /* largest |difference| of any log-prob */
     double kl_mean;          /* mean KL(a || b) in nats; NaN without full vectors */
     double top1_agree;       /* share of steps whose most likely token agrees */
+    uint64_t nonfinite;      /* entries whose bits differ with NaN or inf on a side (not in l2/max/kl) */
     uint32_t seqs_same_tokens, n_seqs;
     ra_step_ref divergence;  /* first step whose token (generate) or log-probs (score) differ */
 } ra_pair_stats;

@@ -95,7 +95,10 @@ void ra_ggml_rope(float *x, uint32_t n_heads, uint32_t hd, const float *cs, cons
 void ra_ggml_attn_head(ra_cpu_path path, const float *q, const float *K, const float *V, size_t stride, uint32_t npos,
                        uint32_t hd, float scale, float *w, float *out);
 
-/* Index of the largest value; ties go to the lowest index (greedy decoding). */
+/* Index of the largest value; ties go to the lowest index (greedy decoding).
+ * NaN ranks below every number, as in ra_topk, so the greedy token is the
+ * first top-k entry; only an all-NaN vector gives 0. The CUDA log-softmax
+ * kernel picks the same index. */
 int32_t ra_argmax(const float *v, uint32_t n);
 
 #endif

@@ -24,8 +24,9 @@ typedef struct {
     bool no_graphs;          /* CUDA: launch decode steps one kernel at a time */
 } ra_engine_opts;
 
-/* Builds an engine for model m (weights in m's format) and kernel k; the CUDA
- * backend copies the weights to the device, so m may be freed afterwards.
+/* Builds an engine for model m (weights in m's format) and kernel k; m must
+ * outlive the engine (the CUDA backend copies the weights to the device but
+ * grows its RoPE tables from m's as sequences get longer).
  * Fails with RA_ERR_UNSUPPORTED and a clear message when k needs a GPU that
  * this build or this machine lacks. opts may be NULL. */
 ra_status ra_engine_open(ra_model *m, const ra_kernel *k, const ra_engine_opts *opts, ra_engine **out);

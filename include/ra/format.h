@@ -20,8 +20,11 @@ typedef enum {
     RA_W_Q4_0,  /* GGUF Q4_0 blocks of 32: d (f16), 16 bytes of nibbles, x = (q - 8) d */
     RA_W_Q5_0,  /* GGUF Q5_0 blocks of 32: d (f16), 32 high bits, 16 bytes of nibbles, x = (q - 16) d */
     RA_W_Q4_K,  /* GGUF Q4_K super-blocks of 256: 8 x 32 with 6-bit scales and mins */
-    RA_W_Q6_K   /* GGUF Q6_K super-blocks of 256: 16 x 16 with int8 scales, 6-bit codes */
+    RA_W_Q6_K,  /* GGUF Q6_K super-blocks of 256: 16 x 16 with int8 scales, 6-bit codes */
+    RA_W_QUANT  /* a checkpoint format's quantized layer (include/ra/qlayer.h): q, not data */
 } ra_wtype;
+
+struct ra_qlayer;
 
 typedef struct {
     ra_wtype type;
@@ -29,6 +32,7 @@ typedef struct {
     size_t row_bytes;
     uint8_t *data;         /* owned unless borrowed */
     bool borrowed;
+    struct ra_qlayer *q;   /* RA_W_QUANT: the layer, owned */
 } ra_weight;
 
 const char *ra_wtype_name(ra_wtype t);
@@ -52,20 +56,24 @@ typedef enum {
     RA_DERIVE_NATIVE, /* keep the file's own quantization where we have a kernel for it */
     RA_DERIVE_F32,    /* exact dequantization to float32 */
     RA_DERIVE_BF16,   /* dequantize, then round to nearest even bfloat16 */
-    RA_DERIVE_QUANT,  /* the GGML type of the format's name: kept where the file has it, else dequantized
+    RA_DERIVE_GGML,   /* the GGML type of the format's name: kept where the file has it, else dequantized
                          and quantized with ggml's reference rule (as llama.cpp's quantize tool does) */
-    RA_DERIVE_MIX     /* a llama.cpp file type (q4_k_m): per tensor the GGML type llama.cpp's quantize
-                         tool picks for it, then as RA_DERIVE_QUANT */
+    RA_DERIVE_MIX,    /* a llama.cpp file type (q4_k_m): per tensor the GGML type llama.cpp's quantize
+                         tool picks for it, then as RA_DERIVE_GGML */
+    RA_DERIVE_QUANT   /* a checkpoint format (quant): quantized from the bf16 weights, or read from its checkpoint */
 } ra_derive;
 
+struct ra_qformat;
+
 #define RA_MAX_KERNELS 4
-typedef struct {
+typedef struct ra_format {
     const char *name;        /* "q4_1", "f32", "bf16" */
     const char *description;
     ra_derive derive;
     /* Kernels that run it, NULL-terminated: the CPU reference first, then
      * the default GPU kernel (deterministic), then the others. */
     const char *kernels[RA_MAX_KERNELS + 1];
+    const struct ra_qformat *quant; /* RA_DERIVE_QUANT: the format's parameters (include/ra/qformat.h) */
 } ra_format;
 
 const ra_format *ra_format_find(const char *name);
@@ -79,15 +87,16 @@ bool ra_format_has_kernel(const ra_format *f, const ra_kernel *k);
  * RA_ERR_USAGE and a message listing what does. */
 ra_status ra_format_resolve(const char *spec, bool gpu, const ra_format **f, const ra_kernel **k);
 
-/* Where a tensor sits in the model, for formats whose type depends on it. */
+/* Where a tensor sits in the model, for formats whose type depends on it
+ * (NULL where the format is not RA_DERIVE_MIX). */
 typedef struct {
-    const char *name;   /* GGUF tensor name: "blk.3.attn_v.weight", "token_embd.weight" */
+    const char *name;   /* GGUF or HF name: "blk.3.attn_v.weight", "model.layers.3.self_attn.v_proj.weight" */
     uint32_t n_layers;
     bool tied;          /* the token embedding is also the output matrix */
 } ra_tensor_role;
 
 /* The GGML type format f stores a tensor of rows of cols values in: the
- * format's own type (RA_DERIVE_QUANT) or llama.cpp's choice for its file type
+ * format's own type (RA_DERIVE_GGML) or llama.cpp's choice for its file type
  * (RA_DERIVE_MIX, see formats/format.c), with llama.cpp's fallback where cols
  * is not a multiple of the type's block. UINT32_MAX for the other formats. */
 uint32_t ra_format_tensor_type(const ra_format *f, const ra_tensor_role *role, uint32_t cols);

@@ -67,5 +67,9 @@ void ra_fp8_quantize_activations(const float *x, uint32_t n, uint32_t cols, ra_f
  * (accumulator += dot(a, b) * a_s * b_s). Bitwise independent of the batch and
  * the thread count. */
 ra_status ra_fp8_matmul(ra_pool *p, const ra_fp8_weight *w, ra_fp8_act act, const float *x, uint32_t n, float *y);
+/* The same W8A8 product with the weight codes already decoded: wdec[r][k] =
+ * e4m3(codes[r][k]) (unscaled), as a loaded layer keeps them. */
+ra_status ra_fp8_matmul_decoded(ra_pool *p, const ra_fp8_weight *w, ra_fp8_act act, const float *wdec, const float *x,
+                                uint32_t n, float *y);
 
 #endif

@@ -55,6 +55,9 @@ uint32_t ra_gguf_version(const ra_gguf *g);
 uint64_t ra_gguf_alignment(const ra_gguf *g);
 uint64_t ra_gguf_data_offset(const ra_gguf *g); /* file offset of the tensor data section */
 size_t ra_gguf_file_size(const ra_gguf *g);
+/* SHA-256 of the bytes the handle reads (its mapping): the file that ran,
+ * even if the path names another file by now. */
+void ra_gguf_sha256(const ra_gguf *g, uint8_t out[32]);
 
 size_t ra_gguf_n_kv(const ra_gguf *g);
 const ra_gguf_kv *ra_gguf_kv_at(const ra_gguf *g, size_t i);

@@ -1,5 +1,5 @@
-/* Byte-level BPE tokenizer (GPT-2 family) built from GGUF tokenizer metadata:
- * tokenizer.ggml.{model,pre,tokens,token_type,merges,bos_token_id,eos_token_id,...}.
+/* Byte-level BPE tokenizer (GPT-2 family) built from a model description's
+ * tokenizer spec (include/ra/desc.h: GGUF tokenizer.ggml.* or HF tokenizer.json).
  * Text is pre-split with PCRE2 by the model's pre-tokenizer rules, each piece
  * is mapped to byte-level unicode and merged by rank; special (control /
  * user-defined) tokens found in the text are kept whole when asked. */
@@ -10,17 +10,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ra/gguf.h"
 #include "ra/status.h"
 
 typedef struct ra_tokenizer ra_tokenizer;
+typedef struct ra_model_desc ra_model_desc;
 
 /* Token types as GGUF stores them (tokenizer.ggml.token_type). */
 enum { RA_TOK_NORMAL = 1, RA_TOK_UNKNOWN = 2, RA_TOK_CONTROL = 3, RA_TOK_USER_DEFINED = 4,
        RA_TOK_UNUSED = 5, RA_TOK_BYTE = 6 };
 
-/* Plain-array description, so the tokenizer can be built without a GGUF
- * (tests) and later from a HF tokenizer.json. Strings are copied. */
+/* Plain-array description: the tokenizer part of a model description, or
+ * hand-built (tests). Strings are copied. */
 typedef struct {
     const char *model;            /* "gpt2" */
     const char *pre;              /* pre-tokenizer name: "smollm", "gpt2", "llama-bpe", ... */
@@ -36,7 +36,8 @@ typedef struct {
 } ra_tokenizer_spec;
 
 ra_status ra_tokenizer_create(const ra_tokenizer_spec *spec, ra_tokenizer **out);
-ra_status ra_tokenizer_from_gguf(const ra_gguf *g, ra_tokenizer **out);
+/* From a model description; fails when it has no tokenizer. */
+ra_status ra_tokenizer_from_desc(const ra_model_desc *d, ra_tokenizer **out);
 void ra_tokenizer_free(ra_tokenizer *t);
 
 /* Encode UTF-8 text. With parse_special, control/user-defined token texts in

@@ -44,7 +44,7 @@ typedef struct {
     uint8_t digest[32]; /* Merkle root of this sequence's step hashes */
 } ra_trace_seq;
 
-typedef struct {
+typedef struct ra_trace {
     ra_trace_meta meta;
     uint32_t n_seqs;
     ra_trace_seq *seqs;
@@ -69,9 +69,22 @@ ra_status ra_trace_writer_finish(ra_trace_writer *w, uint8_t digest[32]);
 /* Discards an unfinished trace (no file is left behind). */
 void ra_trace_writer_abort(ra_trace_writer *w);
 
+/* Limits (docs/security.md): the uncompressed payload is at most
+ * RA_TRACE_MAX_RAW bytes, and above RA_TRACE_RATIO_FLOOR at most
+ * RA_TRACE_MAX_RATIO times the compressed one (real traces compress about
+ * 1.2-1.4x), so a small file cannot expand into gigabytes. The writer refuses
+ * what the reader would; the reader refuses it with RA_ERR_UNSUPPORTED before
+ * decompressing anything. */
+#define RA_TRACE_MAX_RAW ((uint64_t)2 << 30)
+#define RA_TRACE_RATIO_FLOOR ((uint64_t)1 << 20)
+#define RA_TRACE_MAX_RATIO 64
+#define RA_TRACE_MAX_FILE ((size_t)RA_TRACE_MAX_RAW + ((size_t)1 << 20)) /* compressed, with room for zstd's overhead */
+
 /* Reads and validates a trace file (bounds, version, sizes; recomputes every
- * step hash that has its full vector, and every digest). */
+ * step hash that has its full vector, and every digest). ra_trace_parse does
+ * the same on a file's bytes; name is for messages. */
 ra_status ra_trace_read(const char *path, ra_trace **out);
+ra_status ra_trace_parse(const char *name, const uint8_t *file, size_t len, ra_trace **out);
 void ra_trace_free(ra_trace *t);
 
 #endif

@@ -17,18 +17,62 @@ ra_status ra_calloc(void *out_ptr, size_t n, size_t size);
 ra_status ra_strdup(char **out, const char *s);
 
 /* Read a whole file into a malloc'd buffer (NUL-terminated for convenience;
- * *len excludes the terminator). */
+ * *len excludes the terminator). The path is the user's own choice, so
+ * symlinks are followed and pipes are read, but never more than max bytes
+ * (RA_ERR_UNSUPPORTED past it); ra_read_file allows RA_READ_MAX. */
+#define RA_READ_MAX ((size_t)1 << 30)
 ra_status ra_read_file(const char *path, uint8_t **data, size_t *len);
+ra_status ra_read_file_max(const char *path, size_t max, uint8_t **data, size_t *len);
 
-/* Write data to path atomically: a temporary file in the same directory,
- * fsync, then rename over path. A crash leaves either the old file or the new. */
+/* Reads dir/rel where dir may hold hostile content (a bundle): rel must be
+ * relative, its components neither empty, "." nor ".." (ra_path_inside: one
+ * spelling per file), no component of it may be a
+ * symbolic link, and the file must be a regular file of at most max bytes;
+ * opening never blocks and never opens a device. Errors name dir/rel:
+ * RA_ERR_NOTFOUND when it does not exist, RA_ERR_UNSUPPORTED over max,
+ * RA_ERR_IO for a link, a FIFO, a device or a directory. */
+ra_status ra_read_file_inside(const char *dir, const char *rel, size_t max, uint8_t **data, size_t *len);
+bool ra_path_inside(const char *rel);
+
+/* Creates a new file or directory named prefix + 8 random characters that
+ * did not exist before (O_CREAT|O_EXCL|O_NOFOLLOW, or mkdir): a planted file
+ * or symlink can neither be reused nor written through. Files are opened
+ * for writing (*fd), mode 0644 and directories 0755, less the umask. */
+ra_status ra_create_unique(const char *prefix, bool dir, char **path, int *fd);
+
+/* Write data to path atomically: a new temporary file (ra_create_unique) in
+ * the same directory, fsync, then rename over path. A crash leaves either
+ * the old file or the new; a symlink at path is replaced, not followed. */
 ra_status ra_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* rename(2) that fails with RA_ERR_USAGE instead of replacing an existing
+ * `to` (RENAME_NOREPLACE; where the filesystem lacks it, plain rename, which
+ * can replace only an empty directory). */
+ra_status ra_rename_noreplace(const char *from, const char *to);
 
 /* mkdir -p */
 ra_status ra_mkdirs(const char *path);
 /* rm -rf of a directory we created (used to discard an incomplete bundle). */
 ra_status ra_remove_tree(const char *path);
 bool ra_path_exists(const char *path);
+bool ra_is_dir(const char *path);
+
+/* Maps a whole regular, non-empty file read-only; kind ("GGUF",
+ * "safetensors") names what it should be in messages. ra_unmap_file undoes it. */
+ra_status ra_map_file(const char *path, const char *kind, const uint8_t **base, size_t *size);
+void ra_unmap_file(const uint8_t *base, size_t size);
+/* The file variant of a reader whose memory variant takes a caller's buffer:
+ * maps path and calls open(bytes, size, path, true, out), unmapping the bytes
+ * when it fails (on success the reader owns the mapping). */
+typedef ra_status (*ra_buffer_open_fn)(const uint8_t *data, size_t len, const char *name, bool mapped, void *out);
+ra_status ra_open_mapped(const char *path, const char *kind, ra_buffer_open_fn open, void *out);
+
+/* A sorted index of names (keys, tensors) for lookup by bsearch. Building it
+ * fails on a duplicate, naming file, what ("tensor") and the name. */
+typedef struct { const char *name; size_t index; } ra_name_index;
+ra_status ra_name_index_build(const char *file, const char *what, size_t n, const char *(*name_of)(const void *items, size_t i),
+                              const void *items, ra_name_index **out);
+const ra_name_index *ra_name_index_find(const ra_name_index *idx, size_t n, const char *name); /* NULL if absent */
 
 /* SHA-256 (OpenSSL EVP). */
 typedef struct ra_sha256_ctx ra_sha256_ctx;

@@ -9,7 +9,6 @@
 #include "ra/bench.h"
 #include "ra/cpu.h"
 #include "ra/engine.h"
-#include "ra/gguf.h"
 #include "ra/util.h"
 
 /* The first n prompts of ps, as a view (items are not owned). */
@@ -89,7 +88,7 @@ static cJSON *result(const char *kernel, bool graphs, const char *what, uint32_t
     return r;
 }
 
-static ra_status bench_kernel(const ra_e2e_bench_opts *o, ra_gguf *g, ra_pool *pool, const ra_prompt_set *ps,
+static ra_status bench_kernel(const ra_e2e_bench_opts *o, const ra_model_desc *d, ra_pool *pool, const ra_prompt_set *ps,
                               const ra_prompt_set *long_ps, const char *spec, cJSON *results)
 {
     const ra_format *f;
@@ -103,7 +102,7 @@ static ra_status bench_kernel(const ra_e2e_bench_opts *o, ra_gguf *g, ra_pool *p
         double t0 = ra_now();
         ra_model *m;
         ra_engine *e;
-        RA_TRY(ra_model_load_gguf(g, f, pool, &m));
+        RA_TRY(ra_model_load(d, f, pool, &m));
         ra_engine_opts eo = {.no_graphs = !graphs};
         s = ra_engine_open(m, k, &eo, &e);
         if (s != RA_OK) {
@@ -140,17 +139,17 @@ static ra_status bench_kernel(const ra_e2e_bench_opts *o, ra_gguf *g, ra_pool *p
 
 ra_status ra_bench_e2e(const ra_e2e_bench_opts *o, void **json_out)
 {
-    ra_gguf *g = NULL;
+    ra_model_desc *d = NULL;
     ra_tokenizer *tok = NULL;
     ra_prompt_set *ps = NULL, long_ps;
     ra_prompt *long_items = NULL;
     ra_pool *pool = NULL;
     ra_model_config cfg;
     const uint32_t n_long = 10;
-    ra_status s = ra_gguf_open(o->model_path, &g);
-    if (s == RA_OK) s = ra_tokenizer_from_gguf(g, &tok);
-    if (s == RA_OK) s = ra_config_from_gguf(g, &cfg);
-    if (s == RA_OK) s = ra_prompts_load(NULL, tok, cfg.n_vocab, &ps);
+    ra_status s = ra_desc_open(o->model_path, 0, &d);
+    if (s == RA_OK) s = ra_tokenizer_from_desc(d, &tok);
+    if (s == RA_OK) s = ra_config_from_desc(d, &cfg);
+    if (s == RA_OK) s = ra_prompts_load(NULL, tok, cfg.n_vocab, cfg.max_seq, &ps);
     if (s == RA_OK && o->prompt_tokens + 2 > cfg.max_seq) s = ra_fail(RA_ERR_USAGE, "bench: --prompt-tokens exceeds the context");
     if (s == RA_OK) s = synthetic_prompts(n_long, o->prompt_tokens, cfg.n_vocab, &long_ps, &long_items);
     if (s == RA_OK) s = ra_pool_new(0, &pool);
@@ -159,12 +158,12 @@ ra_status ra_bench_e2e(const ra_e2e_bench_opts *o, void **json_out)
     cJSON_AddNumberToObject(root, "decode_tokens", o->decode_tokens);
     cJSON_AddNumberToObject(root, "prompt_tokens", o->prompt_tokens);
     cJSON *results = cJSON_AddArrayToObject(root, "e2e");
-    for (size_t i = 0; s == RA_OK && i < o->n_kernels; i++) s = bench_kernel(o, g, pool, ps, &long_ps, o->kernels[i], results);
+    for (size_t i = 0; s == RA_OK && i < o->n_kernels; i++) s = bench_kernel(o, d, pool, ps, &long_ps, o->kernels[i], results);
     free_synthetic(long_items, n_long);
     ra_pool_free(pool);
     ra_prompts_free(ps);
     ra_tokenizer_free(tok);
-    ra_gguf_close(g);
+    ra_desc_close(d);
     if (s != RA_OK) {
         cJSON_Delete(root);
         return s;

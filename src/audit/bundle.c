@@ -3,8 +3,14 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ra/bundle.h"
+#include "ra/json.h"
+#include "ra/text.h"
 #include "ra/trace.h"
 #include "ra/util.h"
 
@@ -29,11 +35,12 @@ static ra_status get_u32(const cJSON *o, const char *key, uint32_t *out, const c
     return RA_OK;
 }
 
-/* Optional string: empty when absent. */
+/* Optional string: empty when absent; cut to n bytes at a character boundary. */
 static void opt_str(const cJSON *o, const char *key, char *out, size_t n)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    snprintf(out, n, "%s", cJSON_IsString(v) ? v->valuestring : "");
+    const char *str = cJSON_IsString(v) ? v->valuestring : "";
+    ra_utf8_copy(out, n, str, strlen(str));
 }
 
 static ra_status get_sha(const cJSON *o, const char *key, char out[65], const char *where)
@@ -43,15 +50,6 @@ static ra_status get_sha(const cJSON *o, const char *key, char out[65], const ch
     if (strlen(out) != 64 || ra_unhex(out, tmp, 32) != RA_OK)
         return ra_fail(RA_ERR_FORMAT, "%s: \"%s\" is not a 64-digit hex SHA-256", where, key);
     return RA_OK;
-}
-
-/* Trace files must stay inside the bundle: a relative path without "..". */
-static bool safe_relative(const char *p)
-{
-    if (!*p || p[0] == '/') return false;
-    for (const char *s = p; *s; s++)
-        if (s[0] == '.' && s[1] == '.' && (s == p || s[-1] == '/') && (s[2] == '/' || s[2] == 0)) return false;
-    return true;
 }
 
 /* One line saying what a trace's numbers are scoped to (docs/bundle-format.md). */
@@ -88,17 +86,57 @@ static ra_status parse_trace(const cJSON *t, const cJSON *host, const char *dir,
     out->full = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "full"));
     opt_str(t, "scenario", out->scenario, sizeof out->scenario);
     if (!out->scenario[0]) snprintf(out->scenario, sizeof out->scenario, "repeat");
-    describe_scope(cJSON_GetObjectItemCaseSensitive(t, "engine"), host, out->scope, sizeof out->scope);
+    if (strspn(out->scenario, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(out->scenario))
+        return ra_fail(RA_ERR_FORMAT, "%s: \"scenario\" holds characters other than a-z, 0-9 and '-'", where);
+    char scope[sizeof out->scope];
+    describe_scope(cJSON_GetObjectItemCaseSensitive(t, "engine"), host, scope, sizeof scope);
+    ra_esc(out->scope, sizeof out->scope, scope); /* names from the manifest reach terminals and reports */
     RA_TRY(get_str(t, "file", file, sizeof file, where));
-    if (!safe_relative(file)) return ra_fail(RA_ERR_FORMAT, "%s: trace file \"%s\" is not a path inside the bundle", where, file);
+    if (!ra_path_inside(file)) return ra_fail(RA_ERR_FORMAT, "%s: trace file \"%s\" is not a path inside the bundle", where, file);
     RA_TRY(get_sha(t, "sha256", hex, where));
     ra_unhex(hex, out->sha256, 32);
     RA_TRY(get_sha(t, "digest", hex, where));
     ra_unhex(hex, out->digest, 32);
     size_t n = strlen(dir) + strlen(file) + 2;
+    RA_TRY(ra_strdup(&out->rel, file));
     RA_TRY(ra_calloc(&out->file, n, 1));
     snprintf(out->file, n, "%s/%s", dir, file);
     return RA_OK;
+}
+
+/* Traces in (format, kernel, repeat) order, to find one that appears twice in O(n log n). */
+static int by_identity(const void *x, const void *y)
+{
+    const ra_bundle_trace *a = *(const ra_bundle_trace *const *)x, *b = *(const ra_bundle_trace *const *)y;
+    int c = strcmp(a->format, b->format);
+    if (!c) c = strcmp(a->kernel, b->kernel);
+    return c ? c : (a->repeat > b->repeat) - (a->repeat < b->repeat);
+}
+
+static int by_file(const void *x, const void *y)
+{
+    return strcmp((*(const ra_bundle_trace *const *)x)->rel, (*(const ra_bundle_trace *const *)y)->rel);
+}
+
+/* No (format, kernel, repeat) twice, and no file twice: a manifest naming one
+ * file 65,536 times would make verify and compare read it as often. */
+static ra_status check_unique(const ra_bundle *b, const char *where)
+{
+    const ra_bundle_trace **sorted;
+    RA_TRY(ra_calloc(&sorted, b->n_traces, sizeof *sorted));
+    for (uint32_t i = 0; i < b->n_traces; i++) sorted[i] = &b->traces[i];
+    qsort(sorted, b->n_traces, sizeof *sorted, by_identity);
+    ra_status s = RA_OK;
+    for (uint32_t i = 1; s == RA_OK && i < b->n_traces; i++)
+        if (!by_identity(&sorted[i - 1], &sorted[i]))
+            s = ra_fail(RA_ERR_FORMAT, "%s: %s@%s repeat %u appears twice", where, sorted[i]->format, sorted[i]->kernel,
+                        sorted[i]->repeat);
+    if (s == RA_OK) qsort(sorted, b->n_traces, sizeof *sorted, by_file);
+    for (uint32_t i = 1; s == RA_OK && i < b->n_traces; i++)
+        if (!by_file(&sorted[i - 1], &sorted[i]))
+            s = ra_fail(RA_ERR_FORMAT, "%s: two traces name the file \"%s\"", where, sorted[i]->rel);
+    free(sorted);
+    return s;
 }
 
 static ra_status parse_manifest(ra_bundle *b, const cJSON *m, const char *where)
@@ -136,19 +174,18 @@ static ra_status parse_manifest(ra_bundle *b, const cJSON *m, const char *where)
     if (!cJSON_IsArray(traces)) return ra_fail(RA_ERR_FORMAT, "%s: \"traces\" is missing or not an array", where);
     int n = cJSON_GetArraySize(traces);
     if (n < 1) return ra_fail(RA_ERR_FORMAT, "%s: the bundle has no traces", where);
+    if (n > RA_BUNDLE_MAX_TRACES)
+        return ra_fail(RA_ERR_UNSUPPORTED, "%s: %d traces; a bundle may hold at most %d", where, n, RA_BUNDLE_MAX_TRACES);
     RA_TRY(ra_calloc(&b->traces, (size_t)n, sizeof *b->traces));
     b->n_traces = (uint32_t)n;
-    for (int i = 0; i < n; i++) {
+    int i = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, traces) { /* not cJSON_GetArrayItem(i): that walks the list, O(n^2) */
         char w[1200];
         snprintf(w, sizeof w, "%.1000s: traces[%d]", where, i);
-        RA_TRY(parse_trace(cJSON_GetArrayItem(traces, i), host, b->dir, w, &b->traces[i]));
-        for (int k = 0; k < i; k++)
-            if (!strcmp(b->traces[k].format, b->traces[i].format) && !strcmp(b->traces[k].kernel, b->traces[i].kernel) &&
-                b->traces[k].repeat == b->traces[i].repeat)
-                return ra_fail(RA_ERR_FORMAT, "%s: %s@%s repeat %u appears twice", where, b->traces[i].format,
-                               b->traces[i].kernel, b->traces[i].repeat);
+        RA_TRY(parse_trace(t, host, b->dir, w, &b->traces[i++]));
     }
-    return RA_OK;
+    return check_unique(b, where);
 }
 
 ra_status ra_bundle_open(const char *dir, ra_bundle **out)
@@ -162,16 +199,14 @@ ra_status ra_bundle_open(const char *dir, ra_bundle **out)
     uint8_t *text = NULL;
     size_t len;
     if (s == RA_OK) {
-        s = ra_read_file(path, &text, &len);
+        s = ra_read_file_inside(dir, "manifest.json", RA_MANIFEST_MAX_BYTES, &text, &len);
         if (s != RA_OK) s = ra_wrap(s, "%s is not a bundle", dir);
     }
-    if (s == RA_OK) {
-        cJSON *m = cJSON_ParseWithLength((const char *)text, len);
-        if (!m) s = ra_fail(RA_ERR_FORMAT, "%s: not valid JSON", path);
-        else if (!cJSON_IsObject(m)) s = ra_fail(RA_ERR_FORMAT, "%s: not a JSON object", path);
-        b->manifest = m;
-        if (s == RA_OK) s = parse_manifest(b, m, path);
-    }
+    cJSON *m = NULL;
+    if (s == RA_OK) s = ra_json_parse(path, (const char *)text, len, RA_MANIFEST_MAX_VALUES, &m);
+    b->manifest = m;
+    if (s == RA_OK && !cJSON_IsObject(m)) s = ra_fail(RA_ERR_FORMAT, "%s: not a JSON object", path);
+    if (s == RA_OK) s = parse_manifest(b, m, path);
     free(text);
     if (s != RA_OK) {
         ra_bundle_close(b);
@@ -184,46 +219,135 @@ ra_status ra_bundle_open(const char *dir, ra_bundle **out)
 void ra_bundle_close(ra_bundle *b)
 {
     if (!b) return;
-    for (uint32_t i = 0; i < b->n_traces; i++) free(b->traces[i].file);
+    for (uint32_t i = 0; b->traces && i < b->n_traces; i++) {
+        free(b->traces[i].file);
+        free(b->traces[i].rel);
+    }
     free(b->traces);
     cJSON_Delete(b->manifest);
     free(b->dir);
     free(b);
 }
 
-static void __attribute__((format(printf, 3, 4))) problem(FILE *log, uint32_t *n_bad, const char *fmt, ...)
+/* One problem: a line on log (escaped, when there is one) and the error
+ * message. Returns `strict`: whether the caller stops at this first problem. */
+static bool __attribute__((format(printf, 4, 5))) problem(FILE *log, bool strict, uint32_t *n_bad, const char *fmt, ...)
 {
-    (*n_bad)++;
-    if (!log) return;
+    char line[1024], esc[1024];
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(log, fmt, ap);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fputc('\n', log);
+    (*n_bad)++;
+    ra_fail(RA_ERR_FORMAT, "%s", line);
+    if (log) fprintf(log, "%s\n", ra_esc(esc, sizeof esc, line));
+    return strict;
+}
+
+/* Holds trace i's bytes to its manifest entry: the file's SHA-256 first,
+ * then everything the trace reader recomputes, its digest, format, kernel,
+ * repeat and mode. Limits exceeded are errors; mismatches are problems. */
+static ra_status check_trace(const ra_bundle *b, uint32_t i, const uint8_t *file, size_t len, FILE *log, bool strict,
+                             uint32_t *n_bad, ra_trace **out)
+{
+    const ra_bundle_trace *bt = &b->traces[i];
+    uint8_t sha[32];
+    ra_sha256(file, len, sha);
+    if (memcmp(sha, bt->sha256, 32) != 0 &&
+        problem(log, strict, n_bad, "%s: file SHA-256 differs from the manifest (changed or swapped)", bt->file))
+        return RA_ERR_FORMAT;
+    ra_trace *t;
+    ra_status s = ra_trace_parse(bt->file, file, len, &t);
+    if (s == RA_ERR_FORMAT) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", ra_errmsg());
+        return problem(log, strict, n_bad, "%s", msg) ? RA_ERR_FORMAT : RA_OK;
+    }
+    RA_TRY(s);
+    bool stop = false;
+    if (memcmp(t->digest, bt->digest, 32) != 0)
+        stop = problem(log, strict, n_bad, "%s: trace digest differs from the manifest", bt->file);
+    if (!stop && (strcmp(t->meta.format, bt->format) || strcmp(t->meta.kernel, bt->kernel) || t->meta.repeat != bt->repeat))
+        stop = problem(log, strict, n_bad, "%s: holds %s@%s repeat %u, the manifest says %s@%s repeat %u", bt->file, t->meta.format,
+                       t->meta.kernel, t->meta.repeat, bt->format, bt->kernel, bt->repeat);
+    if (!stop && strcmp(t->meta.mode, b->mode) != 0) stop = problem(log, strict, n_bad, "%s: mode differs from the manifest", bt->file);
+    if (stop || !out) {
+        ra_trace_free(t);
+        return stop ? RA_ERR_FORMAT : RA_OK;
+    }
+    *out = t;
+    return RA_OK;
+}
+
+static ra_status trace_bytes(const ra_bundle *b, uint32_t i, uint8_t **file, size_t *len)
+{
+    return ra_read_file_inside(b->dir, b->traces[i].rel, RA_TRACE_MAX_FILE, file, len);
 }
 
 ra_status ra_bundle_verify(const ra_bundle *b, FILE *log, uint32_t *n_bad)
 {
     *n_bad = 0;
     for (uint32_t i = 0; i < b->n_traces; i++) {
-        const ra_bundle_trace *bt = &b->traces[i];
-        uint8_t sha[32];
-        if (ra_sha256_file(bt->file, sha) != RA_OK) {
-            problem(log, n_bad, "%s: %s", bt->file, ra_errmsg());
+        uint8_t *file;
+        size_t len;
+        ra_status s = trace_bytes(b, i, &file, &len);
+        if (s == RA_ERR_NOTFOUND) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", ra_errmsg());
+            problem(log, false, n_bad, "%s", msg);
             continue;
         }
-        if (memcmp(sha, bt->sha256, 32) != 0) problem(log, n_bad, "%s: file SHA-256 differs from the manifest", bt->file);
-        ra_trace *t;
-        if (ra_trace_read(bt->file, &t) != RA_OK) {
-            problem(log, n_bad, "%s", ra_errmsg());
-            continue;
-        }
-        if (memcmp(t->digest, bt->digest, 32) != 0)
-            problem(log, n_bad, "%s: trace digest differs from the manifest", bt->file);
-        if (strcmp(t->meta.format, bt->format) || strcmp(t->meta.kernel, bt->kernel) || t->meta.repeat != bt->repeat)
-            problem(log, n_bad, "%s: format, kernel or repeat differs from the manifest", bt->file);
-        if (strcmp(t->meta.mode, b->mode) != 0) problem(log, n_bad, "%s: mode differs from the manifest", bt->file);
-        ra_trace_free(t);
+        RA_TRY(s);
+        s = check_trace(b, i, file, len, log, false, n_bad, NULL);
+        free(file);
+        RA_TRY(s);
     }
     return RA_OK;
+}
+
+ra_status ra_bundle_read_trace(const ra_bundle *b, uint32_t i, ra_trace **out)
+{
+    *out = NULL;
+    uint8_t *file;
+    size_t len;
+    RA_TRY(trace_bytes(b, i, &file, &len));
+    uint32_t n_bad = 0;
+    ra_status s = check_trace(b, i, file, len, NULL, true, &n_bad, out);
+    free(file);
+    return s;
+}
+
+ra_status ra_bundle_create_partial(const char *out_dir, char **tmp)
+{
+    char prefix[4096], traces[4200];
+    if (snprintf(prefix, sizeof prefix, "%s.partial-", out_dir) >= (int)sizeof prefix)
+        return ra_fail(RA_ERR_USAGE, "%s: path too long", out_dir);
+    RA_TRY(ra_create_unique(prefix, true, tmp, NULL));
+    snprintf(traces, sizeof traces, "%s/traces", *tmp);
+    if (mkdir(traces, 0755) == 0) return RA_OK;
+    ra_status s = ra_fail(RA_ERR_IO, "%s: cannot create directory: %s", traces, strerror(errno));
+    rmdir(*tmp);
+    free(*tmp);
+    *tmp = NULL;
+    return s;
+}
+
+void ra_bundle_discard(const char *dir)
+{
+    static const char *const files[] = {"manifest.json", "report.json", "report.md"};
+    char path[4096];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/traces", dir);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n > 8 && !strcmp(e->d_name + n - 8, ".ratrace")) unlinkat(dirfd(d), e->d_name, 0); /* never a directory */
+    }
+    if (d) closedir(d);
+    rmdir(path);
+    rmdir(dir);
 }

@@ -37,6 +37,13 @@ static ra_status batch_add(batch *b, uint32_t seq, int32_t token, bool want)
     return RA_OK;
 }
 
+static bool is_eos(const ra_model_config *c, int32_t tok)
+{
+    for (uint32_t i = 0; i < c->n_eos; i++)
+        if (tok == c->eos_ids[i]) return true;
+    return false;
+}
+
 ra_status ra_generate(ra_engine *e, const ra_prompt_set *ps, uint32_t max_new, bool score, bool ignore_eos,
                       ra_progress_fn progress, void *progress_ctx, ra_gen_result *out)
 {
@@ -127,7 +134,7 @@ ra_status ra_generate(ra_engine *e, const ra_prompt_set *ps, uint32_t max_new, b
             uint32_t k = out->n_steps[i]++;
             out->tokens[i][k] = tok;
             memcpy(out->logprobs[i] + (size_t)k * V, v, (size_t)V * sizeof(float));
-            if (out->n_steps[i] == limit[i] || (!ignore_eos && tok == cfg->eos_id)) done[i] = true;
+            if (out->n_steps[i] == limit[i] || (!ignore_eos && is_eos(cfg, tok))) done[i] = true;
             else batch_add(&b, (uint32_t)i, tok, true);
         }
         if (progress) progress(progress_ctx, step + 1, max_new);

@@ -12,8 +12,12 @@
 #include "ra/audit.h"
 #include "ra/compare.h"
 #include "ra/cpu.h"
+#include "ra/desc.h"
 #include "ra/engine.h"
-#include "ra/gguf.h"
+#include "ra/json.h"
+#include "ra/qformat.h"
+#include "ra/quantize.h"
+#include "ra/text.h"
 #include "ra/trace.h"
 #include "ra/util.h"
 #include "ra/version.h"
@@ -195,7 +199,7 @@ done:
 
 typedef struct {
     const ra_run_opts *o;
-    ra_gguf *g;
+    ra_model_desc *desc;
     ra_tokenizer *tok;
     ra_prompt_set *ps;
     ra_pool *pool;
@@ -207,6 +211,7 @@ typedef struct {
     cJSON *traces;
     double decode_seconds;
     uint64_t decode_tokens;
+    ra_deriver *deriver;        /* derived checkpoint formats */
 } run_ctx;
 
 /* Writes one run's trace and its manifest entry. */
@@ -260,7 +265,11 @@ static ra_status record_trace(run_ctx *r, ra_engine *e, const ra_format *f, cons
 
 static ra_status open_engine(run_ctx *r, const ra_format *f, const ra_kernel *k, ra_model **m, ra_engine **e)
 {
-    RA_TRY(ra_model_load_gguf(r->g, f, r->pool, m));
+    if (!r->deriver) {
+        ra_derive_opts dop = {r->o->cache_dir, r->o->no_cache, r->o->calib_path, r->o->progress};
+        RA_TRY(ra_deriver_open(r->desc, r->tok, r->pool, &dop, &r->deriver));
+    }
+    RA_TRY(ra_deriver_load(r->deriver, f, m));
     ra_engine_opts eo = {.no_graphs = r->o->no_graphs};
     ra_status s = ra_engine_open(*m, k, &eo, e);
     if (s != RA_OK) {
@@ -304,6 +313,51 @@ static ra_status run_format(run_ctx *r, const ra_format *f, const ra_kernel *k)
     return s;
 }
 
+/* The model's files with their SHA-256s. The first entry is the model's
+ * identity: the GGUF file itself, or for a checkpoint directory the directory,
+ * hashed as the SHA-256 over each file's name, size and SHA-256 in name order. */
+static ra_status add_model_files(cJSON *files, const ra_model_desc *d)
+{
+    cJSON *dir = NULL;
+    ra_sha256_ctx *tree = NULL;
+    uint64_t total = 0;
+    if (strcmp(d->container, "gguf") != 0) {
+        RA_TRY(ra_sha256_new(&tree));
+        dir = cJSON_CreateObject();
+        cJSON_AddItemToArray(files, dir);
+        cJSON_AddStringToObject(dir, "path", d->path);
+        cJSON_AddStringToObject(dir, "kind", "directory");
+    }
+    ra_status s = RA_OK;
+    for (size_t i = 0; i < d->n_files && s == RA_OK; i++) {
+        const uint8_t *sha = d->files[i].sha256; /* the bytes that ran, not whatever the path names now */
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "path", d->files[i].path);
+        cJSON_AddNumberToObject(f, "bytes", (double)d->files[i].bytes);
+        add_hex(f, "sha256", sha, 32);
+        cJSON_AddItemToArray(files, f);
+        total += d->files[i].bytes;
+        if (tree) {
+            const char *base = strrchr(d->files[i].path, '/');
+            base = base ? base + 1 : d->files[i].path;
+            uint8_t len[8];
+            ra_put_le64(len, strlen(base));
+            ra_sha256_update(tree, len, 8);
+            ra_sha256_update(tree, base, strlen(base));
+            ra_put_le64(len, d->files[i].bytes);
+            ra_sha256_update(tree, len, 8);
+            ra_sha256_update(tree, sha, 32);
+        }
+    }
+    if (tree) {
+        uint8_t sha[32];
+        ra_sha256_final(tree, sha);
+        cJSON_AddNumberToObject(dir, "bytes", (double)total);
+        add_hex(dir, "sha256", sha, 32);
+    }
+    return s;
+}
+
 static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
 {
     const ra_run_opts *o = r->o;
@@ -318,21 +372,16 @@ static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
     cJSON_AddItemToObject(root, "host", host_json(ra_pool_threads(r->pool), r->used_cuda));
 
     ra_model_config c;
-    ra_status s = ra_config_from_gguf(r->g, &c);
+    ra_status s = ra_config_from_desc(r->desc, &c);
     if (s != RA_OK) { cJSON_Delete(root); return s; }
     cJSON *model = cJSON_AddObjectToObject(root, "model");
     cJSON_AddStringToObject(model, "path", o->model_path);
+    cJSON_AddStringToObject(model, "container", r->desc->container);
     cJSON_AddStringToObject(model, "architecture", c.arch);
     cJSON_AddStringToObject(model, "name", c.name);
-    cJSON *files = cJSON_AddArrayToObject(model, "files");
-    cJSON *file = cJSON_CreateObject();
-    uint8_t sha[32];
-    s = ra_sha256_file(o->model_path, sha);
+    s = add_model_files(cJSON_AddArrayToObject(model, "files"), r->desc);
     if (s != RA_OK) { cJSON_Delete(root); return s; }
-    cJSON_AddStringToObject(file, "path", o->model_path);
-    cJSON_AddNumberToObject(file, "bytes", (double)ra_gguf_file_size(r->g));
-    add_hex(file, "sha256", sha, 32);
-    cJSON_AddItemToArray(files, file);
+    uint8_t sha[32];
     cJSON *config = cJSON_AddObjectToObject(model, "config");
     cJSON_AddNumberToObject(config, "n_layers", c.n_layers);
     cJSON_AddNumberToObject(config, "dim", c.dim);
@@ -363,6 +412,14 @@ static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
         snprintf(pair, sizeof pair, "%s@%s", r->formats[i]->name, r->kernels[i]->name);
         cJSON_AddItemToArray(fl, cJSON_CreateString(pair));
     }
+    if (r->deriver && ra_deriver_n(r->deriver) > 0) {
+        cJSON *dc = cJSON_AddObjectToObject(st, "derived_checkpoints");
+        for (size_t i = 0; i < ra_deriver_n(r->deriver); i++) {
+            const char *name, *dir;
+            ra_deriver_at(r->deriver, i, &name, &dir);
+            cJSON_AddStringToObject(dc, name, dir);
+        }
+    }
     cJSON *sc = cJSON_AddArrayToObject(st, "scenarios");
     cJSON_AddItemToArray(sc, cJSON_CreateString("repeat"));
     if (o->batch_scenario) cJSON_AddItemToArray(sc, cJSON_CreateString("batch"));
@@ -375,9 +432,10 @@ static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
     cJSON_AddNumberToObject(times, "decode_tokens_per_second",
                             r->decode_seconds > 0 ? (double)r->decode_tokens / r->decode_seconds : 0);
 
-    char *text = cJSON_Print(root);
+    char *text;
+    s = ra_json_print(root, true, &text);
     cJSON_Delete(root);
-    if (!text) return ra_fail(RA_ERR_NOMEM, "out of memory printing the manifest");
+    if (s != RA_OK) return s;
     char path[4096];
     snprintf(path, sizeof path, "%s/manifest.json", r->tmp);
     s = ra_write_file_atomic(path, text, strlen(text));
@@ -410,7 +468,6 @@ static ra_status write_report(const char *tmp, const char *out_dir, bool print)
 ra_status ra_run(const ra_run_opts *o)
 {
     if (o->repeats == 0 || o->repeats > 1000) return ra_fail(RA_ERR_USAGE, "--repeats must be 1..1000");
-    if (o->n_formats == 0) return ra_fail(RA_ERR_USAGE, "no formats given");
     if (o->top_k == 0) return ra_fail(RA_ERR_USAGE, "--top-k must be at least 1");
     if (ra_path_exists(o->out_dir)) return ra_fail(RA_ERR_USAGE, "%s already exists; choose another --out or remove it", o->out_dir);
 
@@ -419,6 +476,32 @@ ra_status ra_run(const ra_run_opts *o)
     bool gpu = o->device != RA_DEVICE_CPU && ra_cuda_available(why, sizeof why);
     ra_status s = RA_OK;
     if (o->device == RA_DEVICE_GPU && !gpu) s = ra_fail(RA_ERR_UNSUPPORTED, "--device gpu: no CUDA GPU can be used: %s", why);
+    char started[32];
+    utc_now(started, sizeof started);
+    double t0 = ra_now();
+    r.t_start = t0;
+    if (s == RA_OK) s = ra_desc_open(o->model_path, 0, &r.desc);
+    /* Without --formats: a quantized checkpoint runs as itself. */
+    ra_run_opts defaults = *o;
+    const char *own[1];
+    char *list = NULL;
+    const char *names[8];
+    if (s == RA_OK && o->n_formats == 0) {
+        ra_qformat ck;
+        const ra_format *f = NULL;
+        if (r.desc->quant.method != RA_QUANT_NONE) {
+            s = ra_qformat_of_checkpoint(&r.desc->quant, &ck);
+            if (s == RA_OK && !(f = ra_qformat_row_for(&ck)))
+                s = ra_fail(RA_ERR_UNSUPPORTED, "%s: no format runs this checkpoint (%s)", o->model_path, r.desc->quant.summary);
+            if (s == RA_OK) own[0] = f->name, defaults.formats = own, defaults.n_formats = 1;
+        } else if ((s = ra_strdup(&list, RA_DEFAULT_FORMATS)) == RA_OK) {
+            for (char *tok = strtok(list, ","); tok && defaults.n_formats < 8; tok = strtok(NULL, ","))
+                names[defaults.n_formats++] = tok;
+            defaults.formats = names;
+        }
+        o = &defaults;
+        r.o = o;
+    }
     if (s == RA_OK) s = ra_calloc(&r.formats, o->n_formats, sizeof *r.formats);
     if (s == RA_OK) s = ra_calloc(&r.kernels, o->n_formats, sizeof *r.kernels);
     for (size_t i = 0; s == RA_OK && i < o->n_formats; i++) {
@@ -429,30 +512,18 @@ ra_status ra_run(const ra_run_opts *o)
             if (r.formats[j] == r.formats[i] && r.kernels[j] == r.kernels[i])
                 s = ra_fail(RA_ERR_USAGE, "%s@%s is listed twice in --formats", r.formats[i]->name, r.kernels[i]->name);
     }
-    char started[32];
-    utc_now(started, sizeof started);
-    double t0 = ra_now();
-    r.t_start = t0;
-    if (s == RA_OK) s = ra_gguf_open(o->model_path, &r.g);
-    if (s == RA_OK) s = ra_tokenizer_from_gguf(r.g, &r.tok);
+    if (s == RA_OK) s = ra_tokenizer_from_desc(r.desc, &r.tok);
     ra_model_config cfg;
-    if (s == RA_OK) s = ra_config_from_gguf(r.g, &cfg);
-    if (s == RA_OK) s = ra_prompts_load(o->prompts_path, r.tok, cfg.n_vocab, &r.ps);
+    if (s == RA_OK) s = ra_config_from_desc(r.desc, &cfg);
+    if (s == RA_OK) s = ra_prompts_load(o->prompts_path, r.tok, cfg.n_vocab, cfg.max_seq, &r.ps);
+    if (s == RA_OK) s = ra_prompts_fit(r.ps, cfg.max_seq, o->max_new_tokens, o->score);
     if (s == RA_OK && o->top_k > cfg.n_vocab) s = ra_fail(RA_ERR_USAGE, "--top-k %u exceeds the vocabulary", o->top_k);
     if (s == RA_OK) s = ra_pool_new(o->threads, &r.pool);
-    if (s == RA_OK) {
-        size_t n = strlen(o->out_dir) + 32;
-        s = ra_calloc(&r.tmp, n, 1);
-        if (s == RA_OK) snprintf(r.tmp, n, "%s.partial-%ld", o->out_dir, (long)getpid());
-    }
-    if (s == RA_OK) {
-        char traces[4096];
-        snprintf(traces, sizeof traces, "%s/traces", r.tmp);
-        s = ra_mkdirs(traces);
-    }
+    if (s == RA_OK) s = ra_bundle_create_partial(o->out_dir, &r.tmp);
     r.traces = cJSON_CreateArray();
+    char name[256]; /* the GGUF chose it: escaped */
     if (s == RA_OK && o->progress)
-        fprintf(stderr, "repro-audit run: %s, %zu prompts, %zu formats x %u repeats, %s, %u threads\n", cfg.name, r.ps->n,
+        fprintf(stderr, "repro-audit run: %s, %zu prompts, %zu formats x %u repeats, %s, %u threads\n", ra_esc(name, sizeof name, cfg.name), r.ps->n,
                 o->n_formats, o->repeats, o->score ? "score" : "generate", ra_pool_threads(r.pool));
 
     if (s == RA_OK && o->score) {
@@ -475,21 +546,17 @@ ra_status ra_run(const ra_run_opts *o)
     if (s == RA_OK) s = write_manifest(&r, started, ra_now() - t0);
     if (s == RA_OK && o->progress) fprintf(stderr, "  manifest written (%.1fs); comparing\n", ra_now() - t0);
     if (s == RA_OK) s = write_report(r.tmp, o->out_dir, o->progress);
-    if (s == RA_OK && rename(r.tmp, o->out_dir) != 0)
-        s = ra_fail(RA_ERR_IO, "cannot rename %s to %s: %s", r.tmp, o->out_dir, strerror(errno));
-    if (s != RA_OK && r.tmp) {
-        char keep[1024];
-        snprintf(keep, sizeof keep, "%s", ra_errmsg());
-        ra_remove_tree(r.tmp);
-        ra_fail(s, "%s", keep);
-    }
+    if (s == RA_OK) s = ra_rename_noreplace(r.tmp, o->out_dir);
+    if (s != RA_OK && r.tmp) ra_bundle_discard(r.tmp); /* only what a run writes */
     if (s == RA_OK && o->progress) fprintf(stderr, "bundle written: %s (%.1fs)\n", o->out_dir, ra_now() - t0);
     cJSON_Delete(r.traces);
+    ra_deriver_close(r.deriver);
+    free(list);
     free(r.tmp);
     ra_pool_free(r.pool);
     ra_prompts_free(r.ps);
     ra_tokenizer_free(r.tok);
-    ra_gguf_close(r.g);
+    ra_desc_close(r.desc);
     free(r.formats);
     free(r.kernels);
     return s;

@@ -19,7 +19,6 @@
 #define SEQ_FIXED 44u          /* prompt_index, n_prompt, n_steps, digest */
 #define STEP_FIXED 41u         /* token, logprob, has_full, hash */
 #define ZSTD_LEVEL 3 /* full log-prob vectors are nearly incompressible: level 9 took seconds per trace for 1% less */
-#define MAX_RAW ((uint64_t)8 << 30) /* refuse payloads above 8 GiB */
 
 enum {
     OFF_VERSION = 8, OFF_HDR_SIZE = 12, OFF_FORMAT = 16, OFF_KERNEL = 48, OFF_MODE = 80,
@@ -352,12 +351,23 @@ static ra_status content_hash(const uint8_t *hdr, const uint8_t *payload, size_t
     return RA_OK;
 }
 
+/* The size limits of trace.h, shared by the writer and the reader. */
+static ra_status size_ok(const char *path, uint64_t raw, uint64_t comp)
+{
+    if (raw > RA_TRACE_MAX_RAW)
+        return ra_fail(RA_ERR_UNSUPPORTED, "%s: uncompressed size %llu is over the %llu-byte limit (store fewer full vectors)",
+                       path, (unsigned long long)raw, (unsigned long long)RA_TRACE_MAX_RAW);
+    if (raw > RA_TRACE_RATIO_FLOOR && raw / RA_TRACE_MAX_RATIO > comp)
+        return ra_fail(RA_ERR_UNSUPPORTED, "%s: %llu bytes would expand to %llu, more than %dx (refused as a decompression bomb)",
+                       path, (unsigned long long)comp, (unsigned long long)raw, RA_TRACE_MAX_RATIO);
+    return RA_OK;
+}
+
 static ra_status finish(ra_trace_writer *w, uint8_t digest[32])
 {
     RA_TRY(writer_usable(w));
     close_seq(w);
-    if ((uint64_t)w->payload.len > MAX_RAW)
-        return ra_fail(RA_ERR_USAGE, "%s: trace payload of %zu bytes exceeds the 8 GiB limit", w->path, w->payload.len);
+    RA_TRY(size_ok(w->path, w->payload.len, w->payload.len));
     size_t bound = ZSTD_compressBound(w->payload.len);
     uint8_t *file;
     RA_TRY(ra_calloc(&file, HDR_SIZE + bound, 1));
@@ -367,7 +377,8 @@ static ra_status finish(ra_trace_writer *w, uint8_t digest[32])
         return ra_fail(RA_ERR_INTERNAL, "%s: zstd compression failed: %s", w->path, ZSTD_getErrorName(n));
     }
     build_header(w, n, file);
-    ra_status s = content_hash(file, file + HDR_SIZE, n, file + OFF_CONTENT);
+    ra_status s = size_ok(w->path, w->payload.len, n);
+    if (s == RA_OK) s = content_hash(file, file + HDR_SIZE, n, file + OFF_CONTENT);
     if (s == RA_OK) s = ra_write_file_atomic(w->path, file, HDR_SIZE + n);
     if (s == RA_OK && digest) memcpy(digest, file + OFF_DIGEST, 32);
     free(file);
@@ -575,8 +586,7 @@ static ra_status read_header(const char *path, const uint8_t *h, size_t file_len
     if (comp != file_len - HDR_SIZE)
         return ra_fail(RA_ERR_FORMAT, "%s: header says %llu payload bytes, the file has %zu", path,
                        (unsigned long long)comp, file_len - HDR_SIZE);
-    if (*raw > MAX_RAW || *raw > SIZE_MAX)
-        return ra_fail(RA_ERR_FORMAT, "%s: uncompressed size %llu exceeds the 8 GiB limit", path, (unsigned long long)*raw);
+    RA_TRY(size_ok(path, *raw, comp));
     /* The counts fix the payload size exactly; each term is checked before the sum. */
     uint64_t terms[4] = {seqs * SEQ_FIXED, 0, 0, 0};
     if (*n_prompt > *raw / 4 || *n_steps > *raw / STEP_FIXED || *n_full > *n_steps)
@@ -586,7 +596,7 @@ static ra_status read_header(const char *path, const uint8_t *h, size_t file_len
     terms[3] = *n_full * 4 * (uint64_t)m->n_vocab;
     uint64_t sum = 0;
     for (int i = 0; i < 4; i++) {
-        if (terms[i] > MAX_RAW) return ra_fail(RA_ERR_FORMAT, "%s: header counts do not fit the uncompressed size", path);
+        if (terms[i] > RA_TRACE_MAX_RAW) return ra_fail(RA_ERR_FORMAT, "%s: header counts do not fit the uncompressed size", path);
         sum += terms[i];
     }
     if (sum != *raw)
@@ -679,20 +689,27 @@ static ra_status read_trace(const char *path, const uint8_t *file, size_t len, r
     return s;
 }
 
-ra_status ra_trace_read(const char *path, ra_trace **out)
+ra_status ra_trace_parse(const char *name, const uint8_t *file, size_t len, ra_trace **out)
 {
     *out = NULL;
-    uint8_t *file;
-    size_t len;
-    RA_TRY(ra_read_file(path, &file, &len));
     ra_trace *t;
-    ra_status s = ra_calloc(&t, 1, sizeof *t);
-    if (s == RA_OK) s = read_trace(path, file, len, t);
-    free(file);
+    RA_TRY(ra_calloc(&t, 1, sizeof *t));
+    ra_status s = read_trace(name, file, len, t);
     if (s != RA_OK) {
         ra_trace_free(t);
         return s;
     }
     *out = t;
     return RA_OK;
+}
+
+ra_status ra_trace_read(const char *path, ra_trace **out)
+{
+    *out = NULL;
+    uint8_t *file;
+    size_t len;
+    RA_TRY(ra_read_file_max(path, RA_TRACE_MAX_FILE, &file, &len));
+    ra_status s = ra_trace_parse(path, file, len, out);
+    free(file);
+    return s;
 }

@@ -36,7 +36,10 @@ ra_status ra_engine_open(ra_model *m, const ra_kernel *k, const ra_engine_opts *
         s = ra_cpu_engine_open(m, k, &e->ops, &e->impl);
     } else {
         char why[256];
-        if (!ra_cuda_available(why, sizeof why)) {
+        if (m->cfg.attn_bias || m->cfg.qk_norm) {
+            s = ra_fail(RA_ERR_UNSUPPORTED, "kernel %s@%s: the CUDA engine does not compute %s yet (use --device cpu)",
+                        m->format->name, k->name, m->cfg.attn_bias ? "q/k/v biases" : "QK-norm");
+        } else if (!ra_cuda_available(why, sizeof why)) {
             s = ra_fail(RA_ERR_UNSUPPORTED, "kernel %s@%s needs a CUDA GPU: %s", m->format->name, k->name, why);
         } else {
 #ifdef RA_HAVE_CUDA

@@ -1,4 +1,5 @@
 #include "cli_util.h"
+#include "ra/text.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,7 +9,8 @@
 int ra_cli_report(ra_status s)
 {
     if (s == RA_OK) return RA_EXIT_OK;
-    fprintf(stderr, "repro-audit: %s\n", *ra_errmsg() ? ra_errmsg() : ra_status_name(s));
+    char esc[2048]; /* messages quote names from the files we read */
+    fprintf(stderr, "repro-audit: %s\n", *ra_errmsg() ? ra_esc(esc, sizeof esc, ra_errmsg()) : ra_status_name(s));
     return RA_EXIT_USAGE;
 }
 

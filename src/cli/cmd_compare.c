@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "ra/bundle.h"
 #include "ra/compare.h"
+#include "ra/text.h"
 
 static const char compare_usage[] =
     "usage: repro-audit compare [options] BUNDLE [BUNDLE ...]\n"
@@ -94,10 +95,12 @@ int ra_cmd_verify(int argc, char **argv)
     uint32_t n = b->n_traces;
     ra_bundle_close(b);
     if (s != RA_OK) return ra_cli_report(s);
+    char dir[512];
+    ra_esc(dir, sizeof dir, argv[1]);
     if (bad) {
-        printf("verify %s: %u problem%s in %u traces\n", argv[1], bad, bad == 1 ? "" : "s", n);
+        printf("verify %s: %u problem%s in %u traces\n", dir, bad, bad == 1 ? "" : "s", n);
         return RA_EXIT_FAIL;
     }
-    printf("verify %s: %u traces, every hash and digest matches the manifest\n", argv[1], n);
+    printf("verify %s: %u traces, every hash and digest matches the manifest\n", dir, n);
     return RA_EXIT_OK;
 }

@@ -1,6 +1,5 @@
 /* repro-audit export-hf: the model, dequantized, as HF safetensors + config.json,
  * so that an implementation we did not write (transformers) can run it. */
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,49 +7,19 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "ra/cpu.h"
+#include "ra/json.h"
 #include "ra/model.h"
 #include "ra/safetensors.h"
 #include "ra/util.h"
 
 static const char usage[] =
-    "usage: repro-audit export-hf [--format f32|bf16] MODEL.gguf OUTDIR\n"
+    "usage: repro-audit export-hf [--format f32|bf16] MODEL OUTDIR\n"
     "\n"
-    "Writes OUTDIR/model.safetensors and OUTDIR/config.json: the model's weights\n"
-    "in the given format (default f32, the exact dequantization), widened to\n"
-    "float32, in Hugging Face Llama layout (Q/K rows in rotate-half order).\n";
-
-static ra_status write_config(const char *dir, const ra_model_config *c)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON *arch = cJSON_AddArrayToObject(o, "architectures");
-    cJSON_AddItemToArray(arch, cJSON_CreateString("LlamaForCausalLM"));
-    cJSON_AddStringToObject(o, "model_type", "llama");
-    cJSON_AddNumberToObject(o, "hidden_size", c->dim);
-    cJSON_AddNumberToObject(o, "intermediate_size", c->ffn_dim);
-    cJSON_AddNumberToObject(o, "num_hidden_layers", c->n_layers);
-    cJSON_AddNumberToObject(o, "num_attention_heads", c->n_heads);
-    cJSON_AddNumberToObject(o, "num_key_value_heads", c->n_kv_heads);
-    cJSON_AddNumberToObject(o, "head_dim", c->head_dim);
-    cJSON_AddNumberToObject(o, "rms_norm_eps", c->rms_eps);
-    cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
-    cJSON_AddNumberToObject(o, "vocab_size", c->n_vocab);
-    cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_seq);
-    cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tied_embeddings);
-    cJSON_AddStringToObject(o, "hidden_act", "silu");
-    cJSON_AddBoolToObject(o, "attention_bias", false);
-    cJSON_AddBoolToObject(o, "mlp_bias", false);
-    cJSON_AddStringToObject(o, "torch_dtype", "float32");
-    if (c->bos_id >= 0) cJSON_AddNumberToObject(o, "bos_token_id", c->bos_id);
-    if (c->eos_id >= 0) cJSON_AddNumberToObject(o, "eos_token_id", c->eos_id);
-    char *text = cJSON_Print(o);
-    cJSON_Delete(o);
-    if (!text) return ra_fail(RA_ERR_NOMEM, "out of memory");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    ra_status s = ra_write_file_atomic(path, text, strlen(text));
-    free(text);
-    return s;
-}
+    "Writes OUTDIR/model.safetensors, config.json, tokenizer.json and\n"
+    "tokenizer_config.json: the model's weights in the given format (default\n"
+    "f32, the exact dequantization), widened to float32, in Hugging Face layout\n"
+    "(Q/K rows in rotate-half order). MODEL is a GGUF file or an HF checkpoint\n"
+    "directory; `run --model OUTDIR` then gives the same numbers as MODEL.\n";
 
 typedef struct {
     char name[96];
@@ -60,9 +29,15 @@ typedef struct {
 static ra_status export_model(const ra_model *m, const char *dir)
 {
     const ra_model_config *c = &m->cfg;
-    size_t n = 0, cap = 3 + (size_t)c->n_layers * 9;
+    size_t n = 0, cap = 3 + (size_t)c->n_layers * 14;
     named_weight *nw;
+    ra_weight *vecs; /* biases and QK-norm gains, as borrowed float32 rows */
     RA_TRY(ra_calloc(&nw, cap, sizeof *nw));
+    ra_status s = ra_calloc(&vecs, (size_t)c->n_layers * 5 + 1, sizeof *vecs);
+    if (s != RA_OK) { free(nw); return s; }
+    size_t nv = 0;
+#define VEC(p_, len_, ...) do { if (p_) { vecs[nv] = (ra_weight){RA_W_F32, 1, (len_), (size_t)(len_) * 4, (uint8_t *)(p_), true, NULL}; \
+    ADD(&vecs[nv], __VA_ARGS__); nv++; } } while (0)
 #define ADD(w_, ...) do { snprintf(nw[n].name, sizeof nw[n].name, __VA_ARGS__); nw[n++].w = (w_); } while (0)
     ADD(&m->embed, "model.embed_tokens.weight");
     for (uint32_t l = 0; l < c->n_layers; l++) {
@@ -76,14 +51,21 @@ static ra_status export_model(const ra_model *m, const char *dir)
         ADD(&L->w_gate, "model.layers.%u.mlp.gate_proj.weight", l);
         ADD(&L->w_up, "model.layers.%u.mlp.up_proj.weight", l);
         ADD(&L->w_down, "model.layers.%u.mlp.down_proj.weight", l);
+        uint32_t q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+        VEC(L->bq, q_dim, "model.layers.%u.self_attn.q_proj.bias", l);
+        VEC(L->bk, kv_dim, "model.layers.%u.self_attn.k_proj.bias", l);
+        VEC(L->bv, kv_dim, "model.layers.%u.self_attn.v_proj.bias", l);
+        VEC(L->q_norm, c->head_dim, "model.layers.%u.self_attn.q_norm.weight", l);
+        VEC(L->k_norm, c->head_dim, "model.layers.%u.self_attn.k_norm.weight", l);
     }
     ADD(&m->out_norm, "model.norm.weight");
     if (!c->tied_embeddings) ADD(&m->output, "lm_head.weight");
+#undef VEC
 #undef ADD
 
     ra_st_tensor *t = NULL;
     float **bufs = NULL;
-    ra_status s = ra_calloc(&t, n, sizeof *t);
+    s = ra_calloc(&t, n, sizeof *t);
     if (s == RA_OK) s = ra_calloc(&bufs, n, sizeof *bufs);
     for (size_t i = 0; s == RA_OK && i < n; i++) {
         const ra_weight *w = nw[i].w;
@@ -99,6 +81,7 @@ static ra_status export_model(const ra_model *m, const char *dir)
     free(bufs);
     free(t);
     free(nw);
+    free(vecs);
     return s;
 }
 
@@ -119,18 +102,19 @@ int ra_cmd_export_hf(int argc, char **argv)
     const ra_format *f = s == RA_OK ? ra_format_find(format) : NULL;
     if (s == RA_OK && (!f || f->derive == RA_DERIVE_NATIVE))
         s = ra_fail(RA_ERR_USAGE, "export-hf --format is f32 or bf16, not '%s'", format);
-    ra_gguf *g = NULL;
+    ra_model_desc *d = NULL;
     ra_pool *pool = NULL;
     ra_model *m = NULL;
-    if (s == RA_OK) s = ra_gguf_open(pos[0], &g);
+    if (s == RA_OK) s = ra_desc_open(pos[0], 0, &d);
     if (s == RA_OK) s = ra_pool_new(1, &pool);
-    if (s == RA_OK) s = ra_model_load_gguf(g, f, pool, &m);
+    if (s == RA_OK) s = ra_model_load(d, f, pool, &m);
     if (s == RA_OK) s = ra_mkdirs(pos[1]);
-    if (s == RA_OK) s = write_config(pos[1], &m->cfg);
+    if (s == RA_OK) s = ra_hf_config_write(pos[1], &m->cfg);
+    if (s == RA_OK && d->has_tokenizer) s = ra_hf_tokenizer_write(pos[1], &d->tokenizer);
     if (s == RA_OK) s = export_model(m, pos[1]);
     if (s == RA_OK) printf("exported %s (%s) to %s\n", pos[0], f->name, pos[1]);
     ra_model_free(m);
     ra_pool_free(pool);
-    ra_gguf_close(g);
+    ra_desc_close(d);
     return ra_cli_report(s);
 }

@@ -1,105 +1,141 @@
-/* repro-audit quantize: a GGUF file requantized by our ggml-rule quantizers,
- * as llama.cpp's quantize tool would write it (without an importance matrix). */
+/* repro-audit quantize: a base model into a quantized checkpoint directory. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli_util.h"
 #include "commands.h"
-#include "ra/format.h"
-#include "ra/ggml_types.h"
-#include "ra/gguf_write.h"
 #include "ra/model.h"
+#include "ra/quantize.h"
+#include "ra/textset.h"
 #include "ra/util.h"
 
 static const char usage[] =
-    "usage: repro-audit quantize --format q4_k_m|q8_0|q4_0 MODEL.gguf OUT.gguf\n"
+    "usage: repro-audit quantize --model MODEL --format F --out DIR [options]\n"
     "\n"
-    "Writes OUT.gguf (atomically): MODEL's metadata, with general.file_type set to\n"
-    "llama.cpp's number for the format, and its tensors, every matrix (a 2-D\n"
-    "tensor) stored in the GGML type the format picks for it (q4_k_m: llama.cpp's\n"
-    "Q4_K_M rules) by dequantizing it exactly and quantizing it with ggml's\n"
-    "reference rules, or copied where it already has that type. Other tensors\n"
-    "(norm gains) are copied. The result loads in llama.cpp and in `run`.\n";
+    "Writes DIR as a quantized HF checkpoint: model.safetensors with the format's\n"
+    "tensors (names, dtypes, shapes and packing of the real checkpoints), config.json\n"
+    "with its quantization_config as AutoAWQ, GPTQModel or compressed-tensors write it,\n"
+    "tokenizer.json and tokenizer_config.json. `run --model DIR` audits it as itself.\n"
+    "The decoder blocks' linear layers are quantized from the bf16 weights, one block\n"
+    "at a time; embeddings, norms and lm_head are kept in bf16. The same inputs give\n"
+    "the same bytes on any thread count.\n"
+    "\n"
+    "With a GGUF format (q4_k_m, q8_0, q4_0) and a GGUF MODEL, --out names a GGUF\n"
+    "file instead, written atomically: MODEL's metadata (general.file_type set to\n"
+    "llama.cpp's number for it) and every matrix in the GGML type the format picks\n"
+    "(q4_k_m: llama.cpp's Q4_K_M rules), quantized by ggml's reference rules from the\n"
+    "exact dequantization, tensor for tensor what llama.cpp's quantize tool writes\n"
+    "without an importance matrix; llama.cpp loads it.\n"
+    "\n"
+    "options:\n"
+    "  --model MODEL        an unquantized GGUF file or HF checkpoint directory\n"
+    "  --format F           awq, gptq, w4a16, marlin (written as GPTQ), fp8, fp8-block,\n"
+    "                       fp8-w8a8, nvfp4, mxfp4 (or a row such as gptq-cal-act)\n"
+    "  --method rtn|gptq    round to nearest (default: the row's), or GPTQ calibrated on\n"
+    "                       the calibration text (gptq and marlin)\n"
+    "  --group-size G       columns per group of the integer formats (default 128; -1: per row)\n"
+    "  --act-order          GPTQ act-order: columns by descending calibration Hessian diagonal\n"
+    "  --calib FILE         calibration text (default " RA_DEFAULT_TEXT ", `make text`);\n"
+    "                       sequences come from its first half\n"
+    "  --samples N          calibration sequences (default 8)\n"
+    "  --seq-len L          tokens per calibration sequence (default 256)\n"
+    "  --threads N          CPU threads (default: all); the output does not depend on it\n"
+    "  --out DIR            the checkpoint directory to create (must not exist)\n"
+    "  --quiet              no progress on stderr\n";
 
-/* llama_ftype numbers (llama.h). */
-static uint32_t file_type_of(const char *format)
+static void print_stats(const ra_quantize_stats *st, bool calibrated)
 {
-    if (!strcmp(format, "q4_0")) return 2;
-    if (!strcmp(format, "q8_0")) return 7;
-    if (!strcmp(format, "q4_k_m")) return 15;
-    return UINT32_MAX;
-}
-
-/* Tensor t of src in the format's type for it: new bytes in *out (the caller
- * frees), or *out NULL and the source bytes kept. */
-static ra_status requantize(const ra_format *f, const ra_model_config *c, const ra_gguf_tensor *t,
-                            ra_gguf_out_tensor *o, uint8_t **out)
-{
-    *out = NULL;
-    *o = (ra_gguf_out_tensor){t->name, t->type, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]}, t->data, t->nbytes};
-    if (t->n_dims != 2) return RA_OK;
-    const ra_tensor_role role = {t->name, c->n_layers, c->tied_embeddings};
-    const uint32_t want = ra_format_tensor_type(f, &role, (uint32_t)t->ne[0]);
-    if (want == t->type) return RA_OK;
-    const uint64_t n = t->ne[0] * t->ne[1];
-    uint64_t bytes;
-    RA_TRY(ra_ggml_row_bytes(want, n, &bytes));
-    float *x = NULL;
-    ra_status s = ra_calloc(&x, n, sizeof *x);
-    if (s == RA_OK) s = ra_calloc(out, bytes, 1);
-    if (s == RA_OK) s = ra_ggml_dequantize(t->type, t->data, x, n);
-    if (s == RA_OK) s = ra_ggml_quantize(want, x, *out, n);
-    free(x);
-    if (s != RA_OK) {
-        free(*out);
-        *out = NULL;
-        return ra_wrap(s, "tensor %s", t->name);
-    }
-    o->type = want;
-    o->data = *out;
-    o->nbytes = bytes;
-    return RA_OK;
+    printf("  %.1f s, peak resident memory %.1f MB", st->seconds, st->peak_rss_bytes / 1e6);
+    if (calibrated)
+        printf(" (one block's calibration activations %.1f MB, Hessians %.1f MB)", st->calib_bytes / 1e6,
+               st->hessian_bytes / 1e6);
+    putchar('\n');
 }
 
 int ra_cmd_quantize(int argc, char **argv)
 {
-    const char *format = NULL, *pos[2] = {0};
-    int npos = 0;
+    const char *model = NULL, *format = NULL, *method = NULL, *out = NULL, *calib = RA_DEFAULT_TEXT;
+    uint32_t samples = 8, seq_len = 256, threads = 0, group = 0;
+    bool act_order = false, group_set = false, progress = isatty(2);
     ra_status s = RA_OK;
     for (int i = 1; i < argc && s == RA_OK; i++) {
-        if (ra_cli_is_help(argv[i])) { fputs(usage, stdout); return RA_EXIT_OK; }
-        if (!strcmp(argv[i], "--format")) {
-            if (!(format = ra_cli_value(argc, argv, &i))) s = RA_ERR_USAGE;
-        } else if (argv[i][0] == '-') s = ra_fail(RA_ERR_USAGE, "unknown option '%s' (see quantize --help)", argv[i]);
-        else if (npos < 2) pos[npos++] = argv[i];
-        else s = ra_fail(RA_ERR_USAGE, "too many arguments (see quantize --help)");
+        const char *a = argv[i], *v = NULL;
+        if (ra_cli_is_help(a)) { fputs(usage, stdout); return RA_EXIT_OK; }
+        else if (!strcmp(a, "--act-order")) act_order = true;
+        else if (!strcmp(a, "--quiet")) progress = false;
+        else if (strncmp(a, "--", 2) != 0) s = ra_fail(RA_ERR_USAGE, "unexpected argument '%s' (see quantize --help)", a);
+        else if (!(v = ra_cli_value(argc, argv, &i))) s = RA_ERR_USAGE;
+        else if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--format")) format = v;
+        else if (!strcmp(a, "--method")) method = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--calib")) calib = v;
+        else if (!strcmp(a, "--samples")) s = ra_cli_u32(a, v, 1, 4096, &samples);
+        else if (!strcmp(a, "--seq-len")) s = ra_cli_u32(a, v, 2, 1 << 16, &seq_len);
+        else if (!strcmp(a, "--threads")) s = ra_cli_u32(a, v, 1, 256, &threads);
+        else if (!strcmp(a, "--group-size")) {
+            group_set = true;
+            if (!strcmp(v, "-1")) group = UINT32_MAX;
+            else s = ra_cli_u32(a, v, 1, 1 << 20, &group);
+        } else s = ra_fail(RA_ERR_USAGE, "unknown option '%s' (see quantize --help)", a);
     }
-    if (s == RA_OK && (npos != 2 || !format))
-        s = ra_fail(RA_ERR_USAGE, "quantize needs --format, MODEL and OUT (see quantize --help)");
+    if (s == RA_OK && (!model || !format || !out))
+        s = ra_fail(RA_ERR_USAGE, "quantize needs --model, --format and --out (see quantize --help)");
     const ra_format *f = s == RA_OK ? ra_format_find(format) : NULL;
-    if (s == RA_OK && (!f || file_type_of(format) == UINT32_MAX))
-        s = ra_fail(RA_ERR_USAGE, "quantize --format is q4_k_m, q8_0 or q4_0, not '%s'", format);
-    ra_gguf *g = NULL;
-    ra_model_config c;
-    if (s == RA_OK) s = ra_gguf_open(pos[0], &g);
-    if (s == RA_OK) s = ra_config_from_gguf(g, &c);
-    const size_t n = g ? ra_gguf_n_tensors(g) : 0;
-    ra_gguf_out_tensor *o = NULL;
-    uint8_t **owned = NULL;
-    if (s == RA_OK) s = ra_calloc(&o, n ? n : 1, sizeof *o);
-    if (s == RA_OK) s = ra_calloc(&owned, n ? n : 1, sizeof *owned);
-    const double t0 = ra_now();
-    for (size_t i = 0; s == RA_OK && i < n; i++) {
-        s = requantize(f, &c, ra_gguf_tensor_at(g, i), &o[i], &owned[i]);
-        if ((i + 1) % 32 == 0 || i + 1 == n)
-            fprintf(stderr, "quantize: %zu/%zu tensors, %.1f s\n", i + 1, n, ra_now() - t0);
+    if (s == RA_OK && f && (f->derive == RA_DERIVE_GGML || f->derive == RA_DERIVE_MIX))
+        return ra_quantize_gguf(model, format, out);
+    if (s == RA_OK && (!f || !f->quant))
+        s = ra_fail(RA_ERR_USAGE, "--format %s is not a quantized format (see `repro-audit formats`)", format);
+    ra_qformat qf;
+    if (s == RA_OK) {
+        qf = *f->quant;
+        bool integer = qf.family == RA_QF_AWQ || qf.family == RA_QF_GPTQ || qf.family == RA_QF_W4A16 ||
+                       qf.family == RA_QF_MARLIN;
+        bool gptq_rule = qf.family == RA_QF_GPTQ || qf.family == RA_QF_MARLIN;
+        if (method && !strcmp(method, "gptq")) qf.method = RA_QMETHOD_GPTQ;
+        else if (method && !strcmp(method, "rtn")) qf.method = RA_QMETHOD_RTN;
+        else if (method) s = ra_fail(RA_ERR_USAGE, "--method is rtn or gptq, not '%s'", method);
+        if (s == RA_OK && qf.method == RA_QMETHOD_GPTQ && !gptq_rule)
+            s = ra_fail(RA_ERR_USAGE, "--method gptq quantizes with GPTQ's rule: formats gptq and marlin, not %s", format);
+        if (s == RA_OK && group_set && !integer) s = ra_fail(RA_ERR_USAGE, "--group-size applies to the integer formats");
+        if (s == RA_OK && group_set) qf.group_size = group == UINT32_MAX ? -1 : (int32_t)group;
+        if (s == RA_OK && act_order && qf.family != RA_QF_GPTQ && qf.family != RA_QF_MARLIN && qf.family != RA_QF_W4A16)
+            s = ra_fail(RA_ERR_USAGE, "--act-order applies to gptq, marlin and w4a16");
+        if (act_order) qf.act_order = true;
     }
-    if (s == RA_OK) s = ra_gguf_write(pos[1], g, file_type_of(format), o, n);
-    if (s == RA_OK) printf("wrote %s: %s as %s (%zu tensors)\n", pos[1], pos[0], f->name, n);
-    for (size_t i = 0; owned && i < n; i++) free(owned[i]);
-    free(owned);
-    free(o);
-    ra_gguf_close(g);
+    ra_model_desc *d = NULL;
+    ra_tokenizer *tok = NULL;
+    ra_pool *pool = NULL;
+    ra_text text = {0};
+    int32_t *ids = NULL;
+    ra_calib_tokens ct = {0};
+    bool calibrated = s == RA_OK && (qf.method == RA_QMETHOD_GPTQ || qf.act_order);
+    if (s == RA_OK) s = ra_desc_open(model, 0, &d);
+    if (s == RA_OK) s = ra_pool_new(threads, &pool);
+    ra_model_config cfg;
+    if (s == RA_OK) s = ra_config_from_desc(d, &cfg);
+    if (s == RA_OK && !group_set) ra_qformat_fit_group(&qf, cfg.dim, cfg.n_heads * cfg.head_dim, cfg.ffn_dim);
+    if (s == RA_OK && calibrated) {
+        s = ra_tokenizer_from_desc(d, &tok);
+        if (s == RA_OK) s = ra_text_load(calib, tok, &text);
+        if (s == RA_OK) s = ra_text_slices(&text, false, samples, seq_len, &ids);
+        ct = (ra_calib_tokens){ids, samples, seq_len, {0}};
+        memcpy(ct.sha256, text.sha256, 32);
+    }
+    ra_quantize_stats st;
+    ra_quantize_opts o = {&qf, format, calibrated ? &ct : NULL, pool, progress};
+    if (s == RA_OK) s = ra_quantize_model(d, &o, out, &st);
+    if (s == RA_OK) {
+        printf("quantized %s as %s (%s%s) into %s\n", model, format, qf.method == RA_QMETHOD_GPTQ ? "GPTQ" : "RTN",
+               qf.act_order ? ", act-order" : "", out);
+        print_stats(&st, calibrated);
+    }
+    free(ids);
+    ra_text_free(&text);
+    ra_tokenizer_free(tok);
+    ra_pool_free(pool);
+    ra_desc_close(d);
     return ra_cli_report(s);
 }

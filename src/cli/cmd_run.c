@@ -7,22 +7,34 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "ra/audit.h"
+#include "ra/textset.h"
 #include "ra/util.h"
 
 static const char usage[] =
-    "usage: repro-audit run --model FILE.gguf --out DIR [options]\n"
+    "usage: repro-audit run --model MODEL --out DIR [options]\n"
     "\n"
     "Runs every prompt through the model in each format@kernel, REPEATS times,\n"
     "and writes a bundle: manifest.json, one hashed trace per (format@kernel,\n"
     "run), report.json and report.md. DIR appears only when the run is complete.\n"
     "\n"
     "options:\n"
-    "  --model FILE          GGUF model (llama architecture)\n"
+    "  --model MODEL         a GGUF file or an HF checkpoint directory (config.json,\n"
+    "                        tokenizer.json, *.safetensors); llama, mistral, qwen2, qwen3\n"
     "  --out DIR             bundle directory to create (must not exist)\n"
     "  --formats A,B,...     formats to run, each FORMAT or FORMAT@KERNEL (default\n"
-    "                        q4_1,f32,bf16; see `repro-audit formats`). A bare FORMAT\n"
-    "                        runs on its default kernel: on the GPU when there is one\n"
-    "                        and the format has a GPU kernel, else on the CPU\n"
+    "                        q4_1,f32,bf16, or a quantized checkpoint's own format; see\n"
+    "                        `repro-audit formats`). A bare FORMAT runs on its default\n"
+    "                        kernel: on the GPU when there is one and the format has a\n"
+    "                        GPU kernel, else on the CPU. Checkpoint formats (awq, gptq,\n"
+    "                        w4a16, marlin, fp8, nvfp4, mxfp4, ...) of an unquantized\n"
+    "                        model are derived as `quantize` writes them, and cached\n"
+    "  --cache-dir DIR       where derived checkpoints are cached (default\n"
+    "                        $REPRO_AUDIT_CACHE, $XDG_CACHE_HOME/repro-audit or\n"
+    "                        ~/.cache/repro-audit), by the SHA-256 of model, format,\n"
+    "                        parameters, calibration text and tool version\n"
+    "  --no-cache            derive into a temporary directory, removed afterwards\n"
+    "  --calib FILE          calibration text of gptq-cal*, gptq-act (default\n"
+    "                        " RA_DEFAULT_TEXT ", `make text`)\n"
     "  --device auto|cpu|gpu where bare formats run (default auto); gpu fails\n"
     "                        when no CUDA GPU can be used\n"
     "  --prompts FILE.jsonl  prompt set (default: the 10 prompts of data/prompts.jsonl,\n"
@@ -59,7 +71,7 @@ int ra_cmd_run(int argc, char **argv)
 {
     ra_run_opts o = {.prompts_path = NULL, .max_new_tokens = 32, .repeats = 3, .top_k = 20,
                      .store_full = RA_STORE_FIRST, .progress = isatty(2)};
-    const char *formats = "q4_1,f32,bf16";
+    const char *formats = NULL;
     ra_status s = RA_OK;
     for (int i = 1; i < argc && s == RA_OK; i++) {
         const char *a = argv[i], *v = NULL;
@@ -68,11 +80,14 @@ int ra_cmd_run(int argc, char **argv)
         else if (!strcmp(a, "--quiet")) o.progress = false;
         else if (!strcmp(a, "--no-graphs")) o.no_graphs = true;
         else if (!strcmp(a, "--progress")) o.progress = true;
+        else if (!strcmp(a, "--no-cache")) o.no_cache = true;
         else if (strncmp(a, "--", 2) != 0) s = ra_fail(RA_ERR_USAGE, "unexpected argument '%s' (see run --help)", a);
         else if (!(v = ra_cli_value(argc, argv, &i))) s = RA_ERR_USAGE;
         else if (!strcmp(a, "--model")) o.model_path = v;
         else if (!strcmp(a, "--out")) o.out_dir = v;
         else if (!strcmp(a, "--formats")) formats = v;
+        else if (!strcmp(a, "--cache-dir")) o.cache_dir = v;
+        else if (!strcmp(a, "--calib")) o.calib_path = v;
         else if (!strcmp(a, "--prompts")) o.prompts_path = v;
         else if (!strcmp(a, "--max-new-tokens")) s = ra_cli_u32(a, v, 1, 100000, &o.max_new_tokens);
         else if (!strcmp(a, "--repeats")) s = ra_cli_u32(a, v, 1, 1000, &o.repeats);
@@ -100,8 +115,8 @@ int ra_cmd_run(int argc, char **argv)
     /* Split the comma list in place. */
     char *list = NULL;
     const char *names[64];
-    if (s == RA_OK) s = ra_strdup(&list, formats);
-    if (s == RA_OK) {
+    if (s == RA_OK && formats) s = ra_strdup(&list, formats);
+    if (s == RA_OK && formats) {
         for (char *tok = strtok(list, ","); tok && s == RA_OK; tok = strtok(NULL, ",")) {
             if (o.n_formats == 64) s = ra_fail(RA_ERR_USAGE, "too many formats");
             else names[o.n_formats++] = tok;

@@ -1,5 +1,4 @@
 /* repro-audit tokenize: prompt texts to token ids, as the run will see them. */
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,11 +7,13 @@
 #include "commands.h"
 #include "ra/audit.h"
 #include "ra/model.h"
+#include "ra/text.h"
 #include "ra/util.h"
 
 static const char usage[] =
-    "usage: repro-audit tokenize MODEL.gguf (--prompts FILE.jsonl | TEXT)\n"
+    "usage: repro-audit tokenize MODEL (--prompts FILE.jsonl | TEXT)\n"
     "\n"
+    "MODEL is a GGUF file or an HF checkpoint directory (tokenizer.json).\n"
     "Prints token ids: for a prompt set, one JSON line per prompt\n"
     "{\"id\", \"ids\", \"continuation_ids\"?}; for TEXT, one JSON array.\n"
     "Special tokens such as <|im_start|> in the text are parsed.\n";
@@ -38,19 +39,20 @@ int ra_cmd_tokenize(int argc, char **argv)
     }
     if (s == RA_OK && (!model || !!prompts == !!text))
         s = ra_fail(RA_ERR_USAGE, "tokenize needs MODEL and either --prompts FILE or TEXT (see tokenize --help)");
-    ra_gguf *g = NULL;
+    ra_model_desc *d = NULL;
     ra_tokenizer *tok = NULL;
     ra_prompt_set *ps = NULL;
-    if (s == RA_OK) s = ra_gguf_open(model, &g);
-    if (s == RA_OK) s = ra_tokenizer_from_gguf(g, &tok);
+    if (s == RA_OK) s = ra_desc_open(model, 0, &d);
+    if (s == RA_OK) s = ra_tokenizer_from_desc(d, &tok);
+    ra_model_config cfg;
+    if (s == RA_OK && prompts) s = ra_config_from_desc(d, &cfg); /* for the context length */
     if (s == RA_OK && prompts) {
-        s = ra_prompts_load(prompts, tok, (uint32_t)ra_tokenizer_n_vocab(tok), &ps);
+        s = ra_prompts_load(prompts, tok, (uint32_t)ra_tokenizer_n_vocab(tok), cfg.max_seq, &ps);
         for (size_t i = 0; s == RA_OK && i < ps->n; i++) {
-            cJSON *js = cJSON_CreateString(ps->items[i].id);
-            char *id = cJSON_PrintUnformatted(js); /* JSON-escaped */
-            cJSON_Delete(js);
-            printf("{\"id\": %s, \"ids\": ", id ? id : "\"?\"");
-            free(id);
+            ra_buf id = {0}; /* JSON-escaped, DEL and C1 too: the id comes from the file */
+            s = ra_escape(&id, ps->items[i].id, strlen(ps->items[i].id), RA_ESC_JSON);
+            printf("{\"id\": \"%.*s\", \"ids\": ", (int)id.len, id.data ? (const char *)id.data : "");
+            ra_buf_free(&id);
             print_ids(ps->items[i].ids, ps->items[i].n_ids);
             if (ps->items[i].cont) {
                 printf(", \"continuation_ids\": ");
@@ -70,6 +72,6 @@ int ra_cmd_tokenize(int argc, char **argv)
     }
     ra_prompts_free(ps);
     ra_tokenizer_free(tok);
-    ra_gguf_close(g);
+    ra_desc_close(d);
     return ra_cli_report(s);
 }

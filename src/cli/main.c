@@ -45,10 +45,12 @@ static const struct {
     {"run", ra_cmd_run, "run prompts through the model in several formats; write a hashed bundle"},
     {"compare", ra_cmd_compare, "verdicts and distance tables for one or more bundles"},
     {"verify", ra_cmd_verify, "re-hash a bundle and check every digest"},
-    {"inspect", ra_cmd_inspect, "print a GGUF file's metadata and tensor table"},
+    {"inspect", ra_cmd_inspect, "a GGUF file's metadata and tensors, or an HF checkpoint's description"},
     {"tokenize", ra_cmd_tokenize, "show the token ids of a text or a prompt set"},
-    {"export-hf", ra_cmd_export_hf, "write the model as HF safetensors + config.json"},
-    {"quantize", ra_cmd_quantize, "write the model requantized as llama.cpp's quantize tool would (q4_k_m, q8_0, q4_0)"},
+    {"export-hf", ra_cmd_export_hf, "write the model as an HF checkpoint (safetensors, config, tokenizer)"},
+    {"quantize", ra_cmd_quantize, "quantize a model into an AWQ, GPTQ, compressed-tensors, FP8 or FP4 checkpoint, or a GGUF file "
+                                    "as llama.cpp's quantize tool would (q4_k_m, q8_0, q4_0)"},
+    {"ppl", ra_cmd_ppl, "perplexity per format over the evaluation text"},
     {"formats", cmd_formats, "list the weight formats and their kernels"},
     {"bench", ra_cmd_bench, "time the GPU kernels against ceilings measured in the same run"},
 };

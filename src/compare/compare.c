@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ra/audit.h"
 #include "ra/compare.h"
+#include "ra/cpu.h"
 #include "ra/trace.h"
 #include "ra/util.h"
 
@@ -15,7 +17,7 @@ typedef struct {
 } run_ref;
 
 typedef struct {
-    run_ref *runs;
+    run_ref *runs;  /* into one array of every run, sorted by group */
     uint32_t n_runs;
     ra_trace *ref;  /* the reference run, loaded */
 } group_state;
@@ -65,30 +67,70 @@ static ra_status check_compatible(ra_bundle *const *b, uint32_t n)
     return RA_OK;
 }
 
-/* Groups every run by format@kernel, in order of first appearance. */
-static ra_status build_groups(ra_comparison *c, ra_bundle *const *b, uint32_t nb, group_state **gs_out)
+/* Runs by (format, kernel), then in the order given: each group is a slice. */
+static int by_group(const void *x, const void *y, void *bundles)
 {
-    uint32_t total = 0;
+    const run_ref *a = x, *b = y;
+    const ra_bundle_trace *ta = bt_of(bundles, *a), *tb = bt_of(bundles, *b);
+    int c = strcmp(ta->format, tb->format);
+    if (!c) c = strcmp(ta->kernel, tb->kernel);
+    if (!c) c = (a->bundle > b->bundle) - (a->bundle < b->bundle);
+    return c ? c : (a->trace > b->trace) - (a->trace < b->trace);
+}
+
+static bool same_group(ra_bundle *const *b, run_ref x, run_ref y)
+{
+    return !strcmp(bt_of(b, x)->format, bt_of(b, y)->format) && !strcmp(bt_of(b, x)->kernel, bt_of(b, y)->kernel);
+}
+
+/* Groups in order of first appearance, as before sorting. */
+static int by_first_run(const void *x, const void *y)
+{
+    const group_state *a = x, *b = y;
+    if (a->runs[0].bundle != b->runs[0].bundle) return a->runs[0].bundle < b->runs[0].bundle ? -1 : 1;
+    return (a->runs[0].trace > b->runs[0].trace) - (a->runs[0].trace < b->runs[0].trace);
+}
+
+/* Groups every run by format@kernel (sorting, so O(n log n) in runs), in
+ * order of first appearance; refuses more groups than RA_COMPARE_MAX_GROUPS. */
+static ra_status build_groups(ra_comparison *c, ra_bundle *const *b, uint32_t nb, run_ref **all_out, group_state **gs_out)
+{
+    size_t total = 0;
     for (uint32_t i = 0; i < nb; i++) total += b[i]->n_traces;
-    RA_TRY(ra_calloc(&c->groups, total, sizeof *c->groups));
-    group_state *gs;
-    RA_TRY(ra_calloc(&gs, total, sizeof *gs));
-    *gs_out = gs;
+    run_ref *all;
+    RA_TRY(ra_calloc(&all, total, sizeof *all));
+    *all_out = all;
+    size_t k = 0;
     for (uint32_t i = 0; i < nb; i++)
-        for (uint32_t t = 0; t < b[i]->n_traces; t++) {
-            const ra_bundle_trace *bt = &b[i]->traces[t];
-            uint32_t g = 0;
-            while (g < c->n_groups && (strcmp(c->groups[g].format, bt->format) || strcmp(c->groups[g].kernel, bt->kernel))) g++;
-            if (g == c->n_groups) {
-                ra_group_verdict *v = &c->groups[c->n_groups++];
-                snprintf(v->format, sizeof v->format, "%s", bt->format);
-                snprintf(v->kernel, sizeof v->kernel, "%s", bt->kernel);
-                snprintf(v->label, sizeof v->label, "%s@%s", bt->format, bt->kernel);
-                v->deterministic = bt->deterministic;
-                RA_TRY(ra_calloc(&gs[g].runs, total, sizeof *gs[g].runs));
-            }
-            gs[g].runs[gs[g].n_runs++] = (run_ref){i, t};
+        for (uint32_t t = 0; t < b[i]->n_traces; t++) all[k++] = (run_ref){i, t};
+    qsort_r(all, total, sizeof *all, by_group, (void *)b);
+    size_t n_groups = 0;
+    for (size_t r = 0; r < total; r++) n_groups += r == 0 || !same_group(b, all[r - 1], all[r]);
+    if (n_groups > RA_COMPARE_MAX_GROUPS)
+        return ra_fail(RA_ERR_UNSUPPORTED, "%s: %zu format@kernel groups; compare handles at most %d", nb == 1 ? b[0]->dir : "the bundles",
+                       n_groups, RA_COMPARE_MAX_GROUPS);
+    RA_TRY(ra_calloc(&c->groups, n_groups, sizeof *c->groups));
+    group_state *gs;
+    RA_TRY(ra_calloc(&gs, n_groups, sizeof *gs));
+    *gs_out = gs;
+    for (size_t r = 0, g = 0; r < total; r++) {
+        if (r > 0 && same_group(b, all[r - 1], all[r])) {
+            gs[g - 1].n_runs++;
+            continue;
         }
+        gs[g].runs = &all[r];
+        gs[g++].n_runs = 1;
+    }
+    qsort(gs, n_groups, sizeof *gs, by_first_run);
+    for (size_t g = 0; g < n_groups; g++) {
+        const ra_bundle_trace *bt = bt_of(b, gs[g].runs[0]);
+        ra_group_verdict *v = &c->groups[g];
+        snprintf(v->format, sizeof v->format, "%s", bt->format);
+        snprintf(v->kernel, sizeof v->kernel, "%s", bt->kernel);
+        snprintf(v->label, sizeof v->label, "%s@%s", bt->format, bt->kernel);
+        v->deterministic = bt->deterministic;
+    }
+    c->n_groups = (uint32_t)n_groups;
     return RA_OK;
 }
 
@@ -129,12 +171,18 @@ static ra_status same_shape(const ra_trace *a, const ra_trace *b, const char *fa
     return RA_OK;
 }
 
+/* Reads run r of a bundle, held to its manifest entry (file SHA-256 first). */
+static ra_status read_run(ra_bundle *const *b, run_ref r, ra_trace **out)
+{
+    return ra_bundle_read_trace(b[r.bundle], r.trace, out);
+}
+
 static ra_status judge_group(ra_comparison *c, ra_bundle *const *b, uint32_t nb, uint32_t gi, group_state *g)
 {
     ra_group_verdict *v = &c->groups[gi];
     run_ref ref = pick_reference(b, g);
     const ra_bundle_trace *rbt = bt_of(b, ref);
-    RA_TRY(ra_trace_read(rbt->file, &g->ref));
+    RA_TRY(read_run(b, ref, &g->ref));
     v->n_runs = g->n_runs;
     run_name(nb, b, ref, v->ref_run, sizeof v->ref_run);
     snprintf(v->scope, sizeof v->scope, "%s", rbt->scope);
@@ -146,14 +194,18 @@ static ra_status judge_group(ra_comparison *c, ra_bundle *const *b, uint32_t nb,
     v->divergence = (ra_step_ref){-1, -1};
     for (uint32_t r = 0; r < g->n_runs; r++) {
         const ra_bundle_trace *bt = bt_of(b, g->runs[r]);
-        if (bt == rbt || memcmp(bt->digest, rbt->digest, 32) == 0) continue;
-        v->identical = false;
-        if (v->n_differing++) continue; /* locate only the first differing run */
-        run_name(nb, b, g->runs[r], v->first_differing_run, sizeof v->first_differing_run);
+        if (bt == rbt) continue;
         ra_trace *t;
-        RA_TRY(ra_trace_read(bt->file, &t));
-        ra_status s = same_shape(g->ref, t, rbt->file, bt->file);
-        v->divergence = first_difference(g->ref, t);
+        RA_TRY(read_run(b, g->runs[r], &t)); /* every run, so the verdict rests on bytes, not on the manifest */
+        ra_status s = RA_OK;
+        if (memcmp(t->digest, g->ref->digest, 32) != 0) {
+            v->identical = false;
+            if (v->n_differing++ == 0) { /* locate only the first differing run */
+                run_name(nb, b, g->runs[r], v->first_differing_run, sizeof v->first_differing_run);
+                s = same_shape(g->ref, t, rbt->file, bt->file);
+                v->divergence = first_difference(g->ref, t);
+            }
+        }
         ra_trace_free(t);
         RA_TRY(s);
     }
@@ -164,40 +216,43 @@ static ra_status judge_group(ra_comparison *c, ra_bundle *const *b, uint32_t nb,
 /* Accumulates the distance between two log-prob vectors of one step. */
 typedef struct {
     double l2_sum, max_abs, kl_sum, top1;
-    uint64_t steps;
+    uint64_t steps, nonfinite;
     bool topk_only;
 } pair_acc;
+
+/* One log-prob of each run: equal bits are equal (a shared -inf or NaN adds
+ * nothing); a difference with NaN or inf on either side is counted, not summed. */
+static void entry(pair_acc *acc, float a, float b, double *sq, double *kl)
+{
+    if (ra_f32_bits(a) == ra_f32_bits(b)) return;
+    if (!isfinite(a) || !isfinite(b)) {
+        acc->nonfinite++;
+        return;
+    }
+    double d = (double)a - (double)b;
+    *sq += d * d;
+    if (fabs(d) > acc->max_abs) acc->max_abs = fabs(d);
+    *kl += exp((double)a) * d;
+}
 
 static void step_full(pair_acc *acc, const float *a, const float *b, uint32_t n)
 {
     double sq = 0, kl = 0;
-    uint32_t arg_a = 0, arg_b = 0;
-    for (uint32_t v = 0; v < n; v++) {
-        double d = (double)a[v] - (double)b[v];
-        sq += d * d;
-        if (fabs(d) > acc->max_abs) acc->max_abs = fabs(d);
-        kl += exp((double)a[v]) * d;
-        if (a[v] > a[arg_a]) arg_a = v;
-        if (b[v] > b[arg_b]) arg_b = v;
-    }
+    for (uint32_t v = 0; v < n; v++) entry(acc, a[v], b[v], &sq, &kl);
     acc->l2_sum += sqrt(sq);
     acc->kl_sum += kl;
-    acc->top1 += arg_a == arg_b;
+    acc->top1 += ra_argmax(a, n) == ra_argmax(b, n);
 }
 
 /* Without full vectors: the entries both top-k lists hold. */
 static void step_topk(pair_acc *acc, const ra_trace_step *a, const ra_trace_step *b, uint32_t k)
 {
-    double sq = 0;
+    double sq = 0, kl = 0;
     for (uint32_t i = 0; i < k; i++)
         for (uint32_t j = 0; j < k; j++)
-            if (a->topk_id[i] == b->topk_id[j]) {
-                double d = (double)a->topk_lp[i] - (double)b->topk_lp[j];
-                sq += d * d;
-                if (fabs(d) > acc->max_abs) acc->max_abs = fabs(d);
-            }
+            if (a->topk_id[i] == b->topk_id[j]) entry(acc, a->topk_lp[i], b->topk_lp[j], &sq, &kl);
     acc->l2_sum += sqrt(sq);
-    acc->top1 += k > 0 && a->topk_id[0] == b->topk_id[0];
+    acc->top1 += k > 0 && a->topk_id[0] == b->topk_id[0]; /* top-k ranks NaN last, as ra_argmax does */
     acc->topk_only = true;
 }
 
@@ -235,6 +290,7 @@ static ra_status compare_pair(const ra_comparison *c, const ra_trace *a, const r
     p->max_abs = acc.max_abs;
     p->kl_mean = acc.topk_only ? NAN : acc.kl_sum / n;
     p->top1_agree = acc.steps ? acc.top1 / n : 1;
+    p->nonfinite = acc.nonfinite;
     return RA_OK;
 }
 
@@ -252,8 +308,9 @@ static ra_status compare_all(ra_comparison *c, ra_bundle *const *b, uint32_t nb,
     for (uint32_t g = 0; g < c->n_groups; g++) RA_TRY(judge_group(c, b, nb, g, &gs[g]));
     c->ok = true;
     for (uint32_t g = 0; g < c->n_groups; g++) c->ok &= c->groups[g].pass;
-    uint32_t np = c->n_groups * (c->n_groups - 1) / 2;
-    if (np) RA_TRY(ra_calloc(&c->pairs, np, sizeof *c->pairs));
+    size_t ng = c->n_groups, np = ng ? ng * (ng - 1) / 2 : 0; /* size_t, and groups are capped */
+    if (np == 0) return RA_OK; /* and no qsort(NULL, 0): its pointer must not be NULL */
+    RA_TRY(ra_calloc(&c->pairs, np, sizeof *c->pairs));
     for (uint32_t i = 0; i < c->n_groups; i++)
         for (uint32_t j = i + 1; j < c->n_groups; j++) {
             ra_pair_stats *p = &c->pairs[c->n_pairs++];
@@ -274,6 +331,7 @@ ra_status ra_compare_bundles(const char *const *dirs, uint32_t n, ra_comparison 
     RA_TRY(ra_calloc(&c, 1, sizeof *c));
     ra_bundle **b = NULL;
     group_state *gs = NULL;
+    run_ref *all = NULL;
     ra_status s = ra_calloc(&b, n, sizeof *b);
     if (s == RA_OK) s = ra_calloc(&c->bundle_dirs, n, sizeof *c->bundle_dirs);
     for (uint32_t i = 0; s == RA_OK && i < n; i++) {
@@ -287,14 +345,12 @@ ra_status ra_compare_bundles(const char *const *dirs, uint32_t n, ra_comparison 
         snprintf(c->model_name, sizeof c->model_name, "%s", b[0]->model_name);
         memcpy(c->model_sha256, b[0]->model_sha256, sizeof c->model_sha256);
         c->n_prompts = b[0]->n_prompts;
-        s = build_groups(c, b, n, &gs);
+        s = build_groups(c, b, n, &all, &gs);
     }
     if (s == RA_OK) s = compare_all(c, b, n, gs);
-    for (uint32_t g = 0; gs && g < c->n_groups; g++) {
-        free(gs[g].runs);
-        ra_trace_free(gs[g].ref);
-    }
+    for (uint32_t g = 0; gs && g < c->n_groups; g++) ra_trace_free(gs[g].ref);
     free(gs);
+    free(all);
     for (uint32_t i = 0; b && i < n; i++) ra_bundle_close(b[i]);
     free(b);
     if (s != RA_OK) {

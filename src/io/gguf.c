@@ -6,18 +6,14 @@
  * tensors may not overlap. After that the accessors only index checked data. */
 #include "ra/gguf.h"
 #include "ra/ggml_types.h"
+#include "ra/text.h"
 #include "ra/util.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define GGUF_DEFAULT_ALIGNMENT 32
 #define GGUF_MAX_DIMS 4
@@ -27,11 +23,6 @@
  * a type (4) and an offset (8). */
 #define GGUF_MIN_KV_BYTES 12
 #define GGUF_MIN_TENSOR_BYTES 24
-
-typedef struct {
-    const char *name; /* key or tensor name */
-    size_t index;
-} name_index;
 
 struct ra_gguf {
     char *path;
@@ -45,7 +36,7 @@ struct ra_gguf {
     size_t n_kv, kv_cap; /* parsed so far, allocated */
     ra_gguf_tensor *tensors;
     size_t n_tensors, tensor_cap;
-    name_index *kv_by_name, *tensor_by_name; /* sorted, for duplicate checks and lookup */
+    ra_name_index *kv_by_name, *tensor_by_name; /* sorted, for duplicate checks and lookup */
 };
 
 /* ---------- bounds-checked cursor ---------- */
@@ -293,24 +284,6 @@ static int cmp_tensor_offset(const void *a, const void *b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-static int cmp_name_index(const void *a, const void *b)
-{
-    return strcmp(((const name_index *)a)->name, ((const name_index *)b)->name);
-}
-
-/* Builds the sorted name index and rejects duplicates. */
-static ra_status index_names(const char *file, const char *what, size_t n, const char *(*name_of)(const void *, size_t),
-                             const void *items, name_index **out)
-{
-    RA_TRY(ra_calloc(out, n ? n : 1, sizeof **out));
-    for (size_t i = 0; i < n; i++) (*out)[i] = (name_index){ name_of(items, i), i };
-    qsort(*out, n, sizeof **out, cmp_name_index);
-    for (size_t i = 1; i < n; i++)
-        if (!strcmp((*out)[i - 1].name, (*out)[i].name))
-            return ra_fail(RA_ERR_FORMAT, "%s: duplicate %s '%s'", file, what, (*out)[i].name);
-    return RA_OK;
-}
-
 static const char *kv_name_of(const void *items, size_t i) { return ((const ra_gguf_kv *)items)[i].key; }
 static const char *tensor_name_of(const void *items, size_t i) { return ((const ra_gguf_tensor *)items)[i].name; }
 
@@ -382,13 +355,13 @@ static ra_status parse(ra_gguf *g)
     RA_TRY(ra_calloc(&g->str_offsets, n_kv ? (size_t)n_kv : 1, sizeof *g->str_offsets));
     g->kv_cap = (size_t)n_kv;
     for (; g->n_kv < n_kv; g->n_kv++) RA_TRY(parse_kv(&c, &g->kvs[g->n_kv], &g->str_offsets[g->n_kv]));
-    RA_TRY(index_names(g->path, "key", g->n_kv, kv_name_of, g->kvs, &g->kv_by_name));
+    RA_TRY(ra_name_index_build(g->path, "key", g->n_kv, kv_name_of, g->kvs, &g->kv_by_name));
     RA_TRY(read_alignment(g));
 
     RA_TRY(ra_calloc(&g->tensors, n_tensors ? (size_t)n_tensors : 1, sizeof *g->tensors));
     g->tensor_cap = (size_t)n_tensors;
     for (; g->n_tensors < n_tensors; g->n_tensors++) RA_TRY(parse_tensor_info(&c, &g->tensors[g->n_tensors]));
-    RA_TRY(index_names(g->path, "tensor", g->n_tensors, tensor_name_of, g->tensors, &g->tensor_by_name));
+    RA_TRY(ra_name_index_build(g->path, "tensor", g->n_tensors, tensor_name_of, g->tensors, &g->tensor_by_name));
 
     /* The data section starts at the end of the header, padded to the alignment. */
     uint64_t end = c.pos, rem = end % g->alignment;
@@ -396,8 +369,9 @@ static ra_status parse(ra_gguf *g)
     return place_tensors(g);
 }
 
-static ra_status open_common(const uint8_t *data, size_t len, const char *name, bool mapped, ra_gguf **out)
+static ra_status open_common(const uint8_t *data, size_t len, const char *name, bool mapped, void *out_ptr)
 {
+    ra_gguf **out = out_ptr;
     *out = NULL;
     ra_gguf *g;
     RA_TRY(ra_calloc(&g, 1, sizeof *g));
@@ -424,30 +398,7 @@ ra_status ra_gguf_open_memory(const uint8_t *data, size_t len, const char *name,
 ra_status ra_gguf_open(const char *path, ra_gguf **out)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ra_fail(RA_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return ra_fail(RA_ERR_IO, "%s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return ra_fail(RA_ERR_IO, "%s: not a regular file", path);
-    }
-    if (st.st_size == 0) {
-        close(fd);
-        return ra_fail(RA_ERR_FORMAT, "%s: empty file, not a GGUF file", path);
-    }
-    size_t size = (size_t)st.st_size;
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (map == MAP_FAILED) return ra_fail(RA_ERR_IO, "%s: mmap: %s", path, strerror(e));
-    ra_status s = open_common(map, size, path, true, out);
-    if (s != RA_OK) munmap(map, size);
-    return s;
+    return ra_open_mapped(path, "GGUF", open_common, out);
 }
 
 void ra_gguf_close(ra_gguf *g)
@@ -464,7 +415,7 @@ void ra_gguf_close(ra_gguf *g)
     free(g->tensors);
     free(g->kv_by_name);
     free(g->tensor_by_name);
-    if (g->mapped) munmap((void *)g->base, g->size);
+    if (g->mapped) ra_unmap_file(g->base, g->size);
     free(g->path);
     free(g);
 }
@@ -476,6 +427,7 @@ uint32_t ra_gguf_version(const ra_gguf *g) { return g->version; }
 uint64_t ra_gguf_alignment(const ra_gguf *g) { return g->alignment; }
 uint64_t ra_gguf_data_offset(const ra_gguf *g) { return g->data_offset; }
 size_t ra_gguf_file_size(const ra_gguf *g) { return g->size; }
+void ra_gguf_sha256(const ra_gguf *g, uint8_t out[32]) { ra_sha256(g->base, g->size, out); }
 size_t ra_gguf_n_kv(const ra_gguf *g) { return g->n_kv; }
 size_t ra_gguf_n_tensors(const ra_gguf *g) { return g->n_tensors; }
 
@@ -485,22 +437,15 @@ const ra_gguf_tensor *ra_gguf_tensor_at(const ra_gguf *g, size_t i)
     return i < g->n_tensors ? &g->tensors[i] : NULL;
 }
 
-static const name_index *lookup(const name_index *idx, size_t n, const char *name)
-{
-    if (!idx || !name) return NULL;
-    name_index key = { name, 0 };
-    return bsearch(&key, idx, n, sizeof *idx, cmp_name_index);
-}
-
 const ra_gguf_kv *ra_gguf_find(const ra_gguf *g, const char *key)
 {
-    const name_index *e = lookup(g->kv_by_name, g->n_kv, key);
+    const ra_name_index *e = ra_name_index_find(g->kv_by_name, g->n_kv, key);
     return e ? &g->kvs[e->index] : NULL;
 }
 
 const ra_gguf_tensor *ra_gguf_find_tensor(const ra_gguf *g, const char *name)
 {
-    const name_index *e = lookup(g->tensor_by_name, g->n_tensors, name);
+    const ra_name_index *e = ra_name_index_find(g->tensor_by_name, g->n_tensors, name);
     return e ? &g->tensors[e->index] : NULL;
 }
 
@@ -681,21 +626,15 @@ static void text_printf(text *t, const char *fmt, ...)
     text_put(t, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* Quoted, escaped string, cut at max_chars source bytes with "...". */
+/* Quoted, escaped string (ra_escape_char), cut after max_chars source bytes with "...". */
 static void text_quoted(text *t, const uint8_t *s, size_t len, size_t max_chars)
 {
     text_put(t, "\"", 1);
-    size_t n = len < max_chars ? len : max_chars;
-    for (size_t i = 0; i < n && !t->full; i++) {
-        uint8_t ch = s[i];
-        if (ch == '\n') text_put(t, "\\n", 2);
-        else if (ch == '"') text_put(t, "\\\"", 2);
-        else if (ch == '\\') text_put(t, "\\\\", 2);
-        else if (ch < 0x20 || ch == 0x7f) text_printf(t, "\\x%02x", ch);
-        else text_put(t, (const char *)&ch, 1);
-    }
+    size_t n = len < max_chars ? len : max_chars, i = 0, used;
+    char piece[16];
+    for (; i < n && !t->full; i += used) text_put(t, piece, ra_escape_char(s + i, len - i, RA_ESC_QUOTE, piece, &used));
     text_put(t, "\"", 1);
-    if (n < len) text_put(t, "...", 3);
+    if (i < len) text_put(t, "...", 3);
 }
 
 /* One scalar of type type at p (strings: p is the length prefix). */

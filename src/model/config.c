@@ -1,83 +1,37 @@
-/* Model configuration from GGUF metadata ("{arch}.block_count", ...). */
+/* The model configuration from a description: whatever the container, the
+ * same defaults and the same plausibility checks. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "ra/ggml_types.h"
 #include "ra/model.h"
+#include "ra/text.h"
 
-static ra_status need_u32(const ra_gguf *g, const char *arch, const char *suffix, uint32_t *out)
+ra_status ra_config_from_desc(const ra_model_desc *d, ra_model_config *c)
 {
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    ra_status s = ra_gguf_get_u32(g, key, out);
-    if (s == RA_ERR_NOTFOUND) return ra_fail(RA_ERR_FORMAT, "%s: missing metadata key %s", ra_gguf_path(g), key);
-    return s;
-}
-
-static ra_status opt_u32(const ra_gguf *g, const char *key, uint32_t *out, uint32_t dflt)
-{
-    ra_status s = ra_gguf_get_u32(g, key, out);
-    if (s == RA_ERR_NOTFOUND) { *out = dflt; return RA_OK; }
-    return s;
-}
-
-ra_status ra_config_from_gguf(const ra_gguf *g, ra_model_config *c)
-{
-    memset(c, 0, sizeof *c);
-    const char *arch;
-    size_t len;
-    ra_status s = ra_gguf_get_str(g, "general.architecture", &arch, &len);
-    if (s == RA_ERR_NOTFOUND) return ra_fail(RA_ERR_FORMAT, "%s: no general.architecture", ra_gguf_path(g));
-    RA_TRY(s);
-    if (len >= sizeof c->arch) return ra_fail(RA_ERR_FORMAT, "%s: architecture name too long", ra_gguf_path(g));
-    memcpy(c->arch, arch, len);
-    if (strcmp(c->arch, "llama") != 0)
-        return ra_fail(RA_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama only)", ra_gguf_path(g), c->arch);
-    const char *name;
-    if (ra_gguf_get_str(g, "general.name", &name, &len) == RA_OK) {
-        if (len >= sizeof c->name) len = sizeof c->name - 1;
-        memcpy(c->name, name, len);
-    }
-
-    RA_TRY(need_u32(g, c->arch, "block_count", &c->n_layers));
-    RA_TRY(need_u32(g, c->arch, "embedding_length", &c->dim));
-    RA_TRY(need_u32(g, c->arch, "feed_forward_length", &c->ffn_dim));
-    RA_TRY(need_u32(g, c->arch, "attention.head_count", &c->n_heads));
-    char key[128];
-    snprintf(key, sizeof key, "%s.attention.head_count_kv", c->arch);
-    RA_TRY(opt_u32(g, key, &c->n_kv_heads, c->n_heads));
-    snprintf(key, sizeof key, "%s.context_length", c->arch);
-    RA_TRY(opt_u32(g, key, &c->max_seq, 2048));
-    if (c->n_heads == 0 || c->dim % c->n_heads) return ra_fail(RA_ERR_FORMAT, "%s: dim %u not divisible by %u heads", ra_gguf_path(g), c->dim, c->n_heads);
-    snprintf(key, sizeof key, "%s.attention.key_length", c->arch);
-    RA_TRY(opt_u32(g, key, &c->head_dim, c->dim / c->n_heads));
-
-    snprintf(key, sizeof key, "%s.rope.freq_base", c->arch);
-    s = ra_gguf_get_f32(g, key, &c->rope_theta);
-    if (s == RA_ERR_NOTFOUND) c->rope_theta = 10000.0f;
-    else RA_TRY(s);
-    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", c->arch);
-    s = ra_gguf_get_f32(g, key, &c->rms_eps);
-    if (s == RA_ERR_NOTFOUND) c->rms_eps = 1e-5f;
-    else RA_TRY(s);
-
-    const ra_gguf_tensor *emb = ra_gguf_find_tensor(g, "token_embd.weight");
-    if (!emb) return ra_fail(RA_ERR_FORMAT, "%s: no tensor token_embd.weight", ra_gguf_path(g));
-    if (emb->n_dims != 2 || emb->ne[0] != c->dim || emb->ne[1] == 0 || emb->ne[1] > (1u << 24))
-        return ra_fail(RA_ERR_FORMAT, "%s: token_embd.weight has shape [%llu, %llu], expected [%u, vocab]", ra_gguf_path(g),
-                       (unsigned long long)emb->ne[0], (unsigned long long)emb->ne[1], c->dim);
-    c->n_vocab = (uint32_t)emb->ne[1];
-    c->tied_embeddings = ra_gguf_find_tensor(g, "output.weight") == NULL;
-
-    uint32_t id;
-    c->bos_id = ra_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &id) == RA_OK && id < c->n_vocab ? (int32_t)id : -1;
-    c->eos_id = ra_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &id) == RA_OK && id < c->n_vocab ? (int32_t)id : -1;
-    ra_clear_error();
-
+    *c = d->config;
+    const char *where = d->path;
+    if (c->n_heads == 0 || (c->head_dim == 0 && c->dim % c->n_heads))
+        return ra_fail(RA_ERR_FORMAT, "%s: dim %u not divisible by %u heads", where, c->dim, c->n_heads);
+    if (c->head_dim == 0) c->head_dim = c->dim / c->n_heads;
     if (c->n_layers == 0 || c->n_layers > 1024 || c->dim == 0 || c->dim > 65536 || c->ffn_dim == 0 ||
         c->ffn_dim > 1 << 20 || c->n_kv_heads == 0 || c->n_heads % c->n_kv_heads || c->head_dim == 0 ||
-        c->head_dim % 2 || c->head_dim > 1024)
-        return ra_fail(RA_ERR_FORMAT, "%s: implausible model configuration (layers %u, dim %u, ffn %u, heads %u/%u, head_dim %u)",
-                       ra_gguf_path(g), c->n_layers, c->dim, c->ffn_dim, c->n_heads, c->n_kv_heads, c->head_dim);
+        c->head_dim % 2 || c->head_dim > 1024 || c->n_heads > 1024 || c->n_vocab == 0 || c->n_vocab > (1u << 24) ||
+        c->max_seq == 0)
+        return ra_fail(RA_ERR_FORMAT, "%s: implausible model configuration (layers %u, dim %u, ffn %u, heads %u/%u, head_dim %u, vocab %u)",
+                       where, c->n_layers, c->dim, c->ffn_dim, c->n_heads, c->n_kv_heads, c->head_dim, c->n_vocab);
+    if (c->sliding_window && c->sliding_window < c->max_seq) c->max_seq = c->sliding_window;
+    if (c->max_seq > (1u << 20)) c->max_seq = 1u << 20; /* RoPE tables are built for every position */
+
+    const ra_tensor_desc *emb = ra_desc_find(d, "model.embed_tokens.weight");
+    if (!emb) return ra_fail(RA_ERR_FORMAT, "%s: no tensor model.embed_tokens.weight", where);
+    if (emb->n_dims != 2 || emb->shape[0] != c->n_vocab || emb->shape[1] != c->dim)
+        return ra_fail(RA_ERR_FORMAT, "%s: tensor %s has shape [%" PRIu64 ", %" PRIu64 "], expected [vocab %u, dim %u]",
+                       emb->file, emb->name, emb->shape[0], emb->n_dims > 1 ? emb->shape[1] : 0, c->n_vocab, c->dim);
+    for (uint32_t i = 0; i < c->n_eos; i++)
+        if (c->eos_ids[i] < 0 || (uint32_t)c->eos_ids[i] >= c->n_vocab)
+            return ra_fail(RA_ERR_FORMAT, "%s: eos token id %d outside the vocabulary of %u", where, c->eos_ids[i], c->n_vocab);
+    if (c->bos_id >= 0 && (uint32_t)c->bos_id >= c->n_vocab) c->bos_id = -1;
+    c->eos_id = c->n_eos ? c->eos_ids[0] : -1;
     return RA_OK;
 }

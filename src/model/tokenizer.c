@@ -1,4 +1,4 @@
-/* Byte-level BPE (GPT-2 family) from GGUF tokenizer metadata.
+/* Byte-level BPE (GPT-2 family) from a model description's tokenizer spec.
  *
  * Encoding, as HF `tokenizers` does it for these models:
  *   1. special tokens are cut out of the text whole (longest match first);
@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ra/desc.h"
 #include "ra/tokenizer.h"
+#include "ra/text.h"
 #include "ra/util.h"
 
 /* The GPT-2 pre-tokenizer regex (contractions, letters, numbers, other,
@@ -158,28 +160,6 @@ static ra_status compile(const char *pattern, pcre2_code **out)
     return RA_OK;
 }
 
-/* Length of the valid UTF-8 sequence at s (strict: no overlongs, surrogates
- * or code points past U+10FFFF), or 0 when it is not one. */
-static size_t utf8_len(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 /* Special tokens, longest text first (ties by id), so the first match is the longest. */
 static int by_length_desc(const void *a, const void *b, void *ctx)
 {
@@ -314,7 +294,7 @@ ra_status ra_tokenizer_create(const ra_tokenizer_spec *sp, ra_tokenizer **out)
                 t->special[k++] = (int32_t)i;
                 /* Matched against text by bytes: it must be whole characters. */
                 for (size_t at = 0, n; at < t->tok_len[i] && s == RA_OK; at += n)
-                    if (!(n = utf8_len((const uint8_t *)t->tok[i] + at, t->tok_len[i] - at)))
+                    if (!(n = ra_utf8_len((const uint8_t *)t->tok[i] + at, t->tok_len[i] - at)))
                         s = ra_fail(RA_ERR_FORMAT, "tokenizer: special token %zu is not valid UTF-8", i);
             }
         qsort_r(t->special, t->n_special, sizeof *t->special, by_length_desc, t);
@@ -330,104 +310,15 @@ ra_status ra_tokenizer_create(const ra_tokenizer_spec *sp, ra_tokenizer **out)
     return RA_OK;
 }
 
-/* ---- from GGUF ---- */
+/* ---- from a model description ---- */
 
-static ra_status opt_id(const ra_gguf *g, const char *key, int32_t *out)
-{
-    uint32_t v;
-    ra_status s = ra_gguf_get_u32(g, key, &v);
-    *out = -1;
-    if (s == RA_ERR_NOTFOUND) return RA_OK;
-    RA_TRY(s);
-    if (v > INT32_MAX) return ra_fail(RA_ERR_FORMAT, "%s: %s = %u is out of range", ra_gguf_path(g), key, v);
-    *out = (int32_t)v;
-    return RA_OK;
-}
-
-/* A GGUF string value, NUL-terminated into buf. */
-static ra_status get_name(const ra_gguf *g, const char *key, char *buf, size_t n)
-{
-    const char *s;
-    size_t len;
-    ra_status st = ra_gguf_get_str(g, key, &s, &len);
-    if (st == RA_ERR_NOTFOUND) return ra_fail(RA_ERR_FORMAT, "%s: no %s (not a tokenizer we can build)", ra_gguf_path(g), key);
-    RA_TRY(st);
-    if (len >= n || memchr(s, 0, len)) return ra_fail(RA_ERR_FORMAT, "%s: %s is not a short name", ra_gguf_path(g), key);
-    memcpy(buf, s, len);
-    buf[len] = 0;
-    return RA_OK;
-}
-
-/* Pointers and lengths of a string array, straight from the mapping. */
-static ra_status str_array(const ra_gguf *g, const char *key, const char ***strs, size_t **lens, size_t *n)
-{
-    const ra_gguf_kv *kv = ra_gguf_find(g, key);
-    if (!kv) return ra_fail(RA_ERR_FORMAT, "%s: no %s", ra_gguf_path(g), key);
-    if (kv->type != RA_GGUF_ARRAY || kv->elem_type != RA_GGUF_STRING)
-        return ra_fail(RA_ERR_FORMAT, "%s: %s is not an array of strings", ra_gguf_path(g), key);
-    if (kv->n > INT32_MAX) return ra_fail(RA_ERR_FORMAT, "%s: %s has too many entries", ra_gguf_path(g), key);
-    *n = (size_t)kv->n;
-    RA_TRY(ra_calloc(strs, *n ? *n : 1, sizeof **strs));
-    RA_TRY(ra_calloc(lens, *n ? *n : 1, sizeof **lens));
-    for (size_t i = 0; i < *n; i++) RA_TRY(ra_gguf_arr_str(g, kv, i, &(*strs)[i], &(*lens)[i]));
-    return RA_OK;
-}
-
-static ra_status type_array(const ra_gguf *g, size_t n_tokens, int32_t **types)
-{
-    *types = NULL;
-    const char *key = "tokenizer.ggml.token_type";
-    const ra_gguf_kv *kv = ra_gguf_find(g, key);
-    if (!kv) return RA_OK;
-    if (kv->type != RA_GGUF_ARRAY || kv->n != n_tokens)
-        return ra_fail(RA_ERR_FORMAT, "%s: %s is not an array of %zu token types", ra_gguf_path(g), key, n_tokens);
-    RA_TRY(ra_calloc(types, n_tokens, sizeof **types));
-    for (size_t i = 0; i < n_tokens; i++) {
-        int64_t v;
-        ra_status s = ra_gguf_arr_i64(kv, i, &v);
-        if (s != RA_OK) return ra_wrap(s, "%s: %s", ra_gguf_path(g), key);
-        if (v < INT32_MIN || v > INT32_MAX) return ra_fail(RA_ERR_FORMAT, "%s: %s[%zu] is out of range", ra_gguf_path(g), key, i);
-        (*types)[i] = (int32_t)v;
-    }
-    return RA_OK;
-}
-
-ra_status ra_tokenizer_from_gguf(const ra_gguf *g, ra_tokenizer **out)
+ra_status ra_tokenizer_from_desc(const ra_model_desc *d, ra_tokenizer **out)
 {
     *out = NULL;
-    char model[32], pre[64];
-    ra_tokenizer_spec sp = {.model = model, .pre = pre};
-    RA_TRY(get_name(g, "tokenizer.ggml.model", model, sizeof model));
-    RA_TRY(get_name(g, "tokenizer.ggml.pre", pre, sizeof pre));
-    const char **tokens = NULL, **merges = NULL;
-    size_t *tok_lens = NULL, *merge_lens = NULL;
-    int32_t *types = NULL;
-    ra_status s = str_array(g, "tokenizer.ggml.tokens", &tokens, &tok_lens, &sp.n_tokens);
-    if (s == RA_OK) s = str_array(g, "tokenizer.ggml.merges", &merges, &merge_lens, &sp.n_merges);
-    if (s == RA_OK) s = type_array(g, sp.n_tokens, &types);
-    if (s == RA_OK) s = opt_id(g, "tokenizer.ggml.bos_token_id", &sp.bos_id);
-    if (s == RA_OK) s = opt_id(g, "tokenizer.ggml.eos_token_id", &sp.eos_id);
-    if (s == RA_OK) s = opt_id(g, "tokenizer.ggml.unknown_token_id", &sp.unk_id);
-    if (s == RA_OK) s = opt_id(g, "tokenizer.ggml.padding_token_id", &sp.pad_id);
-    if (s == RA_OK) {
-        s = ra_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &sp.add_bos);
-        if (s == RA_ERR_NOTFOUND) { sp.add_bos = false; s = RA_OK; } /* GPT-2 style BPE adds no BOS by default */
-    }
-    sp.tokens = tokens;
-    sp.token_lens = tok_lens;
-    sp.token_types = types;
-    sp.merges = merges;
-    sp.merge_lens = merge_lens;
-    if (s == RA_OK) {
-        s = ra_tokenizer_create(&sp, out);
-        if (s != RA_OK) s = ra_wrap(s, "%s", ra_gguf_path(g));
-    }
-    free(tokens);
-    free(tok_lens);
-    free(merges);
-    free(merge_lens);
-    free(types);
-    return s;
+    if (!d->has_tokenizer) return ra_fail(RA_ERR_FORMAT, "%s: no tokenizer (not a tokenizer we can build)", d->path);
+    ra_status s = ra_tokenizer_create(&d->tokenizer, out);
+    if (s != RA_OK) return ra_wrap(s, "%s", d->path);
+    return RA_OK;
 }
 
 /* ---- encoding ---- */
@@ -588,7 +479,7 @@ static ra_status split(const ra_tokenizer *t, const pcre2_code *re, const uint8_
         size_t m0 = ov[0], m1 = ov[1];
         if (m0 > last) RA_TRY(each(t, s + last, m0 - last, b, out, md));
         if (m1 == m0) { /* an empty match: step over one character */
-            size_t step = utf8_len(s + m1, n - m1);
+            size_t step = ra_utf8_len(s + m1, n - m1);
             at = m1 + (step ? step : 1);
             continue;
         }
@@ -642,7 +533,7 @@ ra_status ra_tokenizer_encode(const ra_tokenizer *t, const char *text, size_t le
     *n_ids = 0;
     const uint8_t *s = (const uint8_t *)text;
     for (size_t i = 0; i < len;) {
-        size_t k = utf8_len(s + i, len - i);
+        size_t k = ra_utf8_len(s + i, len - i);
         if (!k) return ra_fail(RA_ERR_USAGE, "text is not valid UTF-8 at byte %zu", i);
         i += k;
     }
@@ -655,7 +546,7 @@ ra_status ra_tokenizer_encode(const ra_tokenizer *t, const char *text, size_t le
     for (size_t i = 0; i < len && st == RA_OK;) {
         int32_t id = match_special(t, s + i, len - i, parse_special);
         if (id < 0) {
-            i += utf8_len(s + i, len - i);
+            i += ra_utf8_len(s + i, len - i);
             continue;
         }
         st = encode_plain(t, s + seg, i - seg, &b, &out, md);
@@ -697,7 +588,7 @@ ra_status ra_tokenizer_decode(const ra_tokenizer *t, const int32_t *ids, size_t 
         }
         /* Byte-level characters back to bytes; anything else passes through. */
         for (size_t k = 0; k < n && s == RA_OK;) {
-            size_t cl = utf8_len(p + k, n - k);
+            size_t cl = ra_utf8_len(p + k, n - k);
             uint32_t cp = cl == 1 ? p[k] : cl == 2 ? (uint32_t)((p[k] & 0x1f) << 6 | (p[k + 1] & 0x3f)) : 324;
             if (cl && cp < 324 && t->chr_byte[cp] >= 0) {
                 uint8_t byte = (uint8_t)t->chr_byte[cp];

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "ra/compare.h"
+#include "ra/json.h"
+#include "ra/text.h"
 #include "ra/util.h"
 #include "ra/version.h"
 
@@ -50,11 +52,14 @@ static void kl_text(double kl, char *out, size_t n)
     else snprintf(out, n, "%.3e", kl);
 }
 
+/* Every string from a bundle goes through ra_esc before it reaches the terminal. */
 void ra_report_print(const ra_comparison *c, FILE *f)
 {
+    char e1[256], e2[256];
     fprintf(f, "repro-audit compare:");
-    for (uint32_t i = 0; i < c->n_bundles; i++) fprintf(f, " %s", c->bundle_dirs[i]);
-    fprintf(f, "\n  model %s (sha256 %.12s), %u prompts, mode %s\n\n", c->model_name, c->model_sha256, c->n_prompts, c->mode);
+    for (uint32_t i = 0; i < c->n_bundles; i++) fprintf(f, " %s", ra_esc(e1, sizeof e1, c->bundle_dirs[i]));
+    fprintf(f, "\n  model %s (sha256 %.12s), %u prompts, mode %s\n\n", ra_esc(e1, sizeof e1, c->model_name), c->model_sha256,
+            c->n_prompts, c->mode);
 
     fprintf(f, "Repeat verdicts (each run of a format@kernel against its reference run)\n");
     fprintf(f, "  %-14s %4s  %-8s %-18s %s\n", "format@kernel", "runs", "ref", "expectation", "verdict");
@@ -63,7 +68,8 @@ void ra_report_print(const ra_comparison *c, FILE *f)
         char verdict[256], dig[65];
         verdict_text(v, verdict, sizeof verdict);
         ra_hex(v->digest, 32, dig);
-        fprintf(f, "  %-14s %4u  %-8s %-18s %s", v->label, v->n_runs, v->ref_run, expectation_text(v), verdict);
+        fprintf(f, "  %-14s %4u  %-8s %-18s %s", ra_esc(e1, sizeof e1, v->label), v->n_runs, v->ref_run, expectation_text(v),
+                verdict);
         if (v->identical) fprintf(f, "  digest %.16s", dig);
         fputc('\n', f);
     }
@@ -71,7 +77,7 @@ void ra_report_print(const ra_comparison *c, FILE *f)
     for (uint32_t g = 0; g < c->n_groups; g++) {
         char scope[512];
         scope_text(&c->groups[g], scope, sizeof scope);
-        fprintf(f, "  %-14s %s\n", c->groups[g].label, scope);
+        fprintf(f, "  %-14s %s\n", ra_esc(e1, sizeof e1, c->groups[g].label), scope);
     }
 
     fprintf(f, "\nPairwise (reference runs; steps up to each sequence's first token divergence)\n");
@@ -79,7 +85,8 @@ void ra_report_print(const ra_comparison *c, FILE *f)
     bool any_identical = false;
     for (uint32_t i = 0; i < c->n_pairs; i++)
         if (c->pairs[i].identical) {
-            fprintf(f, "  identical: %s = %s\n", c->groups[c->pairs[i].a].label, c->groups[c->pairs[i].b].label);
+            fprintf(f, "  identical: %s = %s\n", ra_esc(e1, sizeof e1, c->groups[c->pairs[i].a].label),
+                    ra_esc(e2, sizeof e2, c->groups[c->pairs[i].b].label));
             any_identical = true;
         }
     if (c->n_pairs && !any_identical) fprintf(f, "  identical pairs: none\n");
@@ -93,10 +100,15 @@ void ra_report_print(const ra_comparison *c, FILE *f)
             kl_text(p->kl_mean, kl, sizeof kl);
             step_text(p->divergence, div, sizeof div);
             snprintf(seqs, sizeof seqs, "%u/%u", p->seqs_same_tokens, p->n_seqs);
-            fprintf(f, "  %-12s %-12s %6llu %10.4g %10.4g %10s %6.1f%% %8s  %-6s %s\n", c->groups[p->a].label,
-                    c->groups[p->b].label, (unsigned long long)p->steps, p->l2_mean, p->max_abs, kl, 100 * p->top1_agree,
-                    seqs, p->full ? "full" : "top-k", div);
+            fprintf(f, "  %-12s %-12s %6llu %10.4g %10.4g %10s %6.1f%% %8s  %-6s %s\n", ra_esc(e1, sizeof e1, c->groups[p->a].label),
+                    ra_esc(e2, sizeof e2, c->groups[p->b].label), (unsigned long long)p->steps, p->l2_mean, p->max_abs, kl,
+                    100 * p->top1_agree, seqs, p->full ? "full" : "top-k", div);
         }
+        for (uint32_t i = 0; i < c->n_pairs; i++)
+            if (c->pairs[i].nonfinite)
+                fprintf(f, "  note: %s vs %s: %llu log-probs differ with NaN or inf on one side (counted, not in L2/max/KL)\n",
+                        ra_esc(e1, sizeof e1, c->groups[c->pairs[i].a].label), ra_esc(e2, sizeof e2, c->groups[c->pairs[i].b].label),
+                        (unsigned long long)c->pairs[i].nonfinite);
     }
     fprintf(f, "\n%s\n", c->ok ? "Result: every expectation held." : "Result: a determinism expectation FAILED.");
 }
@@ -174,6 +186,7 @@ static cJSON *report_json(const ra_comparison *c)
         add_num(o, "max_abs_diff", p->max_abs);
         add_num(o, "kl_mean", p->kl_mean);
         add_num(o, "top1_agreement", p->top1_agree);
+        cJSON_AddNumberToObject(o, "nonfinite_values", (double)p->nonfinite);
         cJSON_AddNumberToObject(o, "seqs_same_tokens", p->seqs_same_tokens);
         cJSON_AddNumberToObject(o, "seqs", p->n_seqs);
         add_step(o, "first_divergence", p->divergence);
@@ -186,18 +199,27 @@ static cJSON *report_json(const ra_comparison *c)
 ra_status ra_report_json(const ra_comparison *c, char **text)
 {
     cJSON *root = report_json(c);
-    *text = root ? cJSON_Print(root) : NULL;
+    ra_status s = ra_json_print(root, true, text);
     cJSON_Delete(root);
-    if (!*text) return ra_fail(RA_ERR_NOMEM, "out of memory building report.json");
-    return RA_OK;
+    return s;
+}
+
+/* An untrusted string as Markdown text: escaped for a terminal and for Markdown (safe in a table cell). */
+static ra_status md_text(ra_buf *b, const char *str)
+{
+    return ra_escape(b, str, strlen(str), RA_ESC_MARKDOWN);
 }
 
 ra_status ra_report_markdown(const ra_comparison *c, char **text)
 {
     ra_buf b = {0};
-    ra_status s = ra_buf_printf(&b, "# repro-audit report\n\nModel: %s (sha256 `%.16s`), %u prompts, mode %s.\nBundles:",
-                                c->model_name, c->model_sha256, c->n_prompts, c->mode);
-    for (uint32_t i = 0; s == RA_OK && i < c->n_bundles; i++) s = ra_buf_printf(&b, " `%s`", c->bundle_dirs[i]);
+    ra_status s = ra_buf_printf(&b, "# repro-audit report\n\nModel: ");
+    if (s == RA_OK) s = md_text(&b, c->model_name);
+    if (s == RA_OK) s = ra_buf_printf(&b, " (sha256 `%.16s`), %u prompts, mode %s.\nBundles:", c->model_sha256, c->n_prompts, c->mode);
+    for (uint32_t i = 0; s == RA_OK && i < c->n_bundles; i++) {
+        s = ra_buf_printf(&b, " ");
+        if (s == RA_OK) s = md_text(&b, c->bundle_dirs[i]);
+    }
     if (s == RA_OK)
         s = ra_buf_printf(&b, "\n\n## Repeat verdicts\n\n| format@kernel | runs | reference | expectation | verdict |\n"
                               "|---|---:|---|---|---|\n");
@@ -205,26 +227,37 @@ ra_status ra_report_markdown(const ra_comparison *c, char **text)
         const ra_group_verdict *v = &c->groups[g];
         char verdict[256];
         verdict_text(v, verdict, sizeof verdict);
-        s = ra_buf_printf(&b, "| %s | %u | %s | %s | %s |\n", v->label, v->n_runs, v->ref_run, expectation_text(v), verdict);
+        s = ra_buf_printf(&b, "| ");
+        if (s == RA_OK) s = md_text(&b, v->label);
+        if (s == RA_OK) s = ra_buf_printf(&b, " | %u | %s | %s | %s |\n", v->n_runs, v->ref_run, expectation_text(v), verdict);
     }
     if (s == RA_OK) s = ra_buf_printf(&b, "\nScope: a verdict holds for these runs where they ran, and claims nothing beyond.\n\n");
     for (uint32_t g = 0; s == RA_OK && g < c->n_groups; g++) {
         char scope[512];
         scope_text(&c->groups[g], scope, sizeof scope);
-        s = ra_buf_printf(&b, "- %s: %s\n", c->groups[g].label, scope);
+        s = ra_buf_printf(&b, "- ");
+        if (s == RA_OK) s = md_text(&b, c->groups[g].label);
+        if (s == RA_OK) s = ra_buf_printf(&b, ": ");
+        if (s == RA_OK) s = md_text(&b, scope);
+        if (s == RA_OK) s = ra_buf_printf(&b, "\n");
     }
     if (s == RA_OK && c->n_pairs)
         s = ra_buf_printf(&b, "\n## Pairwise distances\n\n| a | b | identical | steps | L2 mean | max abs diff | mean KL | "
-                              "top-1 | same tokens | basis | first divergence |\n|---|---|---|---:|---:|---:|---:|---:|---:|---|---|\n");
+                              "top-1 | same tokens | basis | first divergence | non-finite |\n"
+                              "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|\n");
     for (uint32_t i = 0; s == RA_OK && i < c->n_pairs; i++) {
         const ra_pair_stats *p = &c->pairs[i];
         char kl[32], div[64];
         kl_text(p->kl_mean, kl, sizeof kl);
         step_text(p->divergence, div, sizeof div);
-        s = ra_buf_printf(&b, "| %s | %s | %s | %llu | %.4g | %.4g | %s | %.1f%% | %u/%u | %s | %s |\n",
-                          c->groups[p->a].label, c->groups[p->b].label, p->identical ? "yes" : "no",
-                          (unsigned long long)p->steps, p->l2_mean, p->max_abs, kl, 100 * p->top1_agree,
-                          p->seqs_same_tokens, p->n_seqs, p->full ? "full" : "top-k", div);
+        s = ra_buf_printf(&b, "| ");
+        if (s == RA_OK) s = md_text(&b, c->groups[p->a].label);
+        if (s == RA_OK) s = ra_buf_printf(&b, " | ");
+        if (s == RA_OK) s = md_text(&b, c->groups[p->b].label);
+        if (s == RA_OK)
+            s = ra_buf_printf(&b, " | %s | %llu | %.4g | %.4g | %s | %.1f%% | %u/%u | %s | %s | %llu |\n", p->identical ? "yes" : "no",
+                              (unsigned long long)p->steps, p->l2_mean, p->max_abs, kl, 100 * p->top1_agree,
+                              p->seqs_same_tokens, p->n_seqs, p->full ? "full" : "top-k", div, (unsigned long long)p->nonfinite);
     }
     if (s == RA_OK)
         s = ra_buf_printf(&b, "\n**Result:** %s\n", c->ok ? "every expectation held." : "a determinism expectation FAILED.");

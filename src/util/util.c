@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,58 +34,185 @@ ra_status ra_strdup(char **out, const char *s)
     return RA_OK;
 }
 
-ra_status ra_read_file(const char *path, uint8_t **data, size_t *len)
+/* Reads fd to the end, at most max bytes; name is for messages. */
+static ra_status read_fd(int fd, const char *name, size_t max, uint8_t **data, size_t *len)
 {
-    *data = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return ra_fail(RA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     ra_buf b = {0};
     uint8_t chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (ra_buf_append(&b, chunk, n) != RA_OK) { fclose(f); ra_buf_free(&b); return RA_ERR_NOMEM; }
+    ra_status s = RA_OK;
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) { s = ra_fail(RA_ERR_IO, "%s: read error: %s", name, strerror(errno)); break; }
+        if (n == 0) break;
+        if ((size_t)n > max - b.len) {
+            s = ra_fail(RA_ERR_UNSUPPORTED, "%s: larger than the %zu-byte limit", name, max);
+            break;
+        }
+        if ((s = ra_buf_append(&b, chunk, (size_t)n)) != RA_OK) break;
     }
-    int err = ferror(f);
-    fclose(f);
-    if (err) { ra_buf_free(&b); return ra_fail(RA_ERR_IO, "%s: read error", path); }
-    if (ra_buf_append(&b, "", 1) != RA_OK) { ra_buf_free(&b); return RA_ERR_NOMEM; }
+    if (s == RA_OK) s = ra_buf_append(&b, "", 1);
+    if (s != RA_OK) {
+        ra_buf_free(&b);
+        return s;
+    }
     *data = b.data;
     *len = b.len - 1;
     return RA_OK;
 }
 
+ra_status ra_read_file_max(const char *path, size_t max, uint8_t **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ra_fail(RA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    ra_status s = read_fd(fd, path, max, data, len);
+    close(fd);
+    return s;
+}
+
+ra_status ra_read_file(const char *path, uint8_t **data, size_t *len) { return ra_read_file_max(path, RA_READ_MAX, data, len); }
+
+bool ra_path_inside(const char *p)
+{
+    /* One spelling per file: no empty, "." or ".." component, so two names are two files. */
+    for (const char *c = p;; c++) {
+        size_t n = strcspn(c, "/");
+        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.')) return false;
+        c += n;
+        if (!*c) return true;
+    }
+}
+
+/* Why dir/rel (the component `name` in dfd, a directory on the way or the
+ * file itself) was refused, as an error; err is the open's errno, or 0. */
+static ra_status refused(int dfd, const char *name, bool last, const char *dir, const char *rel, int err)
+{
+    struct stat st;
+    if (err == ENOENT) return ra_fail(RA_ERR_NOTFOUND, "%s/%s: no such file", dir, rel);
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISLNK(st.st_mode))
+            return ra_fail(RA_ERR_IO, "%s/%s: %s is a symbolic link; files inside a bundle must not be", dir, rel, name);
+        if (err == ENOTDIR || err == 0)
+            return ra_fail(RA_ERR_IO, "%s/%s: %s is not a %s", dir, rel, name, last ? "regular file" : "directory");
+    }
+    return ra_fail(RA_ERR_IO, "%s/%s: cannot open: %s", dir, rel, strerror(err));
+}
+
+ra_status ra_read_file_inside(const char *dir, const char *rel, size_t max, uint8_t **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    char buf[4096];
+    if (!ra_path_inside(rel) || strlen(rel) >= sizeof buf)
+        return ra_fail(RA_ERR_FORMAT, "%s: \"%s\" is not a path inside it", dir, rel);
+    snprintf(buf, sizeof buf, "%s", rel);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return ra_fail(RA_ERR_IO, "%s: cannot open directory: %s", dir, strerror(errno));
+    /* Walk down one component at a time, never following a link. */
+    char *name = buf, *slash;
+    while ((slash = strchr(name, '/')) != NULL) {
+        *slash = 0;
+        int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) {
+            ra_status s = refused(dfd, name, false, dir, rel, errno);
+            close(dfd);
+            return s;
+        }
+        close(dfd);
+        dfd = sub;
+        name = slash + 1;
+    }
+    /* O_PATH first: fstat without opening, so a FIFO cannot block and a device is never opened. */
+    struct stat st, st2;
+    int pfd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    ra_status s = RA_OK;
+    if (pfd < 0) s = refused(dfd, name, true, dir, rel, errno);
+    else if (fstat(pfd, &st) != 0) s = ra_fail(RA_ERR_IO, "%s/%s: %s", dir, rel, strerror(errno));
+    else if (!S_ISREG(st.st_mode)) s = refused(dfd, name, true, dir, rel, 0);
+    else if ((uint64_t)st.st_size > max)
+        s = ra_fail(RA_ERR_UNSUPPORTED, "%s/%s: %lld bytes is over the %zu-byte limit", dir, rel, (long long)st.st_size, max);
+    if (pfd >= 0) close(pfd);
+    int fd = -1;
+    if (s == RA_OK) {
+        fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        /* The same file as the one just checked, or it was swapped in between. */
+        if (fd < 0 || fstat(fd, &st2) != 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino)
+            s = ra_fail(RA_ERR_IO, "%s/%s: changed while being opened", dir, rel);
+    }
+    close(dfd);
+    if (s == RA_OK) {
+        char name_full[4200];
+        snprintf(name_full, sizeof name_full, "%s/%s", dir, rel);
+        s = read_fd(fd, name_full, max, data, len);
+    }
+    if (fd >= 0) close(fd);
+    return s;
+}
+
+ra_status ra_create_unique(const char *prefix, bool dir, char **path, int *fd)
+{
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    *path = NULL;
+    if (fd) *fd = -1;
+    size_t n = strlen(prefix);
+    RA_TRY(ra_calloc(path, n + 9, 1));
+    memcpy(*path, prefix, n);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        uint8_t rnd[8];
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) break;
+        for (int i = 0; i < 8; i++) (*path)[n + (size_t)i] = alphabet[rnd[i] % (sizeof alphabet - 1)];
+        int r = dir ? mkdir(*path, 0755) : open(*path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (r >= 0) {
+            if (fd) *fd = dir ? -1 : r;
+            return RA_OK;
+        }
+        if (errno != EEXIST) break;
+    }
+    int e = errno;
+    ra_status s = ra_fail(RA_ERR_IO, "%sXXXXXXXX: cannot create: %s", prefix, strerror(e));
+    free(*path);
+    *path = NULL;
+    return s;
+}
+
 ra_status ra_write_file_atomic(const char *path, const void *data, size_t len)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+    char prefix[4096];
+    if (snprintf(prefix, sizeof prefix, "%s.tmp-", path) >= (int)sizeof prefix)
         return ra_fail(RA_ERR_USAGE, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return ra_fail(RA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    char *tmp;
+    int fd;
+    RA_TRY(ra_create_unique(prefix, false, &tmp, &fd));
     const uint8_t *p = data;
     size_t left = len;
-    while (left > 0) {
+    ra_status s = RA_OK;
+    while (left > 0 && s == RA_OK) {
         ssize_t w = write(fd, p, left);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return ra_fail(RA_ERR_IO, "%s: write failed: %s", tmp, strerror(e));
+        if (w <= 0) s = ra_fail(RA_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+        else {
+            p += w;
+            left -= (size_t)w;
         }
-        p += w;
-        left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        unlink(tmp);
-        return ra_fail(RA_ERR_IO, "%s: fsync/close failed: %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return ra_fail(RA_ERR_IO, "%s: rename failed: %s", path, strerror(e));
-    }
-    return RA_OK;
+    if (s == RA_OK && fsync(fd) != 0) s = ra_fail(RA_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (close(fd) != 0 && s == RA_OK) s = ra_fail(RA_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
+    if (s == RA_OK && rename(tmp, path) != 0) s = ra_fail(RA_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
+    if (s != RA_OK) unlink(tmp);
+    free(tmp);
+    return s;
+}
+
+ra_status ra_rename_noreplace(const char *from, const char *to)
+{
+    int r = renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+    if (r != 0 && (errno == EINVAL || errno == ENOSYS)) r = rename(from, to); /* no RENAME_NOREPLACE here */
+    if (r == 0) return RA_OK;
+    if (errno == EEXIST || errno == ENOTEMPTY || errno == ENOTDIR || errno == EISDIR)
+        return ra_fail(RA_ERR_USAGE, "%s already exists (it appeared while %s was being written); nothing was replaced", to, from);
+    return ra_fail(RA_ERR_IO, "cannot rename %s to %s: %s", from, to, strerror(errno));
 }
 
 ra_status ra_mkdirs(const char *path)
@@ -130,6 +259,78 @@ bool ra_path_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+bool ra_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+ra_status ra_map_file(const char *path, const char *kind, const uint8_t **base, size_t *size)
+{
+    *base = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ra_fail(RA_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    ra_status s = RA_OK;
+    if (fstat(fd, &st) != 0) s = ra_fail(RA_ERR_IO, "%s: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode)) s = ra_fail(RA_ERR_IO, "%s: not a regular file", path);
+    else if (st.st_size == 0) s = ra_fail(RA_ERR_FORMAT, "%s: empty file, not a %s file", path, kind);
+    else if ((uint64_t)st.st_size > SIZE_MAX) s = ra_fail(RA_ERR_IO, "%s: too large to map", path);
+    if (s != RA_OK) {
+        close(fd);
+        return s;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (map == MAP_FAILED) return ra_fail(RA_ERR_IO, "%s: mmap: %s", path, strerror(e));
+    *base = map;
+    *size = (size_t)st.st_size;
+    return RA_OK;
+}
+
+void ra_unmap_file(const uint8_t *base, size_t size)
+{
+    if (base) munmap((void *)base, size);
+}
+
+ra_status ra_open_mapped(const char *path, const char *kind, ra_buffer_open_fn open, void *out)
+{
+    const uint8_t *map;
+    size_t size;
+    RA_TRY(ra_map_file(path, kind, &map, &size));
+    ra_status s = open(map, size, path, true, out);
+    if (s != RA_OK) ra_unmap_file(map, size);
+    return s;
+}
+
+/* Length of the valid UTF-8 sequence at s (strict: no overlongs, surrogates
+ * or code points past U+10FFFF), or 0 when it is not one. */
+static int cmp_name_index(const void *a, const void *b)
+{
+    return strcmp(((const ra_name_index *)a)->name, ((const ra_name_index *)b)->name);
+}
+
+ra_status ra_name_index_build(const char *file, const char *what, size_t n, const char *(*name_of)(const void *, size_t),
+                              const void *items, ra_name_index **out)
+{
+    RA_TRY(ra_calloc(out, n ? n : 1, sizeof **out));
+    for (size_t i = 0; i < n; i++) (*out)[i] = (ra_name_index){name_of(items, i), i};
+    qsort(*out, n, sizeof **out, cmp_name_index);
+    for (size_t i = 1; i < n; i++)
+        if (!strcmp((*out)[i - 1].name, (*out)[i].name))
+            return ra_fail(RA_ERR_FORMAT, "%s: duplicate %s '%s'", file, what, (*out)[i].name);
+    return RA_OK;
+}
+
+const ra_name_index *ra_name_index_find(const ra_name_index *idx, size_t n, const char *name)
+{
+    if (!idx || !name) return NULL;
+    ra_name_index key = {name, 0};
+    return bsearch(&key, idx, n, sizeof *idx, cmp_name_index);
 }
 
 struct ra_sha256_ctx { EVP_MD_CTX *md; };

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# End-to-end tests of the CLI on the real model. Usage: run.sh BIN ASAN_BIN MODEL
+# End-to-end tests of the CLI on the real model.
+# Usage: run.sh BIN ASAN_BIN MODEL [TOKENIZER_TEST]  (the last: build/e2e/test_tokenizer_model)
 set -uo pipefail
-BIN=$1; ASAN=$2; MODEL=$3
+BIN=$1; ASAN=$2; MODEL=$3; TOKTEST=${4:-}
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
 ok()   { pass=$((pass+1)); }
@@ -37,9 +38,7 @@ expect_rc 2 "run on truncated model" -- "$ASAN" run --model "$T/trunc.gguf" --ou
 [ ! -e "$T/bad" ] && ok || bad "failed run left a bundle"
 
 # --- quantize: llama.cpp's Q4_K_M mix, read back by the GGUF reader and the engine ---
-expect_rc 2 "quantize bad format" -- "$BIN" quantize --format f32 "$MODEL" "$T/x.gguf"
-contains "$T/err" "q4_k_m, q8_0 or q4_0" "quantize format message"
-expect_rc 0 "quantize q4_k_m" -- "$BIN" quantize --format q4_k_m "$MODEL" "$T/q4km.gguf"
+expect_rc 0 "quantize q4_k_m" -- "$BIN" quantize --model "$MODEL" --format q4_k_m --out "$T/q4km.gguf"
 expect_rc 0 "inspect q4_k_m" -- "$ASAN" inspect "$T/q4km.gguf"
 for want in "166 q5_0" "16 q4_k" "14 q6_k" "15 q8_0" "61 f32"; do
   n=$(grep -c " ${want#* } " "$T/out"); [ "$n" = "${want% *}" ] && ok || bad "q4_k_m file: $n tensors of ${want#* }, want ${want% *}"
@@ -100,6 +99,44 @@ expect_rc 0 "run with the built-in prompts, elsewhere" -- sh -c "cd '$T' && '$AB
   --max-new-tokens 1 --repeats 1 --quiet --out D"
 contains "$T/D/manifest.json" "built-in:data/prompts.jsonl" "manifest names the built-in set"
 contains "$T/D/manifest.json" "$(sha256sum data/prompts.jsonl | cut -c1-64)" "built-in set has the file's SHA-256"
+
+# --- the model as an HF checkpoint directory: export-hf, then the same numbers and ids as the GGUF ---
+expect_rc 0 "export-hf" -- "$BIN" export-hf "$MODEL" "$T/hf"
+for f in config.json model.safetensors tokenizer.json tokenizer_config.json; do
+  [ -f "$T/hf/$f" ] && ok || bad "export-hf lacks $f"
+done
+expect_rc 0 "inspect the HF directory" -- "$ASAN" inspect "$T/hf"
+contains "$T/out" "model.layers.29.mlp.down_proj.weight" "inspect HF tensor table"
+contains "$T/out" "gpt2/smollm, 49152 tokens" "inspect HF tokenizer"
+TEXT=$'<|im_start|>user\nHello 2024, caf\u00e9!<|im_end|>'
+expect_rc 0 "tokenize GGUF" -- "$BIN" tokenize "$MODEL" "$TEXT"; cp "$T/out" "$T/ids.gguf"
+expect_rc 0 "tokenize HF directory" -- "$ASAN" tokenize "$T/hf" "$TEXT"
+cmp -s "$T/out" "$T/ids.gguf" && ok || bad "tokenizer.json gives other ids than the GGUF: $(cat "$T/out") vs $(cat "$T/ids.gguf")"
+if [ -n "$TOKTEST" ]; then
+  "$TOKTEST" "$T/hf" >"$T/tok.out" 2>&1 && ok || { bad "the HF tokenizer fails the tokenizer tests"; tail -5 "$T/tok.out"; }
+fi
+expect_rc 0 "run the HF directory" -- "$BIN" run --model "$T/hf" --prompts "$T/p.jsonl" --max-new-tokens 6 --repeats 1 \
+  --formats f32,bf16 --device cpu --quiet --out "$T/H"
+python3 - "$T/A/manifest.json" "$T/H/manifest.json" >"$T/cmp" 2>&1 <<'PY' && ok || { bad "HF directory run differs from the GGUF run"; cat "$T/cmp"; }
+import json, sys
+a, h = (json.load(open(p)) for p in sys.argv[1:3])
+dig = lambda m, f: [t["digest"] for t in m["traces"] if t["format"] == f and t["repeat"] == 0][0]
+for f in ("f32", "bf16"):
+    assert dig(a, f) == dig(h, f), f"{f}: {dig(a, f)[:16]} (GGUF) vs {dig(h, f)[:16]} (HF)"
+assert a["tokenizer"] == h["tokenizer"], "tokenizer digests differ"
+assert h["model"]["files"][0]["kind"] == "directory" and len(h["model"]["files"]) == 5, h["model"]["files"]
+PY
+mkdir -p "$T/bad" && cp "$T/hf/config.json" "$T/hf/tokenizer.json" "$T/bad/"
+head -c 5000 "$T/hf/model.safetensors" >"$T/bad/model.safetensors"
+expect_rc 2 "a truncated model.safetensors" -- "$ASAN" inspect "$T/bad"
+contains "$T/err" "bad/model.safetensors" "truncated safetensors message names the file"
+rm "$T/bad/model.safetensors"
+echo '{"weight_map": {"model.embed_tokens.weight": "model-00001-of-00002.safetensors"}}' >"$T/bad/model.safetensors.index.json"
+expect_rc 2 "a missing shard" -- "$ASAN" inspect "$T/bad"
+contains "$T/err" "model-00001-of-00002.safetensors" "missing shard message names the shard"
+sed -i 's/"hidden_size":\t576/"hidden_size":\t"576"/' "$T/bad/config.json"
+expect_rc 2 "config.json with a field of the wrong type" -- "$ASAN" inspect "$T/bad"
+contains "$T/err" "hidden_size is a string" "wrong-type message names the field"
 
 # --- tampering: verify and compare must notice ---
 cp -r "$T/A" "$T/C"

@@ -42,7 +42,7 @@ int main(int argc, char **argv)
         return 2;
     }
     cJSON *fx = NULL;
-    ra_gguf *g = NULL;
+    ra_model_desc *g = NULL;
     ra_tokenizer *tok = NULL;
     ra_prompt_set *ps = NULL;
     ra_pool *pool = NULL;
@@ -50,12 +50,12 @@ int main(int argc, char **argv)
     ra_engine *e = NULL;
     ra_model_config cfg;
     CHECK_OK(load_json(argv[2], &fx));
-    CHECK_OK(ra_gguf_open(argv[1], &g));
-    if (g) CHECK_OK(ra_tokenizer_from_gguf(g, &tok));
-    if (g) CHECK_OK(ra_config_from_gguf(g, &cfg));
-    if (tok) CHECK_OK(ra_prompts_load(argv[3], tok, cfg.n_vocab, &ps));
+    CHECK_OK(ra_desc_open(argv[1], 0, &g));
+    if (g) CHECK_OK(ra_tokenizer_from_desc(g, &tok));
+    if (g) CHECK_OK(ra_config_from_desc(g, &cfg));
+    if (tok) CHECK_OK(ra_prompts_load(argv[3], tok, cfg.n_vocab, cfg.max_seq, &ps));
     CHECK_OK(ra_pool_new(0, &pool));
-    if (g && pool) CHECK_OK(ra_model_load_gguf(g, ra_format_find("f32"), pool, &m));
+    if (g && pool) CHECK_OK(ra_model_load(g, ra_format_find("f32"), pool, &m));
     if (m) CHECK_OK(ra_engine_open(m, ra_kernel_find("cpu"), NULL, &e));
     if (!fx || !ps || !e) CHECK_DONE();
 
@@ -91,7 +91,7 @@ int main(int argc, char **argv)
     ra_pool_free(pool);
     ra_prompts_free(ps);
     ra_tokenizer_free(tok);
-    ra_gguf_close(g);
+    ra_desc_close(g);
     cJSON_Delete(fx);
     CHECK_DONE();
 }

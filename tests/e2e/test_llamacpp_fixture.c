@@ -50,7 +50,7 @@ int main(int argc, char **argv)
     }
     const double tol = atof(argv[4]);
     cJSON *fx = NULL;
-    ra_gguf *g = NULL;
+    ra_model_desc *g = NULL;
     ra_prompt_set *ps = NULL;
     ra_pool *pool = NULL;
     ra_model *m = NULL;
@@ -60,9 +60,9 @@ int main(int argc, char **argv)
     CHECK_OK(load_json(argv[2], &fx));
     if (fx) CHECK_OK(fixture_prompts(fx, &ps));
     CHECK_OK(ra_format_resolve(argv[3], false, &f, &k));
-    CHECK_OK(ra_gguf_open(argv[1], &g));
+    CHECK_OK(ra_desc_open(argv[1], 0, &g));
     CHECK_OK(ra_pool_new(0, &pool));
-    if (g && pool && f) CHECK_OK(ra_model_load_gguf(g, f, pool, &m));
+    if (g && pool && f) CHECK_OK(ra_model_load(g, f, pool, &m));
     if (m) CHECK_OK(ra_engine_open(m, k, NULL, &e));
     if (!ps || !e) CHECK_DONE();
 
@@ -95,7 +95,7 @@ int main(int argc, char **argv)
     ra_model_free(m);
     ra_pool_free(pool);
     ra_prompts_free(ps);
-    ra_gguf_close(g);
+    ra_desc_close(g);
     cJSON_Delete(fx);
     CHECK_DONE();
 }

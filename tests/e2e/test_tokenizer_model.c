@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "ra/gguf.h"
+#include "ra/desc.h"
 #include "ra/tokenizer.h"
 #include "ra/util.h"
 
@@ -269,11 +269,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s MODEL.gguf\n", argv[0]);
         return 2;
     }
-    ra_gguf *g = NULL;
-    CHECK_OK(ra_gguf_open(argv[1], &g));
-    if (g) CHECK_OK(ra_tokenizer_from_gguf(g, &tok));
+    ra_model_desc *g = NULL;
+    CHECK_OK(ra_desc_open(argv[1], 0, &g));
+    if (g) CHECK_OK(ra_tokenizer_from_desc(g, &tok));
     if (!tok) {
-        ra_gguf_close(g);
+        ra_desc_close(g);
         CHECK_DONE();
     }
     test_metadata();
@@ -285,6 +285,6 @@ int main(int argc, char **argv)
     test_speed();
     test_long_pieces();
     ra_tokenizer_free(tok);
-    ra_gguf_close(g);
+    ra_desc_close(g);
     CHECK_DONE();
 }

@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) abort();
     ra_prompt_set *ps;
-    if (ra_prompts_load(path, tok, 257, &ps) != RA_OK) return 0;
+    if (ra_prompts_load(path, tok, 257, 4096, &ps) != RA_OK) return 0;
     if (ps->n == 0) abort();
     for (size_t i = 0; i < ps->n; i++) {
         const ra_prompt *p = &ps->items[i];

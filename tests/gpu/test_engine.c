@@ -19,7 +19,7 @@
 #define TOL 1e-4
 
 typedef struct {
-    ra_gguf *g;
+    ra_model_desc *g;
     ra_pool *pool;
     ra_prompt_set *ps;
     uint32_t V;
@@ -32,7 +32,7 @@ static ra_status generate(ctx *c, const char *spec, bool no_graphs, bool score, 
     RA_TRY(ra_format_resolve(spec, true, &f, &k));
     ra_model *m;
     ra_engine *e;
-    RA_TRY(ra_model_load_gguf(c->g, f, c->pool, &m));
+    RA_TRY(ra_model_load(c->g, f, c->pool, &m));
     ra_engine_opts o = {.no_graphs = no_graphs};
     ra_status s = ra_engine_open(m, k, &o, &e);
     if (s == RA_OK) {
@@ -148,10 +148,10 @@ int main(int argc, char **argv)
     ctx c = {0};
     ra_tokenizer *tok = NULL;
     ra_model_config cfg;
-    CHECK_OK(ra_gguf_open(argv[1], &c.g));
-    if (c.g) CHECK_OK(ra_tokenizer_from_gguf(c.g, &tok));
-    if (c.g) CHECK_OK(ra_config_from_gguf(c.g, &cfg));
-    if (tok) CHECK_OK(ra_prompts_load(NULL, tok, cfg.n_vocab, &c.ps));
+    CHECK_OK(ra_desc_open(argv[1], 0, &c.g));
+    if (c.g) CHECK_OK(ra_tokenizer_from_desc(c.g, &tok));
+    if (c.g) CHECK_OK(ra_config_from_desc(c.g, &cfg));
+    if (tok) CHECK_OK(ra_prompts_load(NULL, tok, cfg.n_vocab, cfg.max_seq, &c.ps));
     CHECK_OK(ra_pool_new(0, &c.pool));
     if (!c.ps || !c.pool) CHECK_DONE();
     c.V = cfg.n_vocab;
@@ -160,6 +160,6 @@ int main(int argc, char **argv)
     ra_pool_free(c.pool);
     ra_prompts_free(c.ps);
     ra_tokenizer_free(tok);
-    ra_gguf_close(c.g);
+    ra_desc_close(c.g);
     CHECK_DONE();
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "toy_manifest.h"
 #include "ra/bundle.h"
 #include "ra/compare.h"
 #include "ra/trace.h"
@@ -55,39 +56,12 @@ static void write_bundle(const char *dir, const run_spec *runs, size_t n, const 
     char sub[512];
     snprintf(sub, sizeof sub, "%s/traces", dir);
     CHECK_OK(ra_mkdirs(sub));
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "schema", "repro-audit.manifest");
-    cJSON_AddNumberToObject(m, "version", 1);
-    cJSON *model = cJSON_AddObjectToObject(m, "model");
-    cJSON_AddStringToObject(model, "name", "toy");
-    cJSON *file = cJSON_CreateObject();
-    cJSON_AddStringToObject(file, "sha256", "11111111111111111111111111111111111111111111111111111111111111aa");
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(model, "files"), file);
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(m, "tokenizer"), "sha256",
-                            "2222222222222222222222222222222222222222222222222222222222222222");
-    cJSON *pr = cJSON_AddObjectToObject(m, "prompts");
-    cJSON_AddStringToObject(pr, "sha256", prompts_sha);
-    cJSON_AddNumberToObject(pr, "count", 2);
-    cJSON *st = cJSON_AddObjectToObject(m, "settings");
-    cJSON_AddStringToObject(st, "mode", "generate");
-    cJSON_AddNumberToObject(st, "max_new_tokens", 3);
-    cJSON *traces = cJSON_AddArrayToObject(m, "traces");
+    cJSON *traces, *m = toy_manifest("toy", prompts_sha, &traces);
     for (size_t i = 0; i < n; i++) {
         uint8_t digest[32], sha[32];
-        char rel[128], hex[65];
+        char rel[128];
         write_run(dir, &runs[i], digest, sha, rel, sizeof rel);
-        cJSON *t = cJSON_CreateObject();
-        cJSON_AddStringToObject(t, "format", runs[i].format);
-        cJSON_AddStringToObject(t, "kernel", "cpu");
-        cJSON_AddBoolToObject(t, "deterministic", true);
-        cJSON_AddNumberToObject(t, "repeat", runs[i].repeat);
-        cJSON_AddStringToObject(t, "file", rel);
-        ra_hex(sha, 32, hex);
-        cJSON_AddStringToObject(t, "sha256", hex);
-        ra_hex(digest, 32, hex);
-        cJSON_AddStringToObject(t, "digest", hex);
-        cJSON_AddBoolToObject(t, "full", runs[i].full);
-        cJSON_AddItemToArray(traces, t);
+        toy_trace_entry(traces, runs[i].format, "cpu", runs[i].repeat, rel, sha, digest, runs[i].full);
     }
     char *text = cJSON_Print(m);
     snprintf(sub, sizeof sub, "%s/manifest.json", dir);

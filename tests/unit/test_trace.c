@@ -579,20 +579,22 @@ static blob repack(const uint8_t *file, uint8_t *raw, size_t raw_len)
 static void add64(uint8_t *p, int64_t d) { ra_put_le64(p, ra_le64(p) + (uint64_t)d); }
 
 /* Writes x, expects RA_ERR_FORMAT whose message contains want (when given), frees x. */
-static void expect_bad_at(int line, blob x, const char *want)
+static void expect_bad_at(int line, blob x, const char *want, ra_status want_s)
 {
     char p[256];
     path_in(p, sizeof p, "bad.ratrace");
     put_file(p, x.b, x.len);
     ra_trace *t = (ra_trace *)&t;
     ra_status s = ra_trace_read(p, &t);
-    CHECK_MSG(s == RA_ERR_FORMAT && t == NULL, "line %d: got %s: %s", line, ra_status_name(s), ra_errmsg());
+    CHECK_MSG(s == want_s && t == NULL, "line %d: got %s: %s", line, ra_status_name(s), ra_errmsg());
     if (s == RA_OK) ra_trace_free(t);
     if (want) CHECK_MSG(strstr(ra_errmsg(), want) != NULL, "line %d: message \"%s\" lacks \"%s\"", line, ra_errmsg(), want);
     free(x.b);
     unlink(p);
 }
-#define expect_bad(x, want) expect_bad_at(__LINE__, x, want)
+#define expect_bad(x, want) expect_bad_at(__LINE__, x, want, RA_ERR_FORMAT)
+/* Over the size limits of trace.h: refused before decompressing. */
+#define expect_limit(x, want) expect_bad_at(__LINE__, x, want, RA_ERR_UNSUPPORTED)
 
 static void test_malformed(void)
 {
@@ -645,7 +647,8 @@ static void test_malformed(void)
     x = copy_of(f, len); x.b[O_N_STEPS] ^= 1; expect_bad(x, "header counts"); /* a flipped count, hash untouched */
     x = copy_of(f, len); x.b[O_N_PROMPT + 7] ^= 0x80; expect_bad(x, "header counts");
     x = copy_of(f, len); ra_put_le64(x.b + O_N_FULL, 6); rehash(x.b, len); expect_bad(x, "header counts");
-    x = copy_of(f, len); ra_put_le64(x.b + O_RAW, UINT64_MAX); rehash(x.b, len); expect_bad(x, "8 GiB");
+    x = copy_of(f, len); ra_put_le64(x.b + O_RAW, UINT64_MAX); rehash(x.b, len); expect_limit(x, "limit");
+    x = copy_of(f, len); ra_put_le64(x.b + O_RAW, RA_TRACE_RATIO_FLOOR + 1); rehash(x.b, len); expect_limit(x, "decompression bomb");
     x = copy_of(f, len); ra_put_le64(x.b + O_PAYLOAD, comp + 1); rehash(x.b, len); expect_bad(x, "payload bytes");
 
     /* Bytes covered by the content hash, hash not recomputed. */

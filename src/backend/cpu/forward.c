@@ -23,11 +23,12 @@ typedef struct {
 
 static void kv_free(ra_kv *kv);
 
-static ra_status kv_new(const ra_model *m, uint32_t cap, ra_kv **out)
+static ra_status kv_new(ra_model *m, uint32_t cap, ra_kv **out)
 {
     const ra_model_config *c = &m->cfg;
-    if (cap == 0 || cap > m->rope_max_pos)
-        return ra_fail(RA_ERR_USAGE, "sequence capacity %u outside 1..%u (the model's context length)", cap, m->rope_max_pos);
+    if (cap == 0 || cap > c->max_seq)
+        return ra_fail(RA_ERR_USAGE, "sequence capacity %u outside 1..%u (the model's context length)", cap, c->max_seq);
+    RA_TRY(ra_model_rope_reserve(m, cap));
     ra_kv *kv;
     RA_TRY(ra_calloc(&kv, 1, sizeof *kv));
     size_t n = (size_t)c->n_layers * cap * c->n_kv_heads * c->head_dim;
@@ -91,6 +92,17 @@ static void rope(float *x, uint32_t n_heads, uint32_t hd, const float *cs, const
             v[i + half] = b * cs[i] + a * sn[i];
         }
     }
+}
+
+static void add_bias(float *x, const float *b, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) x[i] += b[i];
+}
+
+/* QK-norm (qwen3): RMSNorm over each head's vector, one gain for every head. */
+static void head_norm(float *x, const float *g, uint32_t n_heads, uint32_t hd, float eps)
+{
+    for (uint32_t h = 0; h < n_heads; h++) ra_cpu_rmsnorm(x + (size_t)h * hd, g, hd, eps, x + (size_t)h * hd);
 }
 
 typedef struct {
@@ -214,6 +226,11 @@ static ra_status forward(ra_model *m, const cpu_math *mx, ra_kv *const *kv, cons
         if ((s = matmul(mx, m->pool, &L->wk, xb, n, k)) != RA_OK) break;
         if ((s = matmul(mx, m->pool, &L->wv, xb, n, v)) != RA_OK) break;
         for (uint32_t i = 0; i < n; i++) {
+            if (L->bq) add_bias(q + (size_t)i * q_dim, L->bq, q_dim);
+            if (L->bk) add_bias(k + (size_t)i * kv_dim, L->bk, kv_dim);
+            if (L->bv) add_bias(v + (size_t)i * kv_dim, L->bv, kv_dim);
+            if (L->q_norm) head_norm(q + (size_t)i * q_dim, L->q_norm, c->n_heads, hd, c->rms_eps);
+            if (L->k_norm) head_norm(k + (size_t)i * kv_dim, L->k_norm, c->n_kv_heads, hd, c->rms_eps);
             if (mx->ggml) {
                 float cs[half], sn[half];
                 ra_ggml_rope_cache(pos[i], c->rope_theta, hd, cs, sn);

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "ra/ggml_types.h"
+#include "ra/qlayer.h"
 #include "ra/util.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -470,6 +471,7 @@ ra_status ra_cpu_matmul(ra_pool *p, const ra_weight *w, const float *x, uint32_t
 
 ra_status ra_cpu_matmul_path(ra_pool *p, ra_cpu_path path, const ra_weight *w, const float *x, uint32_t n, float *y)
 {
+    if (w->type == RA_W_QUANT) return ra_qlayer_matmul(p, w->q, x, n, y); /* the format's own order */
     matmul_job j = {w, x, NULL, n, y, path};
     act_block *xq = NULL;
     if (w->type != RA_W_F32 && w->type != RA_W_BF16) {

@@ -36,6 +36,6 @@ int32_t ra_argmax(const float *v, uint32_t n)
 {
     uint32_t best = 0;
     for (uint32_t i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
+        if (v[i] > v[best] || (v[best] != v[best] && v[i] == v[i])) best = i; /* a NaN never stays best over a number */
     return (int32_t)best;
 }
