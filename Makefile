@@ -53,7 +53,7 @@ ASAN_UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan-tests/%)
 BIN := $(BUILD)/repro-audit
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: FORCE all deps fuzz-deps model text demo test unit unit-asan e2e hostile fuzz fuzz-replay clean gpu-tests test-gpu no-nvcc
+.PHONY: FORCE all deps fuzz-deps model text demo test test-html unit unit-asan e2e hostile fuzz fuzz-replay clean gpu-tests test-gpu no-nvcc
 all: $(BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h) $(wildcard kernels/*.h)
@@ -165,6 +165,7 @@ e2e: $(BIN) $(BUILD)/repro-audit-asan $(E2E_TESTS) $(MODEL)
 	@$(BUILD)/e2e/test_llamacpp_fixture $(MODEL) tests/fixtures/llamacpp_q4_k_m.json q4_k_m@ggml-avx2 1e-5
 	@$(BUILD)/e2e/test_quant_derive $(MODEL) tests/fixtures/llamacpp_quant_digests.json
 	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL) $(BUILD)/e2e/test_tokenizer_model
+	@tests/e2e/scenarios.sh $(BIN) $(MODEL)
 
 # Hostile inputs (tests/hostile): refused cleanly by both binaries, under resource limits.
 $(BUILD)/hostile/gen: tests/hostile/gen.c tests/unit/toy_manifest.h $(BUILD)/libra.a
@@ -174,12 +175,17 @@ $(BUILD)/hostile/gen: tests/hostile/gen.c tests/unit/toy_manifest.h $(BUILD)/lib
 hostile: $(BIN) $(BUILD)/repro-audit-asan $(BUILD)/hostile/gen $(MODEL)
 	@tests/hostile/run.sh $(BIN) $(BUILD)/repro-audit-asan $(BUILD)/hostile/gen $(MODEL)
 
+# report.html in headless Chromium (apt-get install chromium): not part of
+# `make test`, which checks the page with Python's html.parser instead.
+test-html: $(BIN) $(BUILD)/hostile/gen $(MODEL)
+	@HTML_OUT=$(BUILD)/html tests/html/run.sh $(BIN) $(BUILD)/hostile/gen $(MODEL)
+
 # CI has nvcc but no GPU: it builds the GPU tests (so kernels that do not
 # compile turn it red) and runs them only where there is a GPU (test-gpu).
 test: unit unit-asan fuzz-replay e2e hostile $(if $(NVCC),gpu-tests)
 
 GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/gpu/%,$(wildcard tests/gpu/test_*.c))
-$(BUILD)/gpu/%: tests/gpu/%.c tests/unit/check.h $(BUILD)/libra.a $(BUNDLED_LIBS)
+$(BUILD)/gpu/%: tests/gpu/%.c tests/unit/check.h $(wildcard tests/gpu/*.h) $(BUILD)/libra.a $(BUNDLED_LIBS)
 	@mkdir -p $(dir $@)
 	@echo "  CC   $@"
 	$(Q)$(CC) $(CFLAGS) $(CUDA_DEFS) -Isrc/backend/cuda -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@

@@ -56,6 +56,8 @@ static const ra_format formats[] = {
 #define INT4(fam, how, sym_, act) QG(.family = fam, .method = how, .bits = 4, .group_size = 128, .sym = sym_, .act_order = act)
 #define FP8(scheme, act) QG(.family = RA_QF_FP8, .bits = 8, .fp8_scheme = scheme, .fp8_act = act)
     {"awq", "AutoAWQ GEMM, 4-bit, group 128, zero points, f16 scales", INT4(RA_QF_AWQ, RA_QMETHOD_RTN, false, false)},
+    {"awq-cal", "AutoAWQ GEMM as above, calibrated: per-channel activation-aware scales folded into the norms and "
+                "up_proj, weights clipped per group (src/quant/awq_calib.c)", INT4(RA_QF_AWQ, RA_QMETHOD_AWQ, false, false)},
     {"gptq", "GPTQ v1, 4-bit, group 128, symmetric, f16 scales (RTN)", INT4(RA_QF_GPTQ, RA_QMETHOD_RTN, true, false)},
     {"gptq-act", "GPTQ with act-order (desc_act, g_idx from the calibration Hessian's diagonal), RTN",
      INT4(RA_QF_GPTQ, RA_QMETHOD_RTN, true, true)},
@@ -173,13 +175,13 @@ ra_status ra_wtype_row_bytes(ra_wtype t, uint32_t cols, size_t *bytes)
     switch (t) {
     case RA_W_F32: *bytes = (size_t)cols * 4; return RA_OK;
     case RA_W_BF16: *bytes = (size_t)cols * 2; return RA_OK;
+    case RA_W_QUANT: break; /* not stored in rows */
     default: {
         uint64_t b;
         RA_TRY(ra_ggml_row_bytes(ggml_of_wtype(t), cols, &b));
         *bytes = (size_t)b;
         return RA_OK;
     }
-    case RA_W_QUANT: break; /* not stored in rows */
     }
     return ra_fail(RA_ERR_INTERNAL, "unknown weight type %d", (int)t);
 }
@@ -225,43 +227,24 @@ static bool more_bits(uint32_t layer, uint32_t n)
     return layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2;
 }
 
-/* A tensor's role under its GGUF name or its Hugging Face one (the model
- * description's): the output matrix, the token embedding, a layer's attn_v or
- * ffn_down, or something else (layer = UINT32_MAX where none). */
-typedef enum { ROLE_OTHER, ROLE_OUTPUT, ROLE_EMBED, ROLE_ATTN_V, ROLE_FFN_DOWN } tensor_kind;
-
-static tensor_kind kind_of(const char *name, unsigned *layer)
-{
-    static const struct { const char *gguf, *hf; tensor_kind kind; } names[] = {
-        {"output.weight", "lm_head.weight", ROLE_OUTPUT},
-        {"token_embd.weight", "model.embed_tokens.weight", ROLE_EMBED},
-        {"attn_v.weight", "self_attn.v_proj.weight", ROLE_ATTN_V},
-        {"ffn_down.weight", "mlp.down_proj.weight", ROLE_FFN_DOWN},
-    };
-    char rest[64] = "";
-    *layer = UINT32_MAX;
-    if (sscanf(name, "blk.%u.%63s", layer, rest) != 2 && sscanf(name, "model.layers.%u.%63s", layer, rest) != 2) {
-        *layer = UINT32_MAX;
-        snprintf(rest, sizeof rest, "%s", name);
-    }
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if ((*layer == UINT32_MAX) == (names[i].kind <= ROLE_EMBED) &&
-            (!strcmp(rest, names[i].gguf) || !strcmp(rest, names[i].hf)))
-            return names[i].kind;
-    return ROLE_OTHER;
-}
-
 /* llama_tensor_get_type for LLAMA_FTYPE_MOSTLY_Q4_K_M on a dense Llama
  * without an importance matrix: the output matrix (or the embedding tied to
  * it) Q6_K, or Q8_0 when its rows are not a multiple of 256; attn_v and
- * ffn_down Q6_K in use_more_bits layers; everything else Q4_K. */
+ * ffn_down (v_proj, down_proj) Q6_K in use_more_bits layers; everything else
+ * Q4_K. Names canonical (a model loading) or GGUF (quantize writing a file). */
 static uint32_t q4_k_m_type(const ra_tensor_role *r, uint32_t cols)
 {
     unsigned layer;
-    const tensor_kind k = kind_of(r->name, &layer);
-    if (k == ROLE_OUTPUT || (r->tied && k == ROLE_EMBED)) return cols % 256 ? RA_GGML_Q8_0 : RA_GGML_Q6_K;
-    if ((k == ROLE_ATTN_V || k == ROLE_FFN_DOWN) && more_bits(layer, r->n_layers)) return fallback(RA_GGML_Q6_K, cols);
-    return fallback(RA_GGML_Q4_K, cols);
+    int at = 0;
+    const char *n = r->name;
+    if (!strcmp(n, "lm_head.weight") || !strcmp(n, "output.weight") ||
+        (r->tied && (!strcmp(n, "model.embed_tokens.weight") || !strcmp(n, "token_embd.weight"))))
+        return cols % 256 ? RA_GGML_Q8_0 : RA_GGML_Q6_K;
+    const bool hf = sscanf(n, "model.layers.%u.%n", &layer, &at) == 1 && at > 0;
+    if (!hf && !(sscanf(n, "blk.%u.%n", &layer, &at) == 1 && at > 0)) return fallback(RA_GGML_Q4_K, cols);
+    const bool v_or_down = hf ? !strcmp(n + at, "self_attn.v_proj.weight") || !strcmp(n + at, "mlp.down_proj.weight")
+                              : !strcmp(n + at, "attn_v.weight") || !strcmp(n + at, "ffn_down.weight");
+    return fallback(v_or_down && more_bits(layer, r->n_layers) ? RA_GGML_Q6_K : RA_GGML_Q4_K, cols);
 }
 
 uint32_t ra_format_tensor_type(const ra_format *f, const ra_tensor_role *role, uint32_t cols)

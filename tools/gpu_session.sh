@@ -14,6 +14,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 MODEL=/tmp/ra-model/model.gguf
+# ncu_product KERNEL_REGEX FORMAT@KERNEL LOG: one launch of a product at M = 1, profiled.
+ncu_product() {
+  timeout 120 ncu --kernel-name "regex:$1" --launch-skip 10 --launch-count 1 --section SpeedOfLight \
+    --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
+    build/repro-audit bench --no-e2e --kernels "$2" --m 1 --runs 3 --quiet >"$3" 2>&1
+  grep -E "Throughput|Duration|Occupancy|Stall|Warp Cycles|Registers|Block Limit|Eligible|Issued" "$3" | head -40
+}
 case "${1:-}" in
 split)
   rm -rf .dev/mA .dev/mB; mkdir -p .dev/mA .dev/mB
@@ -31,10 +38,7 @@ part1)
       grep bf16@ra | tee -a "$OUT/variants.log"
   done
   if [ "${NCU_GEMM:-0}" = 1 ]; then
-    timeout 120 ncu --kernel-name regex:gemm_bf16 --launch-skip 10 --launch-count 1 --section SpeedOfLight \
-      --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
-      build/repro-audit bench --no-e2e --kernels bf16@ra --m 1 --runs 3 --quiet >"$OUT/ncu-gemm.log" 2>&1
-    grep -E "Throughput|Duration|Occupancy|Stall|Warp Cycles|Registers|Block Limit|Eligible|Issued" "$OUT/ncu-gemm.log" | head -40
+    ncu_product gemm_bf16 bf16@ra "$OUT/ncu-gemm.log"
   fi ;;
 part2)
   cat /tmp/ra-model/part_aa .dev/mB/part_a* >"$MODEL"
@@ -87,10 +91,7 @@ quant)  # the quantized kernels alone (no model needed): tests, memcheck, bench
   Q=${QKERNELS:-bf16@cublas,bf16@ra,gptq@ra,gptq@atomic,gptq-act@ra,awq@ra,awq@atomic,w4a16@ra,w4a16@atomic,fp8@ra,fp8@atomic,fp8-block@ra,nvfp4@ra,nvfp4@atomic,mxfp4@ra,mxfp4@atomic}
   timeout 300 build/repro-audit bench --no-e2e --kernels "$Q" --runs 20 --quiet 2>&1 | tee "$OUT/qbench.log"
   if [ "${NCU_Q:-0}" = 1 ]; then
-    timeout 120 ncu --kernel-name regex:qgemm --launch-skip 10 --launch-count 1 --section SpeedOfLight \
-      --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
-      build/repro-audit bench --no-e2e --kernels gptq@ra --m 1 --runs 3 --quiet >"$OUT/ncu-q.log" 2>&1
-    grep -E "Throughput|Duration|Occupancy|Stall|Warp Cycles|Registers|Block Limit|Eligible|Issued" "$OUT/ncu-q.log" | head -40
+    ncu_product qgemm gptq@ra "$OUT/ncu-q.log"
   fi ;;
 *) echo "usage: $0 split|part1|part2|stage|qaudit|quant"; exit 2 ;;
 esac

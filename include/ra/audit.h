@@ -62,7 +62,18 @@ typedef struct {
     uint32_t threads;           /* 0 = all CPUs */
     bool score;                 /* score mode (teacher-forced) instead of generate */
     bool ignore_eos;
-    bool batch_scenario;        /* also run every prompt in other batch compositions */
+    /* Scenarios besides the repeats (docs/scenarios.md); each is a run held to repeat 0. */
+    bool batch_scenario;        /* every prompt alone, then in batches of 2..batch_max at each position */
+    uint32_t batch_max;         /* 0: RA_DEFAULT_BATCH_MAX */
+    bool process_scenario;      /* `processes` fresh processes (this binary, re-executed), one run each */
+    uint32_t processes;         /* 0: RA_DEFAULT_PROCESSES */
+    bool prefill_decode_scenario; /* generate mode: each generated sequence re-scored in one prefill pass */
+    bool threads_scenario;      /* CPU kernels: once more on another thread count (1, or 2 when running on 1) */
+    bool control_scenario;      /* negative control: one weight one ulp off (perturb); must differ */
+    const char *perturb;        /* "LAYER:TENSOR" (ra_perturb_parse); NULL: RA_DEFAULT_PERTURB */
+    uint32_t first_repeat;      /* number of the first run: a process scenario's child is told its own */
+    const char *plant;          /* "LAYER:TENSOR": every run's model has that weight one ulp off (a planted
+                                   difference, to show a gate or `locate` failing); recorded in the manifest */
     bool no_graphs;             /* CUDA: no graph capture of decode steps */
     ra_store_full store_full;
     bool progress;              /* progress lines on stderr */
@@ -71,6 +82,10 @@ typedef struct {
     bool no_cache;              /* derive into a temporary directory, removed at the end */
     const char *calib_path;     /* calibration text of gptq-cal and act-order (NULL: RA_DEFAULT_TEXT) */
 } ra_run_opts;
+
+#define RA_DEFAULT_BATCH_MAX 3
+#define RA_DEFAULT_PROCESSES 2
+#define RA_DEFAULT_PERTURB "0:down_proj"
 
 /* n_formats 0: the checkpoint's own format for a quantized checkpoint, else
  * q4_1, f32 and bf16. */

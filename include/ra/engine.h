@@ -51,6 +51,19 @@ ra_status ra_engine_forward(ra_engine *e, const uint32_t *seq, const int32_t *to
  * kernel build id. */
 void ra_engine_describe(const ra_engine *e, void *json_object);
 
+/* Activation probe, for `locate`: once set, fn sees the output of every op
+ * of every forward pass, all rows of it (n rows of width floats, row-major),
+ * in order: "embed" (layer -1); per layer "input_layernorm",
+ * "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj" (before bias,
+ * norm and RoPE), "self_attn.attention", "self_attn.o_proj", "attn_residual",
+ * "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj", "mlp.act"
+ * (silu(gate) * up), "mlp.down_proj", "mlp_residual"; then "norm" and
+ * "lm_head.log_softmax" (layer -1, wanted rows only). fn NULL turns it off;
+ * off, it costs one test per op. RA_ERR_UNSUPPORTED on backends without one
+ * (CUDA). */
+typedef void (*ra_probe_fn)(void *ctx, int32_t layer, const char *op, const float *rows, uint32_t n, uint32_t width);
+ra_status ra_engine_set_probe(ra_engine *e, ra_probe_fn fn, void *ctx);
+
 /* Whether a CUDA GPU can be used: false with the reason in why. */
 bool ra_cuda_available(char *why, size_t why_len);
 

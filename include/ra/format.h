@@ -87,10 +87,9 @@ bool ra_format_has_kernel(const ra_format *f, const ra_kernel *k);
  * RA_ERR_USAGE and a message listing what does. */
 ra_status ra_format_resolve(const char *spec, bool gpu, const ra_format **f, const ra_kernel **k);
 
-/* Where a tensor sits in the model, for formats whose type depends on it
- * (NULL where the format is not RA_DERIVE_MIX). */
+/* Where a tensor sits in the model, for formats whose type depends on it. */
 typedef struct {
-    const char *name;   /* GGUF or HF name: "blk.3.attn_v.weight", "model.layers.3.self_attn.v_proj.weight" */
+    const char *name;   /* canonical "model.layers.3.self_attn.v_proj.weight" or GGUF "blk.3.attn_v.weight" */
     uint32_t n_layers;
     bool tied;          /* the token embedding is also the output matrix */
 } ra_tensor_role;
@@ -101,7 +100,8 @@ typedef struct {
  * is not a multiple of the type's block. UINT32_MAX for the other formats. */
 uint32_t ra_format_tensor_type(const ra_format *f, const ra_tensor_role *role, uint32_t cols);
 
-/* Convert a GGML tensor (type, data, rows x cols) into a weight of format f. */
+/* Convert a GGML tensor (type, data, rows x cols) into a weight of format f;
+ * role may be NULL except for RA_DERIVE_MIX formats. */
 ra_status ra_weight_from_ggml(const ra_format *f, const ra_tensor_role *role, uint32_t ggml_type, const uint8_t *data,
                               uint32_t rows, uint32_t cols, ra_weight *out);
 void ra_weight_free(ra_weight *w);

@@ -52,4 +52,17 @@ void ra_model_free(ra_model *m);
  * rounded once). Engines call it when they begin sequences. */
 ra_status ra_model_rope_reserve(ra_model *m, uint32_t n);
 
+/* A planted difference (src/model/perturb.c): the first stored value of one
+ * layer's linear weight moved one unit in the last place (a float, a
+ * bfloat16, or a quantized block's f16 scale d). spec is "LAYER:TENSOR",
+ * TENSOR one of q_proj k_proj v_proj o_proj gate_proj up_proj down_proj. */
+typedef struct {
+    uint32_t layer, tensor;
+} ra_perturb;
+ra_status ra_perturb_parse(const char *spec, ra_perturb *out);
+void ra_perturb_name(const ra_perturb *p, char *out, size_t n);  /* "model.layers.0.mlp.down_proj.weight" */
+void ra_perturb_op(const ra_perturb *p, char *out, size_t n);    /* "mlp.down_proj" */
+/* Applies it to m; `what` says what changed, from which bits to which. */
+ra_status ra_model_perturb(ra_model *m, const ra_perturb *p, char *what, size_t n);
+
 #endif

@@ -7,9 +7,11 @@
 #include <string.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ra/audit.h"
+#include "ra/bundle.h"
 #include "ra/compare.h"
 #include "ra/cpu.h"
 #include "ra/desc.h"
@@ -128,35 +130,29 @@ static ra_status fill_continuations(ra_engine *e, ra_prompt_set *ps, uint32_t ma
 }
 
 /* ---- batch compositions ------------------------------------------------------
- * A prompt's numbers must not depend on the batch it runs in. Each arrangement
- * runs the prompts in other batches, with other neighbours and at other
- * positions, and reassembles the results in prompt order: its trace then
- * compares with the repeats digest for digest. */
-typedef enum { BATCH_ALONE, BATCH_REVERSE, BATCH_PAIRS, BATCH_COUNT } batch_arrangement;
-static const char *const batch_names[BATCH_COUNT] = {"batch-alone", "batch-reverse", "batch-pairs"};
+ * A prompt's numbers must not depend on the batch it runs in. Arrangement 0
+ * runs every prompt alone; arrangement (size S, rotation R) lays the prompts
+ * out in cyclic order shifted by R and cuts it into batches of S, so prompt i
+ * sits at position ((i + R) mod n) mod S with other neighbours for each R:
+ * over R = 0..S-1 every position of the batch. Each arrangement reassembles
+ * its results in prompt order, so its trace compares with the repeats digest
+ * for digest. */
+typedef struct {
+    size_t size, rotation;    /* size 1: alone */
+} batch_arrangement;
+
+static void arrangement_name(batch_arrangement a, char *out, size_t n)
+{
+    if (a.size == 1) snprintf(out, n, "batch-alone");
+    else snprintf(out, n, "batch-%u-%u", (unsigned)(a.size % 100), (unsigned)(a.rotation % 100)); /* sizes are at most 64 */
+}
 
 /* Batch b of arrangement a as prompt indices; returns its size (0: no more batches). */
 static size_t arrangement_batch(batch_arrangement a, size_t n, size_t b, size_t *idx)
 {
-    switch (a) {
-    case BATCH_ALONE: /* every prompt on its own */
-        if (b >= n) return 0;
-        idx[0] = b;
-        return 1;
-    case BATCH_REVERSE: /* one batch, every prompt at another position */
-        if (b > 0) return 0;
-        for (size_t i = 0; i < n; i++) idx[i] = n - 1 - i;
-        return n;
-    case BATCH_PAIRS: { /* prompt j + h first, then j: other neighbours, other positions */
-        size_t h = (n + 1) / 2;
-        if (b >= h) return 0;
-        if (b + h < n) { idx[0] = b + h; idx[1] = b; return 2; }
-        idx[0] = b;
-        return 1;
-    }
-    case BATCH_COUNT: break;
-    }
-    return 0;
+    size_t k = 0;
+    for (size_t slot = b * a.size; slot < n && k < a.size; slot++) idx[k++] = (slot + n - a.rotation % n) % n;
+    return k;
 }
 
 static ra_status run_arrangement(ra_engine *e, const ra_prompt_set *ps, batch_arrangement a, const ra_run_opts *o,
@@ -216,7 +212,7 @@ typedef struct {
 
 /* Writes one run's trace and its manifest entry. */
 static ra_status record_trace(run_ctx *r, ra_engine *e, const ra_format *f, const ra_kernel *k, uint32_t repeat,
-                              const char *scenario, const ra_gen_result *gen)
+                              const char *scenario, const ra_gen_result *gen, const char *perturbation)
 {
     const ra_run_opts *o = r->o;
     r->decode_seconds += gen->decode_seconds;
@@ -245,6 +241,7 @@ static ra_status record_trace(run_ctx *r, ra_engine *e, const ra_format *f, cons
     cJSON_AddBoolToObject(t, "deterministic", k->deterministic);
     cJSON_AddNumberToObject(t, "repeat", repeat);
     cJSON_AddStringToObject(t, "scenario", scenario);
+    if (perturbation) cJSON_AddStringToObject(t, "perturbation", perturbation);
     cJSON_AddStringToObject(t, "file", rel);
     add_hex(t, "sha256", file_sha, 32);
     add_hex(t, "digest", digest, 32);
@@ -263,13 +260,29 @@ static ra_status record_trace(run_ctx *r, ra_engine *e, const ra_format *f, cons
     return RA_OK;
 }
 
-static ra_status open_engine(run_ctx *r, const ra_format *f, const ra_kernel *k, ra_model **m, ra_engine **e)
+static ra_status open_model(run_ctx *r, const ra_format *f, ra_model **m)
 {
     if (!r->deriver) {
         ra_derive_opts dop = {r->o->cache_dir, r->o->no_cache, r->o->calib_path, r->o->progress};
         RA_TRY(ra_deriver_open(r->desc, r->tok, r->pool, &dop, &r->deriver));
     }
     RA_TRY(ra_deriver_load(r->deriver, f, m));
+    if (!r->o->plant) return RA_OK;
+    ra_perturb p;
+    char what[256];
+    ra_status s = ra_perturb_parse(r->o->plant, &p);
+    if (s == RA_OK) s = ra_model_perturb(*m, &p, what, sizeof what);
+    if (s == RA_OK && r->o->progress) fprintf(stderr, "  planted: %s\n", what);
+    if (s != RA_OK) {
+        ra_model_free(*m);
+        *m = NULL;
+    }
+    return s;
+}
+
+static ra_status open_engine(run_ctx *r, const ra_format *f, const ra_kernel *k, ra_model **m, ra_engine **e)
+{
+    RA_TRY(open_model(r, f, m));
     ra_engine_opts eo = {.no_graphs = r->o->no_graphs};
     ra_status s = ra_engine_open(*m, k, &eo, e);
     if (s != RA_OK) {
@@ -277,6 +290,219 @@ static ra_status open_engine(run_ctx *r, const ra_format *f, const ra_kernel *k,
         *m = NULL;
     }
     if (k->backend == RA_BACKEND_CUDA) r->used_cuda = true;
+    return s;
+}
+
+/* ---- scenarios besides the repeats (docs/scenarios.md) ---------------------- */
+
+static ra_status run_batches(run_ctx *r, ra_engine *e, const ra_format *f, const ra_kernel *k, uint32_t *run_no)
+{
+    const ra_run_opts *o = r->o;
+    size_t max = o->batch_max ? o->batch_max : RA_DEFAULT_BATCH_MAX;
+    ra_status s = RA_OK;
+    for (size_t size = 1; size <= max && size <= r->ps->n && s == RA_OK; size++)
+        for (size_t rot = 0; rot < (size == 1 ? 1 : size) && s == RA_OK; rot++) {
+            batch_arrangement a = {size, rot};
+            char name[24];
+            arrangement_name(a, name, sizeof name);
+            ra_gen_result gen;
+            if ((s = run_arrangement(e, r->ps, a, o, &gen)) != RA_OK) break;
+            s = record_trace(r, e, f, k, (*run_no)++, name, &gen, NULL);
+            ra_gen_result_free(&gen);
+        }
+    return s;
+}
+
+/* Each generated sequence, teacher-forced in one prefill pass: the same
+ * positions, computed many rows at a time instead of one step at a time. */
+static ra_status run_prefill(run_ctx *r, ra_engine *e, const ra_format *f, const ra_kernel *k, const ra_gen_result *decoded,
+                             uint32_t *run_no)
+{
+    const ra_prompt_set *ps = r->ps;
+    ra_prompt *items;
+    RA_TRY(ra_calloc(&items, ps->n ? ps->n : 1, sizeof *items));
+    for (size_t i = 0; i < ps->n; i++) {
+        items[i] = ps->items[i];
+        items[i].cont = decoded->tokens[i];
+        items[i].n_cont = decoded->n_steps[i];
+    }
+    ra_prompt_set sub = {.path = ps->path, .n = ps->n, .items = items};
+    ra_gen_result gen;
+    ra_status s = ra_generate(e, &sub, r->o->max_new_tokens, true, r->o->ignore_eos, NULL, NULL, &gen);
+    free(items);
+    if (s != RA_OK) return s;
+    s = record_trace(r, e, f, k, (*run_no)++, "prefill-decode", &gen, NULL);
+    ra_gen_result_free(&gen);
+    return s;
+}
+
+/* The same engine on a pool of another size (the CPU engine reads m->pool at
+ * every pass). */
+static ra_status run_threads(run_ctx *r, ra_engine *e, ra_model *m, const ra_format *f, const ra_kernel *k, uint32_t *run_no)
+{
+    uint32_t n = ra_pool_threads(r->pool) == 1 ? 2 : 1;
+    ra_pool *p;
+    RA_TRY(ra_pool_new(n, &p));
+    m->pool = p;
+    ra_gen_result gen;
+    ra_status s = ra_generate(e, r->ps, r->o->max_new_tokens, r->o->score, r->o->ignore_eos, NULL, NULL, &gen);
+    if (s == RA_OK) {
+        char name[24];
+        snprintf(name, sizeof name, "threads-%u", n);
+        s = record_trace(r, e, f, k, (*run_no)++, name, &gen, NULL);
+        ra_gen_result_free(&gen);
+    }
+    m->pool = r->pool;
+    ra_pool_free(p);
+    return s;
+}
+
+/* The negative control: a fresh model with one weight one ulp off. */
+static ra_status run_control(run_ctx *r, const ra_format *f, const ra_kernel *k, uint32_t *run_no)
+{
+    ra_perturb p;
+    RA_TRY(ra_perturb_parse(r->o->perturb ? r->o->perturb : RA_DEFAULT_PERTURB, &p));
+    ra_model *m;
+    RA_TRY(open_model(r, f, &m));
+    char what[256];
+    ra_engine *e = NULL;
+    ra_status s = ra_model_perturb(m, &p, what, sizeof what);
+    ra_engine_opts eo = {.no_graphs = r->o->no_graphs};
+    if (s == RA_OK) s = ra_engine_open(m, k, &eo, &e);
+    ra_gen_result gen;
+    if (s == RA_OK) s = ra_generate(e, r->ps, r->o->max_new_tokens, r->o->score, r->o->ignore_eos, NULL, NULL, &gen);
+    if (s == RA_OK) {
+        s = record_trace(r, e, f, k, (*run_no)++, "control-ulp", &gen, what);
+        ra_gen_result_free(&gen);
+    }
+    ra_engine_close(e);
+    ra_model_free(m);
+    return s;
+}
+
+/* The prompt set as token ids (and continuations), so a child process runs
+ * exactly the sequences this one does. */
+static ra_status write_prompt_ids(const ra_prompt_set *ps, const char *path)
+{
+    ra_buf b = {0};
+    ra_status s = RA_OK;
+    for (size_t i = 0; i < ps->n && s == RA_OK; i++) {
+        const ra_prompt *p = &ps->items[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", p->id);
+        cJSON_AddItemToObject(o, "ids", cJSON_CreateIntArray(p->ids, (int)p->n_ids));
+        if (p->cont) cJSON_AddItemToObject(o, "continuation_ids", cJSON_CreateIntArray(p->cont, (int)p->n_cont));
+        char *line = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!line) return ra_buf_free(&b), ra_fail(RA_ERR_NOMEM, "out of memory");
+        s = ra_buf_printf(&b, "%s\n", line);
+        free(line);
+    }
+    if (s == RA_OK) s = ra_write_file_atomic(path, b.data ? (const void *)b.data : "", b.len);
+    ra_buf_free(&b);
+    return s;
+}
+
+/* One child: `repro-audit run` of this format@kernel, one run numbered
+ * run_no, into dir/bundle; waits for it. */
+static ra_status spawn_child(run_ctx *r, const ra_format *f, const ra_kernel *k, const char *dir, uint32_t run_no)
+{
+    const ra_run_opts *o = r->o;
+    char exe[4096], prompts[4096], out[4096], fk[80], threads[16], maxnew[16], topk[16], first[16];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return ra_fail(RA_ERR_IO, "process scenario: cannot find this program (/proc/self/exe): %s", strerror(errno));
+    exe[n] = 0;
+    snprintf(prompts, sizeof prompts, "%s/prompts.jsonl", dir);
+    snprintf(out, sizeof out, "%s/run%u", dir, run_no);
+    snprintf(fk, sizeof fk, "%s@%s", f->name, k->name);
+    snprintf(threads, sizeof threads, "%u", ra_pool_threads(r->pool));
+    snprintf(maxnew, sizeof maxnew, "%u", o->max_new_tokens);
+    snprintf(topk, sizeof topk, "%u", o->top_k);
+    snprintf(first, sizeof first, "%u", run_no);
+    const char *argv[40] = {exe, "run", "--model", o->model_path, "--prompts", prompts, "--out", out, "--formats", fk,
+                            "--repeats", "1", "--threads", threads, "--max-new-tokens", maxnew, "--top-k", topk,
+                            "--first-repeat", first, "--mode", o->score ? "score" : "generate", "--quiet",
+                            "--store-full", o->store_full == RA_STORE_ALL ? "all" : "none"};
+    size_t c = 24;
+    if (o->ignore_eos) argv[c++] = "--ignore-eos";
+    if (o->no_graphs) argv[c++] = "--no-graphs";
+    if (o->no_cache) argv[c++] = "--no-cache";
+    if (o->cache_dir) argv[c++] = "--cache-dir", argv[c++] = o->cache_dir;
+    if (o->calib_path) argv[c++] = "--calib", argv[c++] = o->calib_path;
+    if (o->plant) argv[c++] = "--plant", argv[c++] = o->plant;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return ra_fail(RA_ERR_IO, "process scenario: fork: %s", strerror(errno));
+    if (pid == 0) {
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return ra_fail(RA_ERR_IO, "process scenario: waitpid: %s", strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return ra_fail(RA_ERR_INTERNAL, "process scenario: the child run of %s failed (status %d)", fk, status);
+    return RA_OK;
+}
+
+/* Folds the child's one trace into this bundle: the file as it wrote it, its
+ * manifest entry with this bundle's name and scenario. */
+static ra_status fold_child(run_ctx *r, const char *child_dir, const char *scenario)
+{
+    ra_bundle *b;
+    RA_TRY(ra_bundle_open(child_dir, &b));
+    ra_trace *t = NULL;
+    ra_status s = b->n_traces == 1 ? ra_bundle_read_trace(b, 0, &t)
+                                   : ra_fail(RA_ERR_FORMAT, "%s: the child run wrote %u traces, not 1", child_dir, b->n_traces);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (s == RA_OK) s = ra_read_file_inside(child_dir, b->traces[0].rel, RA_TRACE_MAX_FILE, &data, &len);
+    char rel[160], path[4096];
+    const ra_bundle_trace *bt = &b->traces[0];
+    snprintf(rel, sizeof rel, "traces/%s@%s.%s.ratrace", bt->format, bt->kernel, scenario);
+    snprintf(path, sizeof path, "%s/%s", r->tmp, rel);
+    if (s == RA_OK) s = ra_write_file_atomic(path, data, len);
+    if (s == RA_OK) {
+        cJSON *entry = cJSON_Duplicate(cJSON_GetArrayItem(cJSON_GetObjectItem(b->manifest, "traces"), 0), true);
+        cJSON_ReplaceItemInObject(entry, "scenario", cJSON_CreateString(scenario));
+        cJSON_ReplaceItemInObject(entry, "file", cJSON_CreateString(rel));
+        cJSON_AddItemToArray(r->traces, entry);
+        cJSON *dt = cJSON_GetObjectItem(entry, "decode_tokens"), *ds = cJSON_GetObjectItem(entry, "decode_seconds");
+        if (cJSON_IsNumber(dt) && cJSON_IsNumber(ds)) r->decode_tokens += (uint64_t)dt->valuedouble, r->decode_seconds += ds->valuedouble;
+        if (r->o->progress) {
+            char hex[65];
+            ra_hex(t->digest, 32, hex);
+            fprintf(stderr, "  %s@%-10s %-14s digest %.16s  (%.1fs, own process)\n", bt->format, bt->kernel, scenario, hex,
+                    ra_now() - r->t_start);
+        }
+    }
+    free(data);
+    ra_trace_free(t);
+    ra_bundle_close(b);
+    return s;
+}
+
+static ra_status run_processes(run_ctx *r, const ra_format *f, const ra_kernel *k, uint32_t *run_no)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    char prefix[4096], prompts[4200];
+    snprintf(prefix, sizeof prefix, "%s/repro-audit-process-", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    char *dir;
+    RA_TRY(ra_create_unique(prefix, true, &dir, NULL));
+    snprintf(prompts, sizeof prompts, "%s/prompts.jsonl", dir);
+    ra_status s = write_prompt_ids(r->ps, prompts);
+    uint32_t n = r->o->processes ? r->o->processes : RA_DEFAULT_PROCESSES;
+    for (uint32_t i = 0; i < n && s == RA_OK; i++) {
+        if (r->o->progress) fprintf(stderr, "  %s@%s: process %u/%u\n", f->name, k->name, i + 1, n);
+        char child[4200], scenario[24];
+        snprintf(child, sizeof child, "%s/run%u", dir, *run_no);
+        snprintf(scenario, sizeof scenario, "process-%u", i + 1);
+        s = spawn_child(r, f, k, dir, *run_no);
+        if (s == RA_OK) s = fold_child(r, child, scenario);
+        (*run_no)++;
+    }
+    ra_remove_tree(dir);
+    free(dir);
     return s;
 }
 
@@ -292,24 +518,26 @@ static ra_status run_format(run_ctx *r, const ra_format *f, const ra_kernel *k)
     if (o->progress) fprintf(stderr, "  %-12s loaded in %.1fs\n", label, ra_now() - t_load);
 
     ra_status s = RA_OK;
+    uint32_t run_no = o->first_repeat;
+    ra_gen_result first = {0}; /* repeat 0, kept for prefill-decode */
     for (uint32_t rep = 0; rep < o->repeats && s == RA_OK; rep++) {
         progress_state ps = {label, rep, o->repeats, ra_now()};
         ra_gen_result gen;
         s = ra_generate(e, r->ps, o->max_new_tokens, o->score, o->ignore_eos, o->progress ? show_progress : NULL, &ps, &gen);
         if (s != RA_OK) break;
         if (o->progress) fputc('\n', stderr);
-        s = record_trace(r, e, f, k, rep, "repeat", &gen);
-        ra_gen_result_free(&gen);
+        s = record_trace(r, e, f, k, run_no++, "repeat", &gen, NULL);
+        if (rep == 0 && o->prefill_decode_scenario) first = gen;
+        else ra_gen_result_free(&gen);
     }
-    for (int a = 0; o->batch_scenario && a < BATCH_COUNT && s == RA_OK; a++) {
-        ra_gen_result gen;
-        s = run_arrangement(e, r->ps, (batch_arrangement)a, o, &gen);
-        if (s != RA_OK) break;
-        s = record_trace(r, e, f, k, o->repeats + (uint32_t)a, batch_names[a], &gen);
-        ra_gen_result_free(&gen);
-    }
+    if (s == RA_OK && o->batch_scenario) s = run_batches(r, e, f, k, &run_no);
+    if (s == RA_OK && o->prefill_decode_scenario) s = run_prefill(r, e, f, k, &first, &run_no);
+    ra_gen_result_free(&first);
+    if (s == RA_OK && o->threads_scenario && k->backend == RA_BACKEND_CPU) s = run_threads(r, e, m, f, k, &run_no);
     ra_engine_close(e);
     ra_model_free(m);
+    if (s == RA_OK && o->control_scenario) s = run_control(r, f, k, &run_no);
+    if (s == RA_OK && o->process_scenario) s = run_processes(r, f, k, &run_no);
     return s;
 }
 
@@ -356,6 +584,30 @@ static ra_status add_model_files(cJSON *files, const ra_model_desc *d)
         add_hex(dir, "sha256", sha, 32);
     }
     return s;
+}
+
+/* settings.scenarios and what each was run with (docs/scenarios.md). */
+static void add_scenarios(cJSON *st, const ra_run_opts *o)
+{
+    cJSON *sc = cJSON_AddArrayToObject(st, "scenarios");
+    cJSON_AddItemToArray(sc, cJSON_CreateString("repeat"));
+    cJSON *opt = cJSON_AddObjectToObject(st, "scenario_settings");
+    if (o->process_scenario) {
+        cJSON_AddItemToArray(sc, cJSON_CreateString("process"));
+        cJSON_AddNumberToObject(opt, "processes", o->processes ? o->processes : RA_DEFAULT_PROCESSES);
+    }
+    if (o->batch_scenario) {
+        cJSON_AddItemToArray(sc, cJSON_CreateString("batch"));
+        cJSON_AddNumberToObject(opt, "batch_max", o->batch_max ? o->batch_max : RA_DEFAULT_BATCH_MAX);
+    }
+    if (o->prefill_decode_scenario) cJSON_AddItemToArray(sc, cJSON_CreateString("prefill-decode"));
+    if (o->threads_scenario) cJSON_AddItemToArray(sc, cJSON_CreateString("threads"));
+    if (o->control_scenario) {
+        cJSON_AddItemToArray(sc, cJSON_CreateString("control"));
+        cJSON_AddStringToObject(opt, "perturb", o->perturb ? o->perturb : RA_DEFAULT_PERTURB);
+    }
+    if (o->first_repeat) cJSON_AddNumberToObject(opt, "first_repeat", o->first_repeat);
+    if (o->plant) cJSON_AddStringToObject(st, "planted_difference", o->plant); /* every run: one weight one ulp off */
 }
 
 static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
@@ -420,9 +672,7 @@ static ra_status write_manifest(run_ctx *r, const char *started, double seconds)
             cJSON_AddStringToObject(dc, name, dir);
         }
     }
-    cJSON *sc = cJSON_AddArrayToObject(st, "scenarios");
-    cJSON_AddItemToArray(sc, cJSON_CreateString("repeat"));
-    if (o->batch_scenario) cJSON_AddItemToArray(sc, cJSON_CreateString("batch"));
+    add_scenarios(st, o);
 
     cJSON_AddItemReferenceToObject(root, "traces", r->traces);
     cJSON *times = cJSON_AddObjectToObject(root, "times");
@@ -455,10 +705,11 @@ static ra_status write_report(const char *tmp, const char *out_dir, bool print)
     if (s == RA_OK) {
         free(c->bundle_dirs[0]);
         c->bundle_dirs[0] = name; /* report the final name, not the temporary one */
-        char json[4096], md[4096];
+        char json[4096], md[4096], html[4096];
         snprintf(json, sizeof json, "%s/report.json", tmp);
         snprintf(md, sizeof md, "%s/report.md", tmp);
-        s = ra_report_write(c, json, md);
+        snprintf(html, sizeof html, "%s/report.html", tmp);
+        s = ra_report_write_all(c, json, md, html);
     }
     if (s == RA_OK && print) fprintf(stderr, "%s\n", c->ok ? "every expectation held" : "a determinism expectation FAILED");
     ra_comparison_free(c);
@@ -469,6 +720,11 @@ ra_status ra_run(const ra_run_opts *o)
 {
     if (o->repeats == 0 || o->repeats > 1000) return ra_fail(RA_ERR_USAGE, "--repeats must be 1..1000");
     if (o->top_k == 0) return ra_fail(RA_ERR_USAGE, "--top-k must be at least 1");
+    if (o->prefill_decode_scenario && o->score)
+        return ra_fail(RA_ERR_USAGE, "the prefill-decode scenario needs --mode generate (score mode is the prefill side already)");
+    ra_perturb p;
+    if (o->control_scenario) RA_TRY(ra_perturb_parse(o->perturb ? o->perturb : RA_DEFAULT_PERTURB, &p));
+    if (o->plant) RA_TRY(ra_perturb_parse(o->plant, &p));
     if (ra_path_exists(o->out_dir)) return ra_fail(RA_ERR_USAGE, "%s already exists; choose another --out or remove it", o->out_dir);
 
     run_ctx r = {.o = o};

@@ -11,6 +11,7 @@ typedef struct {
                          float *logprobs, int32_t *argmax);
     void (*describe)(const void *impl, void *json_object);
     void (*close)(void *impl);
+    ra_status (*set_probe)(void *impl, ra_probe_fn fn, void *ctx); /* NULL: the backend has no probe */
 } ra_backend_ops;
 
 ra_status ra_cpu_engine_open(ra_model *m, const ra_kernel *k, const ra_backend_ops **ops, void **impl);

@@ -87,6 +87,13 @@ ra_status ra_engine_forward(ra_engine *e, const uint32_t *seq, const int32_t *to
 
 void ra_engine_describe(const ra_engine *e, void *json_object) { e->ops->describe(e->impl, json_object); }
 
+ra_status ra_engine_set_probe(ra_engine *e, ra_probe_fn fn, void *ctx)
+{
+    if (!e->ops->set_probe)
+        return ra_fail(RA_ERR_UNSUPPORTED, "kernel %s has no activation probe (locate runs on CPU kernels)", e->kernel->name);
+    return e->ops->set_probe(e->impl, fn, ctx);
+}
+
 #ifndef RA_HAVE_CUDA
 ra_status ra_bench_gemm(const ra_gemm_bench_opts *o, void **json_out)
 {

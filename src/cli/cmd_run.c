@@ -46,9 +46,26 @@ static const char usage[] =
     "  --top-k K             top-k log-probs stored per step (default 20)\n"
     "  --store-full first|all|none  full log-prob vectors stored: in repeat 0 only\n"
     "                        (default), in every repeat, or never\n"
-    "  --scenarios LIST      repeat (always), batch: also run every prompt alone, in\n"
-    "                        reverse order and in pairs with other neighbours; each\n"
-    "                        arrangement is a run held to the repeats bit for bit\n"
+    "  --scenarios LIST      comma list; each scenario's runs are held to repeat 0 and\n"
+    "                        get their own verdict (docs/scenarios.md):\n"
+    "                          repeat          REPEATS runs in this process (always)\n"
+    "                          process         --processes fresh processes, one run each\n"
+    "                          batch           every prompt alone, then in batches of\n"
+    "                                          2..--batch-max at every position\n"
+    "                          prefill-decode  each generated sequence re-scored in one\n"
+    "                                          prefill pass (generate mode)\n"
+    "                          threads         CPU kernels: on 1 thread (2 if running on 1)\n"
+    "                          control         negative control: --perturb's weight one\n"
+    "                                          ulp off; must come out DIFFERENT\n"
+    "                          kernel          (compare) every kernel of a format held\n"
+    "                                          to its first: list them in --formats\n"
+    "                          all             every one of the above\n"
+    "  --processes N         process scenario: fresh processes (default 2)\n"
+    "  --batch-max N         batch scenario: largest batch size (default 3)\n"
+    "  --perturb L:TENSOR    control: the weight to move, TENSOR one of q_proj k_proj\n"
+    "                        v_proj o_proj gate_proj up_proj down_proj (default 0:down_proj)\n"
+    "  --plant L:TENSOR      every run with that weight one ulp off: a planted difference\n"
+    "                        that `check` and `locate` must find (recorded in the manifest)\n"
     "  --ignore-eos          keep generating after the end-of-sequence token\n"
     "  --no-graphs           CUDA: launch each kernel instead of replaying graphs\n"
     "  --threads N           CPU threads (default: all); results do not depend on it\n"
@@ -56,12 +73,20 @@ static const char usage[] =
 
 static ra_status parse_scenarios(const char *list, ra_run_opts *o)
 {
-    o->batch_scenario = false;
+    bool always; /* repeat runs anyway; kernel is judged by compare from --formats */
+    const struct { const char *name; bool *on; } known[] = {
+        {"repeat", &always}, {"kernel", &always}, {"process", &o->process_scenario}, {"batch", &o->batch_scenario},
+        {"prefill-decode", &o->prefill_decode_scenario}, {"threads", &o->threads_scenario}, {"control", &o->control_scenario}};
+    const size_t n_known = sizeof known / sizeof *known;
+    for (size_t i = 0; i < n_known; i++) *known[i].on = false;
     for (const char *p = list; *p;) {
-        size_t n = strcspn(p, ",");
-        if (n == 6 && !strncmp(p, "repeat", 6)) { /* always on */ }
-        else if (n == 5 && !strncmp(p, "batch", 5)) o->batch_scenario = true;
-        else return ra_fail(RA_ERR_USAGE, "unknown scenario '%.*s' (known: repeat, batch)", (int)n, p);
+        size_t n = strcspn(p, ","), hits = 0;
+        bool all = n == 3 && !strncmp(p, "all", 3);
+        for (size_t i = 0; i < n_known; i++)
+            if (all || (n == strlen(known[i].name) && !strncmp(p, known[i].name, n))) *known[i].on = true, hits++;
+        if (!hits)
+            return ra_fail(RA_ERR_USAGE, "unknown scenario '%.*s' (known: repeat, process, batch, prefill-decode, threads, "
+                           "kernel, control, all)", (int)n, p);
         p += n + (p[n] == ',');
     }
     return RA_OK;
@@ -93,6 +118,11 @@ int ra_cmd_run(int argc, char **argv)
         else if (!strcmp(a, "--repeats")) s = ra_cli_u32(a, v, 1, 1000, &o.repeats);
         else if (!strcmp(a, "--top-k")) s = ra_cli_u32(a, v, 1, 1000, &o.top_k);
         else if (!strcmp(a, "--threads")) s = ra_cli_u32(a, v, 1, 256, &o.threads);
+        else if (!strcmp(a, "--processes")) s = ra_cli_u32(a, v, 1, 100, &o.processes);
+        else if (!strcmp(a, "--batch-max")) s = ra_cli_u32(a, v, 1, 64, &o.batch_max);
+        else if (!strcmp(a, "--perturb")) o.perturb = v;
+        else if (!strcmp(a, "--plant")) o.plant = v;
+        else if (!strcmp(a, "--first-repeat")) s = ra_cli_u32(a, v, 0, 1000000, &o.first_repeat); /* internal: process scenario */
         else if (!strcmp(a, "--device")) {
             if (!strcmp(v, "auto")) o.device = RA_DEVICE_AUTO;
             else if (!strcmp(v, "cpu")) o.device = RA_DEVICE_CPU;

@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#define RA_TEST_SEED 0x9e3779b97f4a7c15ull
+#include "gpu_test.h"
 #include "kernels.h"
 #include "qlinear.h"
 #include "ra/format.h"
@@ -27,19 +28,6 @@
 #define MAX_M 64
 #define REPEATS 10
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static float frand(void) /* uniform in [-1, 1) */
-{
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((int32_t)(rng >> 40) - (1 << 23)) / (float)(1 << 23);
-}
-static uint32_t urand(uint32_t n)
-{
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)((rng >> 33) % n);
-}
-
-#define CUDA_OK(call) CHECK_MSG((call) == cudaSuccess, "%s: %s", #call, cudaGetErrorString(cudaGetLastError()))
 
 typedef struct {
     const char *row; /* the format's row in the traits table */

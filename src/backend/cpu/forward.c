@@ -176,8 +176,17 @@ static void logsoftmax_task(void *ctx, uint32_t i)
     ra_cpu_log_softmax(j->rows + (size_t)i * j->n, j->n);
 }
 
-static ra_status forward(ra_model *m, const cpu_math *mx, ra_kv *const *kv, const int32_t *token, const bool *want,
-                         uint32_t n, float *logprobs)
+typedef struct {
+    ra_probe_fn fn;
+    void *ctx;
+} probe;
+
+/* An op's output to the probe, when one is set (include/ra/engine.h). */
+#define PROBE(layer, op, buf, rows, width) \
+    do { if (pr->fn) pr->fn(pr->ctx, (layer), (op), (buf), (rows), (width)); } while (0)
+
+static ra_status forward(ra_model *m, const cpu_math *mx, const probe *pr, ra_kv *const *kv, const int32_t *token,
+                         const bool *want, uint32_t n, float *logprobs)
 {
     const ra_model_config *c = &m->cfg;
     const uint32_t dim = c->dim, hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
@@ -217,14 +226,20 @@ static ra_status forward(ra_model *m, const cpu_math *mx, ra_kv *const *kv, cons
         goto done;
 
     for (uint32_t i = 0; i < n && s == RA_OK; i++) s = ra_weight_row_f32(&m->embed, (uint32_t)token[i], x + (size_t)i * dim);
+    if (s == RA_OK) PROBE(-1, "embed", x, n, dim);
 
     for (uint32_t l = 0; l < c->n_layers && s == RA_OK; l++) {
         const ra_layer *L = &m->layers[l];
         const float *g_attn = (const float *)L->attn_norm.data, *g_ffn = (const float *)L->ffn_norm.data;
+        const int32_t li = (int32_t)l;
         for (uint32_t i = 0; i < n; i++) rmsnorm(mx, x + (size_t)i * dim, g_attn, dim, c->rms_eps, xb + (size_t)i * dim);
+        PROBE(li, "input_layernorm", xb, n, dim);
         if ((s = matmul(mx, m->pool, &L->wq, xb, n, q)) != RA_OK) break;
         if ((s = matmul(mx, m->pool, &L->wk, xb, n, k)) != RA_OK) break;
         if ((s = matmul(mx, m->pool, &L->wv, xb, n, v)) != RA_OK) break;
+        PROBE(li, "self_attn.q_proj", q, n, q_dim);
+        PROBE(li, "self_attn.k_proj", k, n, kv_dim);
+        PROBE(li, "self_attn.v_proj", v, n, kv_dim);
         for (uint32_t i = 0; i < n; i++) {
             if (L->bq) add_bias(q + (size_t)i * q_dim, L->bq, q_dim);
             if (L->bk) add_bias(k + (size_t)i * kv_dim, L->bk, kv_dim);
@@ -249,28 +264,39 @@ static ra_status forward(ra_model *m, const cpu_math *mx, ra_kv *const *kv, cons
         }
         attn_job aj = {m, kv, pos, l, q, att, mx};
         ra_pool_for(m->pool, n * c->n_heads, attn_task, &aj);
+        PROBE(li, "self_attn.attention", att, n, q_dim);
         if ((s = matmul(mx, m->pool, &L->wo, att, n, xb)) != RA_OK) break;
+        PROBE(li, "self_attn.o_proj", xb, n, dim);
         for (size_t i = 0; i < (size_t)n * dim; i++) x[i] += xb[i];
+        PROBE(li, "attn_residual", x, n, dim);
 
         for (uint32_t i = 0; i < n; i++) rmsnorm(mx, x + (size_t)i * dim, g_ffn, dim, c->rms_eps, xb + (size_t)i * dim);
+        PROBE(li, "post_attention_layernorm", xb, n, dim);
         if ((s = matmul(mx, m->pool, &L->w_gate, xb, n, h1)) != RA_OK) break;
         if ((s = matmul(mx, m->pool, &L->w_up, xb, n, h2)) != RA_OK) break;
+        PROBE(li, "mlp.gate_proj", h1, n, c->ffn_dim);
+        PROBE(li, "mlp.up_proj", h2, n, c->ffn_dim);
         for (uint32_t i = 0; i < n; i++) {
             float *g = h1 + (size_t)i * c->ffn_dim;
             if (mx->ggml) ra_ggml_swiglu(mx->path, g, h2 + (size_t)i * c->ffn_dim, c->ffn_dim);
             else ra_cpu_swiglu(g, h2 + (size_t)i * c->ffn_dim, c->ffn_dim);
         }
+        PROBE(li, "mlp.act", h1, n, c->ffn_dim);
         if ((s = matmul(mx, m->pool, &L->w_down, h1, n, xb)) != RA_OK) break;
+        PROBE(li, "mlp.down_proj", xb, n, dim);
         for (size_t i = 0; i < (size_t)n * dim; i++) x[i] += xb[i];
+        PROBE(li, "mlp_residual", x, n, dim);
     }
 
     if (s == RA_OK && n_want > 0) {
         for (uint32_t i = 0, j = 0; i < n; i++)
             if (want[i]) rmsnorm(mx, x + (size_t)i * dim, (const float *)m->out_norm.data, dim, c->rms_eps, fin + (size_t)j++ * dim);
+        PROBE(-1, "norm", fin, n_want, dim);
         s = matmul(mx, m->pool, &m->output, fin, n_want, logprobs);
         if (s == RA_OK) {
             logsoftmax_job lj = {logprobs, c->n_vocab};
             ra_pool_for(m->pool, n_want, logsoftmax_task, &lj);
+            PROBE(-1, "lm_head.log_softmax", logprobs, n_want, c->n_vocab);
         }
     }
 done:
@@ -289,6 +315,7 @@ typedef struct {
     uint32_t n_kv;
     ra_kv **rows;       /* per-row KV pointers of the current batch */
     uint32_t rows_cap;
+    probe probe;        /* activation probe (locate); fn NULL when off */
 } cpu_engine;
 
 static void drop_seqs(cpu_engine *e)
@@ -326,12 +353,19 @@ static ra_status cpu_forward(void *impl, const uint32_t *seq, const int32_t *tok
         if (seq[i] >= e->n_kv) return ra_fail(RA_ERR_USAGE, "sequence %u was not begun (%u exist)", seq[i], e->n_kv);
         e->rows[i] = e->kv[seq[i]];
     }
-    RA_TRY(forward(e->m, &e->mx, e->rows, token, want, n, logprobs));
+    RA_TRY(forward(e->m, &e->mx, &e->probe, e->rows, token, want, n, logprobs));
     if (argmax) {
         const uint32_t V = e->m->cfg.n_vocab;
         for (uint32_t i = 0, j = 0; i < n; i++)
             if (want[i]) { argmax[j] = ra_argmax(logprobs + (size_t)j * V, V); j++; }
     }
+    return RA_OK;
+}
+
+static ra_status cpu_set_probe(void *impl, ra_probe_fn fn, void *ctx)
+{
+    cpu_engine *e = impl;
+    e->probe = (probe){fn, ctx};
     return RA_OK;
 }
 
@@ -353,7 +387,7 @@ static void cpu_close(void *impl)
 
 ra_status ra_cpu_engine_open(ra_model *m, const ra_kernel *k, const ra_backend_ops **ops, void **impl)
 {
-    static const ra_backend_ops cpu_ops = {cpu_begin, cpu_forward, cpu_describe, cpu_close};
+    static const ra_backend_ops cpu_ops = {cpu_begin, cpu_forward, cpu_describe, cpu_close, cpu_set_probe};
     cpu_engine *e;
     RA_TRY(ra_calloc(&e, 1, sizeof *e));
     e->m = m;

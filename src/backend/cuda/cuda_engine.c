@@ -632,7 +632,7 @@ static void cu_close(void *impl)
 ra_status ra_cuda_engine_open(ra_model *m, const ra_kernel *k, const ra_engine_opts *opts, const ra_backend_ops **ops,
                               void **impl)
 {
-    static const ra_backend_ops cuda_ops = {cu_begin, cu_forward, cu_describe, cu_close};
+    static const ra_backend_ops cuda_ops = {cu_begin, cu_forward, cu_describe, cu_close, NULL}; /* no activation probe yet */
     const ra_model_config *c = &m->cfg;
     const ra_wtype wt = m->layers[0].wq.type;
     const bool quant = wt == RA_W_QUANT;

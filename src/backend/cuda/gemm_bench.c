@@ -94,6 +94,27 @@ static ra_status launch_gemm(void *ctx, uint32_t i)
     return ra_cuda_check(ra_k_gemm(&a, g->s), "matrix product");
 }
 
+/* One timed point of the table: a kernel at one shape and batch size. */
+static void add_result(const ra_gemm_bench_opts *o, cJSON *results, const char *kernel, const ra_bench_shape *sh,
+                       uint32_t m, int slices, float med, float mn, size_t wbytes, double copy_gbps)
+{
+    const double gbps = (double)wbytes / (med * 1e-6) / 1e9;
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "kernel", kernel);
+    cJSON_AddStringToObject(r, "shape", sh->name);
+    cJSON_AddNumberToObject(r, "n", sh->n);
+    cJSON_AddNumberToObject(r, "k", sh->k);
+    cJSON_AddNumberToObject(r, "m", m);
+    cJSON_AddNumberToObject(r, "k_slices", slices);
+    cJSON_AddNumberToObject(r, "us_median", med);
+    cJSON_AddNumberToObject(r, "us_min", mn);
+    cJSON_AddNumberToObject(r, "weight_bytes", (double)wbytes);
+    cJSON_AddNumberToObject(r, "weight_GBps", gbps);
+    cJSON_AddNumberToObject(r, "copy_ratio", gbps / copy_gbps);
+    cJSON_AddItemToArray(results, r);
+    if (o->progress) fprintf(stderr, "  %-16s %-18s M=%-4u %9.2f us  %7.1f GB/s\n", kernel, sh->name, m, med, gbps);
+}
+
 /* ---- quantized kernels: FORMAT@ra and FORMAT@atomic (kernels/quant.cu) ---- */
 
 typedef struct {
@@ -214,21 +235,7 @@ static ra_status bench_qkernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s
         float med = 0, mn = 0;
         st = time_launches(s, launch_qgemm, &g, o->runs, &med, &mn);
         if (st != RA_OK) break;
-        const double gbps = (double)wbytes / (med * 1e-6) / 1e9;
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "kernel", kernel);
-        cJSON_AddStringToObject(r, "shape", sh->name);
-        cJSON_AddNumberToObject(r, "n", sh->n);
-        cJSON_AddNumberToObject(r, "k", sh->k);
-        cJSON_AddNumberToObject(r, "m", g.m);
-        cJSON_AddNumberToObject(r, "k_slices", ra_qgemm_slices(g.w[0].kind, (int)sh->n, (int)sh->k));
-        cJSON_AddNumberToObject(r, "us_median", med);
-        cJSON_AddNumberToObject(r, "us_min", mn);
-        cJSON_AddNumberToObject(r, "weight_bytes", (double)wbytes);
-        cJSON_AddNumberToObject(r, "weight_GBps", gbps);
-        cJSON_AddNumberToObject(r, "copy_ratio", gbps / copy_gbps);
-        cJSON_AddItemToArray(results, r);
-        if (o->progress) fprintf(stderr, "  %-16s %-18s M=%-4u %9.2f us  %7.1f GB/s\n", kernel, sh->name, g.m, med, gbps);
+        add_result(o, results, kernel, sh, g.m, ra_qgemm_slices(g.w[0].kind, (int)sh->n, (int)sh->k), med, mn, wbytes, copy_gbps);
     }
     for (size_t i = 0; g.bufs && i < 5 * (size_t)g.n_copies; i++) cudaFree(g.bufs[i]);
     free(g.bufs);
@@ -295,21 +302,7 @@ static ra_status bench_kernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s,
         float med = 0, mn = 0;
         st = bench_point(&g, o->runs, &med, &mn);
         if (st != RA_OK) break;
-        const double gbps = (double)wbytes / (med * 1e-6) / 1e9;
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "kernel", kernel);
-        cJSON_AddStringToObject(r, "shape", sh->name);
-        cJSON_AddNumberToObject(r, "n", sh->n);
-        cJSON_AddNumberToObject(r, "k", sh->k);
-        cJSON_AddNumberToObject(r, "m", g.m);
-        cJSON_AddNumberToObject(r, "k_slices", ra_gemm_splits(g.dt, (int)sh->n, (int)sh->k) * !is_blas);
-        cJSON_AddNumberToObject(r, "us_median", med);
-        cJSON_AddNumberToObject(r, "us_min", mn);
-        cJSON_AddNumberToObject(r, "weight_bytes", (double)wbytes);
-        cJSON_AddNumberToObject(r, "weight_GBps", gbps);
-        cJSON_AddNumberToObject(r, "copy_ratio", gbps / copy_gbps);
-        cJSON_AddItemToArray(results, r);
-        if (o->progress) fprintf(stderr, "  %-16s %-18s M=%-4u %9.2f us  %7.1f GB/s\n", kernel, sh->name, g.m, med, gbps);
+        add_result(o, results, kernel, sh, g.m, ra_gemm_splits(g.dt, (int)sh->n, (int)sh->k) * !is_blas, med, mn, wbytes, copy_gbps);
     }
     ra_blas_close(g.blas);
     free_copies(g.w, g.n_copies);
