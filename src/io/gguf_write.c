@@ -72,7 +72,10 @@ static ra_status put_kv(ra_buf *b, const ra_gguf *src, const ra_gguf_kv *kv)
 static ra_status pad_to(ra_buf *b, uint64_t align)
 {
     static const uint8_t zeros[256];
-    while (b->len % align) RA_TRY(ra_buf_append(b, zeros, (size_t)(align - b->len % align) % sizeof zeros));
+    while (b->len % align) {
+        const uint64_t need = align - b->len % align;
+        RA_TRY(ra_buf_append(b, zeros, need < sizeof zeros ? (size_t)need : sizeof zeros));
+    }
     return RA_OK;
 }
 

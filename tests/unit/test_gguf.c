@@ -109,6 +109,39 @@ static void test_dequant_blocks(void)
     CHECK(bits == 0x7fc00001u && y[1] == -1.0f);
 }
 
+/* q5_0, q4_k and q6_k round trips on 512 smooth-plus-noise values: the
+ * dequantized values within a small relative RMS error of the input (llama.cpp's
+ * bytes themselves are checked by tests/e2e/test_quant_derive.c), and q5_0
+ * idempotent like q4_0 (its scale is the rule's). */
+static void test_quant_roundtrip(void)
+{
+    static float x[512], y[512];
+    static uint8_t q[512 * 2], q2[512 * 2];
+    uint32_t r = 12345;
+    double ss = 0;
+    for (int i = 0; i < 512; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = sinf((float)i * 0.37f) * 0.05f + ((float)(r >> 8) / (float)(1 << 24) - 0.5f) * 0.02f;
+        ss += (double)x[i] * x[i];
+    }
+    const struct { uint32_t type; double max_rel_rms; } cases[] = {
+        {RA_GGML_Q5_0, 0.05}, {RA_GGML_Q4_K, 0.10}, {RA_GGML_Q6_K, 0.03}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        CHECK_OK(ra_ggml_quantize(cases[c].type, x, q, 512));
+        CHECK_OK(ra_ggml_dequantize(cases[c].type, q, y, 512));
+        double e = 0;
+        for (int i = 0; i < 512; i++) e += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+        CHECK_MSG(sqrt(e / ss) < cases[c].max_rel_rms, "%s: relative RMS error %g", ra_ggml_type_info_of(cases[c].type)->name,
+                  sqrt(e / ss));
+    }
+    uint64_t bytes;
+    CHECK_OK(ra_ggml_row_bytes(RA_GGML_Q5_0, 512, &bytes));
+    CHECK_OK(ra_ggml_quantize(RA_GGML_Q5_0, x, q, 512));
+    CHECK_OK(ra_ggml_dequantize(RA_GGML_Q5_0, q, y, 512));
+    CHECK_OK(ra_ggml_quantize(RA_GGML_Q5_0, y, q2, 512));
+    CHECK(!memcmp(q, q2, bytes));
+}
+
 /* ggml's reference quantizers: the hand-made q4 blocks above come back bit
  * for bit from their own values (their scales are the rule's), and a q8_0
  * block by hand. llama.cpp's own output is tests/e2e/test_quant_derive.c. */
@@ -537,6 +570,7 @@ int main(void)
     test_type_table();
     test_dequant_blocks();
     test_quant_blocks();
+    test_quant_roundtrip();
     test_valid_file();
     test_truncations();
     test_malformed();
