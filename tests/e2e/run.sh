@@ -66,7 +66,7 @@ expect_rc 2 "run refuses an existing --out" -- "$BIN" run --model "$MODEL" --pro
 expect_rc 0 "compare A" -- "$BIN" compare "$T/A"
 contains "$T/out" "bit-identical" "repeat verdict"
 contains "$T/out" "bf16@cpu" "pairwise table"
-expect_rc 0 "compare A B (thread count must not change numbers)" -- "$BIN" compare --json "$T/ab.json" --md "$T/ab.md" "$T/A" "$T/B"
+expect_rc 0 "compare A B (thread count must not change numbers)" -- "$BIN" compare --json "$T/ab.json" --md "$T/ab.md" --html "$T/ab.html" "$T/A" "$T/B"
 expect_rc 0 "verify A" -- "$ASAN" verify "$T/A"
 
 # --- batch compositions: every prompt alone, then in batches of 2 and 3 at every rotation ---

@@ -20,7 +20,7 @@ if [ -n "${EXPECT_NODES:-}" ] && [ ${#nodes[@]} -lt "$EXPECT_NODES" ]; then
 fi
 baseline=${BASELINE:-${nodes[0]}}
 echo "collect.sh: ${#nodes[@]} bundles, baseline $baseline" >&2
-"$ra" compare --json "$run_dir/report.json" --md "$run_dir/report.md" "${nodes[@]}" >"$run_dir/compare.txt"
+"$ra" compare --json "$run_dir/report.json" --md "$run_dir/report.md" --html "$run_dir/report.html" "${nodes[@]}" >"$run_dir/compare.txt"
 c=$?
 [ $c -eq 2 ] && { cat "$run_dir/compare.txt"; exit 2; }
 [ $c -ne 0 ] && rc=1
