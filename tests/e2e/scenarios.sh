@@ -98,7 +98,8 @@ contains "$T/out" "bit-identical: nothing to locate" "identical runs"
 expect_rc 2 "locate an unknown run" -- "$BIN" locate "$T/SC" --pair q4_1@cpu,nope@cpu --quiet
 contains "$T/err" "has no run 'nope@cpu'" "unknown run message"
 expect_rc 2 "locate without --pair" -- "$BIN" locate "$T/SC"
-expect_rc 2 "locate with another model" -- "$BIN" locate "$T/SC" --pair q4_1@cpu,q4_1@cpu:control-ulp --model tests/data/golden.gguf --quiet
+cp "$MODEL" "$T/other.gguf"; printf '\x5a' | dd of="$T/other.gguf" bs=1 seek=$(( $(stat -c %s "$MODEL") - 100 )) conv=notrunc 2>/dev/null
+expect_rc 2 "locate with another model" -- "$BIN" locate "$T/SC" --pair q4_1@cpu,q4_1@cpu:control-ulp --model "$T/other.gguf" --quiet
 contains "$T/err" "is not the model" "another model message"
 expect_rc 0 "locate --help" -- "$BIN" locate --help
 
