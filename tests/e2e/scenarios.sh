@@ -93,7 +93,7 @@ expect_rc 2 "check of a missing bundle" -- "$ASAN" check --baseline "$T/SC" "$T/
 
 # --- locate: a planted difference found at its layer and op ---
 expect_rc 0 "locate the control's weight" -- "$BIN" locate "$T/SC" --pair q4_1@cpu,q4_1@cpu:control-ulp --quiet
-contains "$T/out" "first difference: step 0, layer 0, mlp.down_proj output (12 op outputs identical before it)" "locate names layer 0, mlp.down_proj"
+contains "$T/out" "first difference: step 0 (the prompt pass), layer 0, mlp.down_proj output (12 op outputs identical before it)" "locate names layer 0, mlp.down_proj"
 contains "$T/out" "re-run B: q4_1@cpu control-ulp (0:down_proj one ulp off), reproduces its trace: yes" "the re-run reproduces the control's trace"
 expect_rc 0 "run a control in layer 3" -- "$BIN" run "${common[@]}" --repeats 1 --formats q4_1@cpu --scenarios control --perturb 3:up_proj --out "$T/L"
 expect_rc 0 "locate it" -- "$BIN" locate "$T/L" --pair q4_1@cpu,q4_1@cpu:control-ulp --quiet
