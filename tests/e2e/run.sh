@@ -67,7 +67,7 @@ for sc in batch-alone batch-2-0 batch-2-1 batch-3-0 batch-3-1 batch-3-2; do
 done
 expect_rc 0 "compare the batch scenario" -- "$BIN" compare "$T/S"
 contains "$T/out" "f32@cpu           7  r0       identical: ok      bit-identical" "batch compositions are bit-identical"
-contains "$T/out" "f32@cpu           batch           identical ok   bit-identical (6 runs" "the batch scenario's own verdict"
+contains "$T/out" "f32@cpu            batch           identical ok   bit-identical (6 runs" "the batch scenario's own verdict"
 contains "$T/out" "7 runs, 7 scenarios, on CPU" "the verdict states its scope"
 expect_rc 2 "unknown scenario" -- "$BIN" run --model "$MODEL" --scenarios repeat,nope --out "$T/x" --quiet
 contains "$T/err" "unknown scenario 'nope'" "unknown scenario message"
