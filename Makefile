@@ -179,7 +179,7 @@ hostile: $(BIN) $(BUILD)/repro-audit-asan $(BUILD)/hostile/gen $(MODEL)
 test: unit unit-asan fuzz-replay e2e hostile $(if $(NVCC),gpu-tests)
 
 GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/gpu/%,$(wildcard tests/gpu/test_*.c))
-$(BUILD)/gpu/%: tests/gpu/%.c tests/unit/check.h $(BUILD)/libra.a $(BUNDLED_LIBS)
+$(BUILD)/gpu/%: tests/gpu/%.c tests/unit/check.h $(wildcard tests/gpu/*.h) $(BUILD)/libra.a $(BUNDLED_LIBS)
 	@mkdir -p $(dir $@)
 	@echo "  CC   $@"
 	$(Q)$(CC) $(CFLAGS) $(CUDA_DEFS) -Isrc/backend/cuda -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
@@ -193,10 +193,23 @@ no-nvcc:
 FUZZ_SECONDS ?= 60
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(GEN_SRC)
+# The library is compiled once for every fuzzer (instrumented for coverage and the sanitizers).
+FUZZ_FLAGS := $(filter-out -Werror,$(CFLAGS)) -Werror -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_OBJ := $(LIB_SRC:%.c=$(BUILD)/fobj/%.o) $(BUILD)/fobj/gen/default_prompts.o
+$(BUILD)/fobj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC   $@"
-	$(Q)clang $(filter-out -Werror,$(CFLAGS)) -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $< $(LIB_SRC) $(GEN_SRC) $(LDLIBS) -o $@
+	$(Q)clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(BUILD)/fobj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(Q)clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(BUILD)/fobj/src/audit/run.o $(BUILD)/fobj/src/report/report.o: $(VERSION_STAMP)
+$(BUILD)/libra-fuzz.a: $(FUZZ_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libra-fuzz.a
+	@mkdir -p $(dir $@)
+	@echo "  CC   $@"
+	$(Q)clang $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(BUILD)/libra-fuzz.a $(LDLIBS) -o $@
 fuzz: fuzz-deps $(FUZZERS)
 	@for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(BUILD)/corpus/$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; done

@@ -17,8 +17,12 @@ static const ra_kernel kernels[] = {
      "llama.cpp's CPU arithmetic as ggml computes it with AVX2 and FMA, one token per decode (int8 activation "
      "blocks with fp16 scales, fused multiply-adds, ggml's expf), in portable C; any thread count"},
     {"ra", RA_BACKEND_CUDA, true,
-     "our CUDA kernels: f32 FMA dot products, bf16 tensor-core MMA with float32 accumulation; split-K across warps "
-     "reduced in fixed order, no atomics; batch-invariant by construction"},
+     "our CUDA kernels: f32 FMA dot products, bf16 tensor-core MMA with float32 accumulation, quantized weights "
+     "decoded in registers from their checkpoint's packing (kernels/quant.cu); K slices reduced in fixed order, no "
+     "atomics; batch-invariant by construction"},
+    {"atomic", RA_BACKEND_CUDA, false,
+     "the quantized formats' CUDA kernel with its K slices added by floating-point atomics, in the order the blocks "
+     "finish, as split-K INT4 kernels in the field do (AutoAWQ, AutoGPTQ, Marlin's atomic-add mode)"},
     {"cublas", RA_BACKEND_CUDA, false, "cuBLAS GEMM (bf16 in, float32 out) with its default heuristics: the field's kernel"},
     {"cublas-bi", RA_BACKEND_CUDA, false,
      "cuBLASLt with one algorithm chosen per weight shape and kept for every batch size, split-K off"},
@@ -44,8 +48,10 @@ static const ra_format formats[] = {
     /* Checkpoint formats: the decoder blocks' linear layers quantized (RTN from the bf16 weights unless the row
      * says GPTQ), embeddings, norms and lm_head in bf16 as their checkpoints keep them (docs/formats.md). */
 #define Q(...) RA_DERIVE_QUANT, {"cpu", NULL}, &(const ra_qformat){__VA_ARGS__}
-#define INT4(fam, how, sym_, act) Q(.family = fam, .method = how, .bits = 4, .group_size = 128, .sym = sym_, .act_order = act)
-#define FP8(scheme, act) Q(.family = RA_QF_FP8, .bits = 8, .fp8_scheme = scheme, .fp8_act = act)
+    /* weight-only rows: the CUDA kernels too */
+#define QG(...) RA_DERIVE_QUANT, {"cpu", "ra", "atomic", NULL}, &(const ra_qformat){__VA_ARGS__}
+#define INT4(fam, how, sym_, act) QG(.family = fam, .method = how, .bits = 4, .group_size = 128, .sym = sym_, .act_order = act)
+#define FP8(scheme, act) QG(.family = RA_QF_FP8, .bits = 8, .fp8_scheme = scheme, .fp8_act = act)
     {"awq", "AutoAWQ GEMM, 4-bit, group 128, zero points, f16 scales", INT4(RA_QF_AWQ, RA_QMETHOD_RTN, false, false)},
     {"gptq", "GPTQ v1, 4-bit, group 128, symmetric, f16 scales (RTN)", INT4(RA_QF_GPTQ, RA_QMETHOD_RTN, true, false)},
     {"gptq-act", "GPTQ with act-order (desc_act, g_idx from the calibration Hessian's diagonal), RTN",
@@ -56,19 +62,20 @@ static const ra_format formats[] = {
     {"w4a16", "compressed-tensors pack-quantized W4A16: 4-bit, group 128, symmetric, bf16 scales",
      INT4(RA_QF_W4A16, RA_QMETHOD_RTN, true, false)},
     {"marlin", "GPTQ 4-bit group 128 symmetric, repacked into Marlin's tile layout; Marlin's reduction order",
-     INT4(RA_QF_MARLIN, RA_QMETHOD_RTN, true, false)},
+     Q(.family = RA_QF_MARLIN, .method = RA_QMETHOD_RTN, .bits = 4, .group_size = 128, .sym = true)},
     {"fp8", "compressed-tensors float-quantized E4M3, per-channel bf16 scales, weight-only",
-     FP8(RA_FP8_CHANNEL, RA_FP8_ACT_NONE)},
+     QG(.family = RA_QF_FP8, .bits = 8, .fp8_scheme = RA_FP8_CHANNEL, .fp8_act = RA_FP8_ACT_NONE)},
     {"fp8-block", "FP8 E4M3, 128x128 block scales, activations quantized per 128-group (FP8_BLOCK, DeepSeek)",
      FP8(RA_FP8_BLOCK, RA_FP8_ACT_GROUP)},
     {"fp8-w8a8", "FP8 E4M3, per-channel scales, activations quantized per token (FP8_DYNAMIC)",
      FP8(RA_FP8_CHANNEL, RA_FP8_ACT_TOKEN)},
     {"nvfp4", "compressed-tensors nvfp4-pack-quantized: E2M1, E4M3 scale per 16, global scale; weight-only",
-     Q(.family = RA_QF_NVFP4, .bits = 4, .group_size = 16)},
+     QG(.family = RA_QF_NVFP4, .bits = 4, .group_size = 16)},
     {"mxfp4", "compressed-tensors mxfp4-pack-quantized: E2M1, E8M0 scale per 32; weight-only",
-     Q(.family = RA_QF_MXFP4, .bits = 4, .group_size = 32)},
+     QG(.family = RA_QF_MXFP4, .bits = 4, .group_size = 32)},
 #undef FP8
 #undef INT4
+#undef QG
 #undef Q
 };
 

@@ -368,16 +368,17 @@ extern "C" cudaError_t ra_k_gemm(const ra_gemm_args *a, cudaStream_t stream)
     return ra_launch(gemm_f32, grid, dim3(GEMM_THREADS), stream, *a);
 }
 
-static __global__ void swiglu(ra_dtype dt, const float *y, void *act, int n)
+/* halves: gate in columns 0..n/2-1, up in n/2..n-1; else interleaved by 8. */
+static __global__ void swiglu(ra_dtype dt, const float *y, void *act, int n, int halves)
 {
     pdl_wait();
     pdl_trigger();
     const int t = blockIdx.y, half = n / 2;
     for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < half; j += gridDim.x * blockDim.x) {
-        const float *row = y + (size_t)t * n + (j / 8) * 16 + (j % 8);
+        const float *row = y + (size_t)t * n + (halves ? j : (j / 8) * 16 + (j % 8));
         const double g = row[0];
         const float silu = (float)(g / (1.0 + exp(-g)));
-        store_act(act, (size_t)t * half + j, silu * row[8], dt);
+        store_act(act, (size_t)t * half + j, silu * row[halves ? half : 8], dt);
     }
 }
 
@@ -385,7 +386,14 @@ extern "C" cudaError_t ra_k_swiglu(ra_dtype dtype, const float *y, void *act, in
 {
     if (m <= 0) return cudaSuccess;
     if (n % 16 || m > 65535) return cudaErrorInvalidValue;
-    return ra_launch(swiglu, dim3(ra_blocks(n / 2, 256), m), dim3(256), stream, dtype, y, act, n);
+    return ra_launch(swiglu, dim3(ra_blocks(n / 2, 256), m), dim3(256), stream, dtype, y, act, n, 0);
+}
+
+extern "C" cudaError_t ra_k_swiglu_halves(ra_dtype dtype, const float *y, void *act, int m, int n, cudaStream_t stream)
+{
+    if (m <= 0) return cudaSuccess;
+    if (n % 2 || m > 65535) return cudaErrorInvalidValue;
+    return ra_launch(swiglu, dim3(ra_blocks(n / 2, 256), m), dim3(256), stream, dtype, y, act, n, 1);
 }
 
 static __global__ void embed(ra_dtype dt, const void *table, const int32_t *tokens, float *x, int dim)

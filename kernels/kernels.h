@@ -88,6 +88,8 @@ int ra_gemm_fuses_rope(ra_dtype dtype, int head_dim);
 /* SWIGLU epilogue for products that do not fuse it (cuBLAS): act from
  * y (M x N, interleaved as above). */
 cudaError_t ra_k_swiglu(ra_dtype dtype, const float *y, void *act, int m, int n, cudaStream_t stream);
+/* The same with gate in columns 0..n/2-1 and up in n/2..n-1 of each row. */
+cudaError_t ra_k_swiglu_halves(ra_dtype dtype, const float *y, void *act, int m, int n, cudaStream_t stream);
 
 /* x[i] = embed[tokens[i]] as float32 (embed: vocab x dim, dtype). */
 cudaError_t ra_k_embed(ra_dtype dtype, const void *embed, const int32_t *tokens, float *x, int n, int dim,
@@ -120,6 +122,61 @@ size_t ra_log_softmax_workspace(int n, int vocab);
 
 /* n values of dtype at p, uniform in [-1, 1), a function of (index, seed). */
 cudaError_t ra_k_fill_random(ra_dtype dtype, void *p, size_t n, uint32_t seed, cudaStream_t stream);
+
+/* ---- Weight-only quantized products (quant.cu) ----------------------------
+ * The weights stay in their checkpoint's packing (docs/formats.md):
+ *  GPTQ   qweight [K/8][N] (8 codes of column k along a word), qzeros [G][N/8]
+ *         (stored zero - zero_offset: 1 for GPTQ v1), scales [G][N], g_idx [K] or NULL;
+ *  AWQ    qweight [K][N/8] (features in the order 0,2,4,6,1,3,5,7), qzeros
+ *         [K/group][N/8] the same way, scales [K/group][N];
+ *  W4A16  weight_packed [N][K/8], weight_scale [N][G], weight_zero_point
+ *         [N/8][G] or NULL (symmetric: 8), weight_g_idx [K] or NULL;
+ *  FP8    codes [N][K] E4M3, fscales float [N/block_rows][scale_cols], the
+ *         scale of (n, k) at [n / block_rows][k / block_cols];
+ *  NVFP4  codes [N][K/2] E2M1 (even k low nibble), bscales E4M3 [N][K/16],
+ *         global_scale; MXFP4 the same with E8M0 bscales [N][K/32].
+ * 16-bit scales are f16 or (scale_bf16) bf16. N and K multiples of 8. */
+typedef enum { RA_Q_GPTQ = 0, RA_Q_AWQ, RA_Q_W4A16, RA_Q_FP8, RA_Q_NVFP4, RA_Q_MXFP4 } ra_qkind;
+/* FP8 activations: none (weight-only), per token, per 128-column group. */
+typedef enum { RA_QACT_NONE = 0, RA_QACT_TOKEN = 1, RA_QACT_GROUP = 2 } ra_qact;
+
+typedef struct {
+    ra_qkind kind;
+    int n, k, group;
+    const uint32_t *qweight, *qzeros;
+    const uint16_t *scales16;
+    int scale_bf16;
+    unsigned zero_offset;
+    const int32_t *g_idx;
+    const uint8_t *codes, *bscales;
+    const float *fscales;
+    int block_rows, block_cols, scale_cols;
+    float global_scale;
+    ra_qact act;     /* FP8 W8A8: x holds decoded activation codes, xscale their scales */
+    int seg;         /* W8A8: columns per scaled segment (128 with block weights or group activations, else K) */
+} ra_qweight;
+
+typedef struct {
+    ra_qweight w;
+    const float *x;  /* M x K float32 activations */
+    float *y;        /* M x N, row stride ldy (0: N) */
+    int m, ldy;
+    ra_epilogue epilogue; /* STORE or ADD */
+    const float *xscale; /* W8A8: M x groups activation scales (ra_k_fp8_quantize_act) */
+    float *ws;       /* ra_qgemm_workspace(n, k, m) floats (not needed when atomic) */
+    int atomic;      /* add slice sums with floating-point atomics, in no fixed order */
+} ra_qgemm_args;
+
+/* y = x . W^T: a thread per output feature walks its K slice in order; the S
+ * slices (ra_qgemm_slices, from the layout, N and K alone) are added in slice
+ * order, or atomically when a->atomic. */
+cudaError_t ra_k_qgemm(const ra_qgemm_args *a, cudaStream_t stream);
+int ra_qgemm_slices(ra_qkind kind, int n, int k);
+size_t ra_qgemm_workspace(ra_qkind kind, int n, int k, int max_m);
+/* FP8 activation quantization as the CPU does it (formats/fp8.c): per token
+ * (act TOKEN) or per 128 columns (GROUP), s = amax / 448, codes e4m3(x / s)
+ * saturated; xq gets the codes decoded (M x K), xscale the scales (M x groups). */
+cudaError_t ra_k_fp8_quantize_act(const float *x, float *xq, float *xscale, int m, int k, int act, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 MODEL=/tmp/ra-model/model.gguf
+# ncu_product KERNEL_REGEX FORMAT@KERNEL LOG: one launch of a product at M = 1, profiled.
+ncu_product() {
+  timeout 120 ncu --kernel-name "regex:$1" --launch-skip 10 --launch-count 1 --section SpeedOfLight \
+    --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
+    build/repro-audit bench --no-e2e --kernels "$2" --m 1 --runs 3 --quiet >"$3" 2>&1
+  grep -E "Throughput|Duration|Occupancy|Stall|Warp Cycles|Registers|Block Limit|Eligible|Issued" "$3" | head -40
+}
 case "${1:-}" in
 split)
   rm -rf .dev/mA .dev/mB; mkdir -p .dev/mA .dev/mB
@@ -31,10 +38,7 @@ part1)
       grep bf16@ra | tee -a "$OUT/variants.log"
   done
   if [ "${NCU_GEMM:-0}" = 1 ]; then
-    timeout 120 ncu --kernel-name regex:gemm_bf16 --launch-skip 10 --launch-count 1 --section SpeedOfLight \
-      --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
-      build/repro-audit bench --no-e2e --kernels bf16@ra --m 1 --runs 3 --quiet >"$OUT/ncu-gemm.log" 2>&1
-    grep -E "Throughput|Duration|Occupancy|Stall|Warp Cycles|Registers|Block Limit|Eligible|Issued" "$OUT/ncu-gemm.log" | head -40
+    ncu_product gemm_bf16 bf16@ra "$OUT/ncu-gemm.log"
   fi ;;
 part2)
   cat /tmp/ra-model/part_aa .dev/mB/part_a* >"$MODEL"
@@ -56,5 +60,38 @@ part2)
       >"$OUT/ncu.log" 2>&1
     grep -E "^  [a-z_].*\(|gpu__time_duration|Average|Invocations" "$OUT/ncu.log" | head -60
   fi ;;
-*) echo "usage: $0 split|part1|part2"; exit 2 ;;
+stage)  # only the first half of the model to /tmp, for a part2 or qaudit call right after
+  mkdir -p /tmp/ra-model && cp .dev/mA/part_aa /tmp/ra-model/ && ls -l /tmp/ra-model ;;
+qaudit)  # (after part1 or stage) the quantized formats end to end: GPU vs CPU, repeats and batch compositions
+  cat /tmp/ra-model/part_aa .dev/mB/part_a* >"$MODEL"
+  want=$(cut -d' ' -f1 data/model.sha256); got=$(sha256sum "$MODEL" | cut -d' ' -f1)
+  [ "$want" = "$got" ] || { echo "model SHA-256 $got, want $want"; exit 1; }
+  timeout 120 build/gpu/test_kernels >"$OUT/kernels.log" 2>&1; echo "test_kernels exit $?: $(tail -1 "$OUT/kernels.log")"
+  timeout 120 build/gpu/test_engine "$MODEL" >"$OUT/engine.log" 2>&1; echo "test_engine exit $?: $(tail -1 "$OUT/engine.log")"
+  F=${QFORMATS:-gptq,gptq-act,awq,w4a16,fp8,nvfp4,mxfp4}
+  G=bf16@ra; C=bf16@cpu
+  for f in ${F//,/ }; do G="$G,$f@ra,$f@atomic"; C="$C,$f@cpu"; done
+  export RA_CACHE=/tmp/ra-cache
+  { time build/repro-audit run --model "$MODEL" --formats "$C" --repeats 1 --cache-dir /tmp/ra-cache \
+      --out /tmp/qcpu; } >"$OUT/qcpu.log" 2>&1; echo "cpu run exit $?"; grep -v "^  " "$OUT/qcpu.log" | tail -5
+  { time build/repro-audit run --model "$MODEL" --formats "$G" --repeats 3 --scenarios batch --cache-dir /tmp/ra-cache \
+      --out /tmp/qgpu; } >"$OUT/qgpu.log" 2>&1; echo "gpu run exit $?"; grep -v "^  " "$OUT/qgpu.log" | tail -5
+  build/repro-audit compare /tmp/qgpu >"$OUT/qgpu-compare.txt" 2>&1; echo "compare gpu exit $?"
+  build/repro-audit compare /tmp/qgpu /tmp/qcpu >"$OUT/qgpu-vs-cpu.txt" 2>&1; echo "compare gpu+cpu exit $?"
+  build/repro-audit verify /tmp/qgpu >/dev/null 2>&1; echo "verify gpu exit $?"
+  cp /tmp/qgpu/report.md "$OUT/qgpu-report.md" 2>/dev/null; cp /tmp/qgpu/manifest.json "$OUT/qgpu-manifest.json" 2>/dev/null
+  head -60 "$OUT/qgpu-compare.txt" ;;
+quant)  # the quantized kernels alone (no model needed): tests, memcheck, bench
+  ldd build/repro-audit | grep -E "not found" && echo "MISSING LIBRARIES"
+  timeout 200 build/gpu/test_qkernels 2>&1 | tee "$OUT/qkernels.log" | tail -20
+  if command -v compute-sanitizer >/dev/null; then
+    timeout 200 compute-sanitizer --tool memcheck --print-limit 5 build/gpu/test_qkernels >"$OUT/qmemcheck.log" 2>&1
+    tail -3 "$OUT/qmemcheck.log"
+  fi
+  Q=${QKERNELS:-bf16@cublas,bf16@ra,gptq@ra,gptq@atomic,gptq-act@ra,awq@ra,awq@atomic,w4a16@ra,w4a16@atomic,fp8@ra,fp8@atomic,fp8-block@ra,nvfp4@ra,nvfp4@atomic,mxfp4@ra,mxfp4@atomic}
+  timeout 300 build/repro-audit bench --no-e2e --kernels "$Q" --runs 20 --quiet 2>&1 | tee "$OUT/qbench.log"
+  if [ "${NCU_Q:-0}" = 1 ]; then
+    ncu_product qgemm gptq@ra "$OUT/ncu-q.log"
+  fi ;;
+*) echo "usage: $0 split|part1|part2|stage|qaudit|quant"; exit 2 ;;
 esac

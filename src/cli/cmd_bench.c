@@ -23,7 +23,10 @@ static const char usage[] =
     "\n"
     "options:\n"
     "  --model MODEL         GGUF file or HF checkpoint directory, for its shapes and the end-to-end runs\n"
-    "  --kernels LIST        format@kernel list (default f32@ra,bf16@ra,bf16@cublas,bf16@cublas-bi)\n"
+    "  --kernels LIST        format@kernel list (default f32@ra,bf16@ra,bf16@cublas,bf16@cublas-bi); the\n"
+    "                        quantized rows' kernels FORMAT@ra and FORMAT@atomic (gptq, gptq-act, awq,\n"
+    "                        w4a16, fp8, fp8-block, nvfp4, mxfp4) time their products on synthetic\n"
+    "                        packed weights, counting packed weights + scales + zeros as weight bytes\n"
     "  --m LIST              batch sizes of the matrix products (default 1,4,16,64)\n"
     "  --runs N              timed launches per point, median reported (default 50)\n"
     "  --decode-tokens N     new tokens per sequence in the decode runs (default 128)\n"
@@ -118,12 +121,12 @@ int ra_cmd_bench(int argc, char **argv)
         else s = ra_fail(RA_ERR_USAGE, "unknown option '%s' (see bench --help)", a);
     }
     char *klist = NULL, *mlist = NULL;
-    const char *kitems[16], *mitems[16];
+    const char *kitems[32], *mitems[16];
     size_t nk = 0, nm = 0;
     uint32_t mvals[16];
     if (s == RA_OK) s = ra_strdup(&klist, kernels);
     if (s == RA_OK) s = ra_strdup(&mlist, ms);
-    if (s == RA_OK) s = split_list(klist, kitems, 16, &nk, "--kernels");
+    if (s == RA_OK) s = split_list(klist, kitems, 32, &nk, "--kernels");
     if (s == RA_OK) s = split_list(mlist, mitems, 16, &nm, "--m");
     for (size_t i = 0; s == RA_OK && i < nm; i++) s = ra_cli_u32("--m", mitems[i], 1, 65536, &mvals[i]);
 

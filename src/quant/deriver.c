@@ -51,6 +51,14 @@ void ra_deriver_close(ra_deriver *dv)
     free(dv);
 }
 
+/* Whether the manifest's list already names format f (one format may run on several kernels). */
+static bool recorded(const ra_deriver *dv, const char *name)
+{
+    for (size_t i = 0; i < dv->n; i++)
+        if (!strcmp(dv->names[i], name)) return true;
+    return false;
+}
+
 /* The checkpoint of format f derived from the base, described. */
 static ra_status derive(ra_deriver *dv, const ra_format *f, ra_model_desc **out)
 {
@@ -77,7 +85,7 @@ static ra_status derive(ra_deriver *dv, const ra_format *f, ra_model_desc **out)
     if (s == RA_OK) s = ra_derive_checkpoint(dv->base, &qo, where, &dir, &made);
     if (s == RA_OK && dv->o.progress && !made) fprintf(stderr, "  %s from the cache: %s\n", f->name, dir);
     if (s == RA_OK) s = ra_desc_open(dir, 0, out);
-    if (s == RA_OK && !dv->o.no_cache && dv->n < MAX_DERIVED) {
+    if (s == RA_OK && !dv->o.no_cache && dv->n < MAX_DERIVED && !recorded(dv, f->name)) {
         dv->dirs[dv->n] = dir, dir = NULL;
         if ((s = ra_strdup(&dv->names[dv->n], f->name)) == RA_OK) dv->n++;
         else free(dv->dirs[dv->n]);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU tests (`make test-gpu`; run on a machine with a CUDA GPU):
-#   1. every kernel against its CPU reference, run-to-run and batch invariance;
+#   1. every kernel against its CPU reference, run-to-run and batch invariance
+#      (the quantized ones too: test_qkernels);
 #   2. the CUDA engine against the CPU engine on the real model;
 #   3. an end-to-end audit: f32@ra, bf16@ra, bf16@cublas, bf16@cublas-bi,
 #      3 repeats plus the batch-composition scenario, compared with the CPU
@@ -14,6 +15,8 @@ step() { echo; echo "== $*"; }
 
 step "kernels"
 "$B/gpu/test_kernels" || fail=1
+step "quantized kernels"
+"$B/gpu/test_qkernels" || fail=1
 step "engine vs CPU"
 "$B/gpu/test_engine" "$MODEL" || fail=1
 

@@ -8,24 +8,11 @@
 #include <stdlib.h>
 
 #include "blas.h"
-#include "check.h"
+#include "gpu_test.h"
 #include "kernels.h"
 #include "ra/cpu.h"
 #include "ra/util.h"
 
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-static float frand(void) /* uniform in [-1, 1) */
-{
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((int32_t)(rng >> 40) - (1 << 23)) / (float)(1 << 23);
-}
-static uint32_t urand(uint32_t n)
-{
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)((rng >> 33) % n);
-}
-
-#define CUDA_OK(call) CHECK_MSG((call) == cudaSuccess, "%s: %s", #call, cudaGetErrorString(cudaGetLastError()))
 
 static void *dev_alloc(size_t bytes)
 {

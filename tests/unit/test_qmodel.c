@@ -307,6 +307,32 @@ static void test_malformed(void)
     free(text);
 }
 
+/* A format derived once is listed once, however many kernels load it (the
+ * manifest's derived_checkpoints is an object keyed by format: a second key
+ * made the strict reader refuse the bundle). */
+static void test_deriver_lists_once(void)
+{
+    char base[128], cache[128];
+    path_of(base, sizeof base, "base");
+    path_of(cache, sizeof cache, "cache");
+    ra_model_desc *d = NULL;
+    ra_pool *p = NULL;
+    ra_deriver *dv = NULL;
+    CHECK_OK(ra_desc_open(base, 0, &d));
+    CHECK_OK(ra_pool_new(1, &p));
+    ra_derive_opts o = {.cache_dir = cache};
+    if (d && p) CHECK_OK(ra_deriver_open(d, NULL, p, &o, &dv));
+    for (int i = 0; dv && i < 3; i++) {
+        ra_model *m = NULL;
+        CHECK_OK(ra_deriver_load(dv, ra_format_find(i == 2 ? "w4a16" : "awq"), &m));
+        ra_model_free(m);
+    }
+    CHECK_MSG(dv && ra_deriver_n(dv) == 2, "deriver lists %zu checkpoints for awq, awq, w4a16", dv ? ra_deriver_n(dv) : 0);
+    ra_deriver_close(dv);
+    ra_pool_free(p);
+    ra_desc_close(d);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/ra-qmodel-XXXXXX");
@@ -317,6 +343,7 @@ int main(void)
     test_deterministic();
     test_cached_rows();
     test_malformed();
+    test_deriver_lists_once();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0) return 2;

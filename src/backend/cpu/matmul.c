@@ -28,6 +28,7 @@
 #include "ra/util.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define CPU_X86 1
 #define TARGET_AVX2 __attribute__((target("avx2,f16c"))) /* no fma: every sum stays a rounded add */
@@ -379,8 +380,9 @@ ra_cpu_path ra_cpu_best_path(void)
 {
 #ifdef CPU_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return RA_CPU_PATH_AVX2;
+    unsigned a, b, c, d; /* F16C from cpuid: clang's __builtin_cpu_supports does not know "f16c" */
+    const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) return RA_CPU_PATH_AVX2;
 #endif
     return RA_CPU_PATH_SCALAR;
 }

@@ -10,7 +10,11 @@
  *   logits = rmsnorm(x) . Wout^T;  log-softmax and argmax on the device
  *
  * Activations into a matrix product are in the weights' dtype (float32 or
- * bfloat16); the residual stream x, the KV cache and every sum are float32. */
+ * bfloat16); the residual stream x, the KV cache and every sum are float32.
+ * A quantized format (awq, gptq, w4a16, fp8, nvfp4, mxfp4) keeps each linear
+ * layer of the blocks in its checkpoint's packing (qlinear.h) and multiplies
+ * float32 activations with ra_k_qgemm, as its CPU reference does; its
+ * embeddings and lm_head (bf16 in such checkpoints) are widened to float32. */
 #include <cjson/cJSON.h>
 #include <cuda_runtime_api.h>
 #include <stdio.h>
@@ -21,6 +25,8 @@
 #include "blas.h"
 #include "cuda_util.h"
 #include "kernels.h"
+#include "qlinear.h"
+#include "ra/qlayer.h"
 #include "ra/util.h"
 
 #ifndef RA_KERNELS_BUILD
@@ -32,8 +38,11 @@
 
 #define GRAPH_MAX_ROWS 64 /* decode steps of up to this many sequences run from graphs */
 
+enum { QL_Q, QL_K, QL_V, QL_O, QL_GATE, QL_UP, QL_DOWN, QL_COUNT };
+
 typedef struct {
     void *wqkv, *wo, *wgu, *wd;   /* [q+2kv x dim], [dim x q], [2 ffn x dim] gate/up interleaved, [dim x ffn] */
+    ra_cuda_qlayer q[QL_COUNT];   /* a quantized format's layers instead */
     float *attn_norm, *ffn_norm;
 } dev_layer;
 
@@ -50,6 +59,8 @@ typedef struct {
     cudaStream_t stream;
     ra_blas *blas;                /* NULL for our own kernels */
     bool graphs_on;
+    bool quant;                   /* linear layers in a quantized format (ra_k_qgemm) */
+    bool atomic;                  /* ...added across K slices with float atomics (kernel "atomic") */
 
     dev_layer *layers;
     void *embed, *output;         /* output aliases embed when tied */
@@ -72,6 +83,8 @@ typedef struct {
     float *h_logits;
 
     float *gemm_ws;               /* split-K partial sums of our bf16 products */
+    float *qgemm_ws;              /* slice sums of the quantized products, for rows_cap rows */
+    float *xq, *xscale;           /* FP8 W8A8: the activations' decoded codes and scales */
     unsigned *gemm_counters;
     bool fused_rope;              /* RoPE and the KV store in the q/k/v product's epilogue */
 
@@ -140,6 +153,10 @@ static void free_rows(cuda_engine *e)
     cudaFree(e->logits);
     cudaFree(e->ls_ws);
     e->ls_ws = NULL;
+    cudaFree(e->qgemm_ws);
+    cudaFree(e->xq);
+    cudaFree(e->xscale);
+    e->qgemm_ws = e->xq = e->xscale = NULL;
     cudaFree(e->d_in);
     cudaFree(e->d_argmax);
     cudaFreeHost(e->h_in);
@@ -167,7 +184,21 @@ static ra_status ensure_rows(cuda_engine *e, uint32_t n, uint32_t want)
     RA_TRY(ra_cuda_alloc(&e->q, rows, q_dim * sizeof(float), "queries"));
     RA_TRY(ra_cuda_alloc(&e->act, rows, wide * e->esize, "activations"));
     RA_TRY(ra_cuda_alloc(&e->act2, rows, (size_t)c->ffn_dim * e->esize, "MLP activations"));
-    if (e->blas) RA_TRY(ra_cuda_alloc(&e->gu, rows, 2 * (size_t)c->ffn_dim * sizeof(float), "gate/up products"));
+    if (e->blas || e->quant) RA_TRY(ra_cuda_alloc(&e->gu, rows, 2 * (size_t)c->ffn_dim * sizeof(float), "gate/up products"));
+    if (e->quant) {
+        size_t ws = 0;
+        for (int i = 0; i < QL_COUNT; i++) {
+            const ra_qweight *w = &e->layers[0].q[i].w;
+            const size_t need = ra_qgemm_workspace(w->kind, w->n, w->k, (int)rows);
+            ws = need > ws ? need : ws;
+        }
+        RA_TRY(ra_cuda_alloc(&e->qgemm_ws, ws, sizeof(float), "quantized slice sums"));
+        if (e->layers[0].q[0].w.act) { /* the widest input is the MLP's */
+            const size_t k = c->ffn_dim > wide ? c->ffn_dim : wide;
+            RA_TRY(ra_cuda_alloc(&e->xq, rows, k * sizeof(float), "FP8 activations"));
+            RA_TRY(ra_cuda_alloc(&e->xscale, rows, (k + 127) / 128 * sizeof(float), "FP8 activation scales"));
+        }
+    }
     RA_TRY(ra_cuda_alloc(&e->logits, wants, (size_t)c->n_vocab * sizeof(float), "logits"));
     RA_TRY(ra_cuda_alloc(&e->ls_ws, ra_log_softmax_workspace((int)wants, (int)c->n_vocab), 1, "log-softmax workspace"));
     RA_TRY(ra_cuda_alloc(&e->d_in, rows, IN_SECTIONS * sizeof(int32_t), "inputs"));
@@ -223,8 +254,44 @@ static ra_status upload_gate_up(const ra_weight *gate, const ra_weight *up, void
     return s;
 }
 
+/* A bf16 or f32 table as float32 (exact), for the quantized formats. */
+static ra_status upload_f32(const ra_weight *w, void **dev, const char *what)
+{
+    float *buf;
+    RA_TRY(ra_calloc(&buf, (size_t)w->rows * w->cols, sizeof *buf));
+    ra_status s = RA_OK;
+    for (uint32_t r = 0; r < w->rows && s == RA_OK; r++) s = ra_weight_row_f32(w, r, buf + (size_t)r * w->cols);
+    if (s == RA_OK) s = upload(buf, (size_t)w->rows * w->cols * sizeof *buf, dev, what);
+    free(buf);
+    return s;
+}
+
+static ra_status upload_quant_model(cuda_engine *e, const ra_model *m)
+{
+    const ra_model_config *c = &e->cfg;
+    RA_TRY(ra_calloc(&e->layers, c->n_layers, sizeof *e->layers));
+    for (uint32_t l = 0; l < c->n_layers; l++) {
+        const ra_layer *L = &m->layers[l];
+        dev_layer *D = &e->layers[l];
+        const ra_weight *ws[QL_COUNT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < QL_COUNT; i++) {
+            if (ws[i]->type != RA_W_QUANT || !ws[i]->q)
+                return ra_fail(RA_ERR_UNSUPPORTED, "format %s: layer %u has a linear layer that is not quantized",
+                               m->format->name, l);
+            RA_TRY(ra_cuda_qlayer_upload(m->format->quant, ws[i]->q, &D->q[i]));
+        }
+        RA_TRY(upload(L->attn_norm.data, (size_t)c->dim * sizeof(float), (void **)&D->attn_norm, "norm"));
+        RA_TRY(upload(L->ffn_norm.data, (size_t)c->dim * sizeof(float), (void **)&D->ffn_norm, "norm"));
+    }
+    RA_TRY(upload_f32(&m->embed, &e->embed, "embeddings"));
+    if (c->tied_embeddings) e->output = e->embed;
+    else RA_TRY(upload_f32(&m->output, &e->output, "output weights"));
+    return upload(m->out_norm.data, (size_t)c->dim * sizeof(float), (void **)&e->out_norm, "norm");
+}
+
 static ra_status upload_model(cuda_engine *e, const ra_model *m)
 {
+    if (e->quant) return upload_quant_model(e, m);
     const ra_model_config *c = &e->cfg;
     RA_TRY(ra_calloc(&e->layers, c->n_layers, sizeof *e->layers));
     for (uint32_t l = 0; l < c->n_layers; l++) {
@@ -300,6 +367,38 @@ static ra_status gemm(cuda_engine *e, const void *w, const void *x, float *y, vo
     return RA_OK;
 }
 
+/* A quantized layer's product into y (row stride ldy). */
+static ra_status qgemm(cuda_engine *e, const ra_cuda_qlayer *q, const float *x, float *y, int ldy, int m, ra_epilogue epi)
+{
+    ra_qgemm_args a = {.w = q->w, .x = x, .y = y, .m = m, .ldy = ldy, .epilogue = epi, .ws = e->qgemm_ws,
+                       .atomic = e->atomic};
+    if (q->w.act) { /* W8A8: the activations quantized as the CPU does, per product */
+        CU_TRY(ra_k_fp8_quantize_act(x, e->xq, e->xscale, m, q->w.k, q->w.act, e->stream), "FP8 activations");
+        a.x = e->xq;
+        a.xscale = e->xscale;
+    }
+    return ra_cuda_check(ra_k_qgemm(&a, e->stream), "quantized matrix product");
+}
+
+/* One block's attention-input and MLP products for the quantized formats:
+ * q, k, v side by side in qkv; gate and up side by side in gu. */
+static ra_status quant_qkv(cuda_engine *e, const dev_layer *L, int rows, int q_dim, int kv_dim)
+{
+    const int ld = q_dim + 2 * kv_dim;
+    const float *x = e->act;
+    RA_TRY(qgemm(e, &L->q[QL_Q], x, e->qkv, ld, rows, RA_EPI_STORE));
+    RA_TRY(qgemm(e, &L->q[QL_K], x, e->qkv + q_dim, ld, rows, RA_EPI_STORE));
+    return qgemm(e, &L->q[QL_V], x, e->qkv + q_dim + kv_dim, ld, rows, RA_EPI_STORE);
+}
+
+static ra_status quant_mlp(cuda_engine *e, const dev_layer *L, int rows, int dim, int ffn)
+{
+    RA_TRY(qgemm(e, &L->q[QL_GATE], e->act, e->gu, 2 * ffn, rows, RA_EPI_STORE));
+    RA_TRY(qgemm(e, &L->q[QL_UP], e->act, e->gu + ffn, 2 * ffn, rows, RA_EPI_STORE));
+    CU_TRY(ra_k_swiglu_halves(e->dt, e->gu, e->act2, rows, 2 * ffn, e->stream), "SwiGLU");
+    return qgemm(e, &L->q[QL_DOWN], e->act2, e->x, dim, rows, RA_EPI_ADD);
+}
+
 /* Enqueues one pass over n rows (inputs already in h_in), n_want of them wanted. */
 static ra_status enqueue(cuda_engine *e, uint32_t n, uint32_t n_want)
 {
@@ -318,15 +417,23 @@ static ra_status enqueue(cuda_engine *e, uint32_t n, uint32_t n_want)
         const dev_layer *L = &e->layers[l];
         CU_TRY(ra_k_rmsnorm(e->dt, e->x, NULL, L->attn_norm, e->act, rows, dim, c->rms_eps, e->stream), "rmsnorm");
         rope.layer = (int)l;
-        if (e->fused_rope) {
+        if (e->quant) {
+            RA_TRY(quant_qkv(e, L, rows, q_dim, kv_dim));
+            CU_TRY(ra_k_rope_store(e->qkv, &rope, rows, e->stream), "RoPE");
+        } else if (e->fused_rope) {
             RA_TRY(gemm(e, L->wqkv, e->act, NULL, NULL, rows, q_dim + 2 * kv_dim, dim, RA_EPI_ROPE, &rope));
         } else {
             RA_TRY(gemm(e, L->wqkv, e->act, e->qkv, NULL, rows, q_dim + 2 * kv_dim, dim, RA_EPI_STORE, NULL));
             CU_TRY(ra_k_rope_store(e->qkv, &rope, rows, e->stream), "RoPE");
         }
         CU_TRY(ra_k_attention(e->dt, e->q, &kv, (int)l, e->act, rows, nh, nkv, hd, e->stream), "attention");
-        RA_TRY(gemm(e, L->wo, e->act, e->x, NULL, rows, dim, q_dim, RA_EPI_ADD, NULL));
+        if (e->quant) RA_TRY(qgemm(e, &L->q[QL_O], e->act, e->x, dim, rows, RA_EPI_ADD));
+        else RA_TRY(gemm(e, L->wo, e->act, e->x, NULL, rows, dim, q_dim, RA_EPI_ADD, NULL));
         CU_TRY(ra_k_rmsnorm(e->dt, e->x, NULL, L->ffn_norm, e->act, rows, dim, c->rms_eps, e->stream), "rmsnorm");
+        if (e->quant) {
+            RA_TRY(quant_mlp(e, L, rows, dim, ffn));
+            continue;
+        }
         RA_TRY(gemm(e, L->wgu, e->act, NULL, e->act2, rows, 2 * ffn, dim, RA_EPI_SWIGLU, NULL));
         RA_TRY(gemm(e, L->wd, e->act2, e->x, NULL, rows, dim, ffn, RA_EPI_ADD, NULL));
     }
@@ -482,6 +589,10 @@ static void cu_describe(const void *impl, void *json_object)
     cJSON_AddStringToObject(o, "nvcc_flags", RA_NVCC_FLAGS);
     cJSON_AddBoolToObject(o, "graphs", e->graphs_on);
     cJSON_AddBoolToObject(o, "rope_in_qkv_epilogue", e->fused_rope);
+    if (e->quant) {
+        cJSON_AddStringToObject(o, "quantized_layers", ra_qfamily_name(e->m->format->quant->family));
+        cJSON_AddStringToObject(o, "slice_sums", e->atomic ? "float atomics, in the order blocks finish" : "slice order");
+    }
 }
 
 static void cu_close(void *impl)
@@ -498,6 +609,7 @@ static void cu_close(void *impl)
         cudaFree(D->wd);
         cudaFree(D->attn_norm);
         cudaFree(D->ffn_norm);
+        for (int i = 0; i < QL_COUNT; i++) ra_cuda_qlayer_free(&D->q[i]);
     }
     free(e->layers);
     if (e->output != e->embed) cudaFree(e->output);
@@ -523,28 +635,42 @@ ra_status ra_cuda_engine_open(ra_model *m, const ra_kernel *k, const ra_engine_o
     static const ra_backend_ops cuda_ops = {cu_begin, cu_forward, cu_describe, cu_close, NULL}; /* no activation probe yet */
     const ra_model_config *c = &m->cfg;
     const ra_wtype wt = m->layers[0].wq.type;
-    if (wt != RA_W_F32 && wt != RA_W_BF16)
+    const bool quant = wt == RA_W_QUANT;
+    if (quant) {
+        const ra_qformat *qf = m->format->quant;
+        const ra_qlayer *q0 = m->layers[0].wq.q;
+        if (strcmp(k->name, "ra") && strcmp(k->name, "atomic"))
+            return ra_fail(RA_ERR_UNSUPPORTED, "format %s runs on the kernels ra and atomic, not %s", m->format->name, k->name);
+        if (!qf || qf->family == RA_QF_MARLIN || !q0)
+            return ra_fail(RA_ERR_UNSUPPORTED, "format %s has no CUDA kernel yet", m->format->name);
+        if (m->embed.type != RA_W_BF16 && m->embed.type != RA_W_F32)
+            return ra_fail(RA_ERR_UNSUPPORTED, "format %s: embeddings of type %s", m->format->name, ra_wtype_name(m->embed.type));
+    } else if (!strcmp(k->name, "atomic")) {
+        return ra_fail(RA_ERR_UNSUPPORTED, "kernel atomic runs the quantized formats only");
+    } else if (wt != RA_W_F32 && wt != RA_W_BF16)
         return ra_fail(RA_ERR_UNSUPPORTED, "format %s has no CUDA kernel (its weights are %s)", m->format->name,
                        ra_wtype_name(wt));
-    if (m->embed.type != wt) return ra_fail(RA_ERR_UNSUPPORTED, "format %s: embeddings and layers differ in type", m->format->name);
+    if (!quant && m->embed.type != wt) return ra_fail(RA_ERR_UNSUPPORTED, "format %s: embeddings and layers differ in type", m->format->name);
     if (c->head_dim > 256 || c->ffn_dim % 8)
         return ra_fail(RA_ERR_UNSUPPORTED, "the CUDA engine needs head_dim <= 256 and ffn_dim a multiple of 8 (got %u, %u)",
                        c->head_dim, c->ffn_dim);
-    if (strcmp(k->name, "ra") && wt != RA_W_BF16)
+    if (!quant && strcmp(k->name, "ra") && wt != RA_W_BF16)
         return ra_fail(RA_ERR_UNSUPPORTED, "kernel %s runs bf16 weights only", k->name);
     cuda_engine *e;
     RA_TRY(ra_calloc(&e, 1, sizeof *e));
     e->m = m;
     e->cfg = *c;
     e->kernel = k;
+    e->quant = quant;
+    e->atomic = !strcmp(k->name, "atomic");
     e->dt = wt == RA_W_BF16 ? RA_DT_BF16 : RA_DT_F32;
     e->esize = wt == RA_W_BF16 ? 2 : 4;
     e->graphs_on = !opts->no_graphs;
     ra_status s = ra_cuda_check(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking), "creating a stream");
-    if (s == RA_OK && strcmp(k->name, "ra")) s = ra_blas_open(e->stream, !strcmp(k->name, "cublas-bi"), &e->blas);
+    if (s == RA_OK && !quant && strcmp(k->name, "ra")) s = ra_blas_open(e->stream, !strcmp(k->name, "cublas-bi"), &e->blas);
     if (s == RA_OK) s = upload_model(e, m);
     if (s == RA_OK && !e->blas) s = alloc_gemm_workspace(e);
-    e->fused_rope = !e->blas && ra_gemm_fuses_rope(e->dt, (int)c->head_dim);
+    e->fused_rope = !e->blas && !quant && ra_gemm_fuses_rope(e->dt, (int)c->head_dim);
     if (s == RA_OK) s = ensure_rows(e, 1, 1);
     if (s != RA_OK) {
         cu_close(e);

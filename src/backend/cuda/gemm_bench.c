@@ -14,6 +14,8 @@
 #include "blas.h"
 #include "cuda_util.h"
 #include "kernels.h"
+#include "ra/format.h"
+#include "ra/qformat.h"
 #include "ra/bench.h"
 #include "ra/util.h"
 
@@ -92,6 +94,158 @@ static ra_status launch_gemm(void *ctx, uint32_t i)
     return ra_cuda_check(ra_k_gemm(&a, g->s), "matrix product");
 }
 
+/* One timed point of the table: a kernel at one shape and batch size. */
+static void add_result(const ra_gemm_bench_opts *o, cJSON *results, const char *kernel, const ra_bench_shape *sh,
+                       uint32_t m, int slices, float med, float mn, size_t wbytes, double copy_gbps)
+{
+    const double gbps = (double)wbytes / (med * 1e-6) / 1e9;
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "kernel", kernel);
+    cJSON_AddStringToObject(r, "shape", sh->name);
+    cJSON_AddNumberToObject(r, "n", sh->n);
+    cJSON_AddNumberToObject(r, "k", sh->k);
+    cJSON_AddNumberToObject(r, "m", m);
+    cJSON_AddNumberToObject(r, "k_slices", slices);
+    cJSON_AddNumberToObject(r, "us_median", med);
+    cJSON_AddNumberToObject(r, "us_min", mn);
+    cJSON_AddNumberToObject(r, "weight_bytes", (double)wbytes);
+    cJSON_AddNumberToObject(r, "weight_GBps", gbps);
+    cJSON_AddNumberToObject(r, "copy_ratio", gbps / copy_gbps);
+    cJSON_AddItemToArray(results, r);
+    if (o->progress) fprintf(stderr, "  %-16s %-18s M=%-4u %9.2f us  %7.1f GB/s\n", kernel, sh->name, m, med, gbps);
+}
+
+/* ---- quantized kernels: FORMAT@ra and FORMAT@atomic (kernels/quant.cu) ---- */
+
+typedef struct {
+    cudaStream_t s;
+    ra_qweight *w;            /* rotating copies */
+    void **bufs;              /* 5 per copy */
+    uint32_t n_copies;
+    float *x, *y, *ws;
+    int atomic;
+    uint32_t m;
+} qgemm_ctx;
+
+static ra_status launch_qgemm(void *ctx, uint32_t i)
+{
+    qgemm_ctx *g = ctx;
+    ra_qgemm_args a = {.w = g->w[i % g->n_copies], .x = g->x, .y = g->y, .m = (int)g->m, .epilogue = RA_EPI_STORE,
+                       .ws = g->ws, .atomic = g->atomic};
+    return ra_cuda_check(ra_k_qgemm(&a, g->s), "quantized product");
+}
+
+/* One device buffer of `bytes` random bits (or every byte `fill` when fill >= 0). */
+static ra_status rand_buf(cudaStream_t s, size_t bytes, int fill, uint32_t seed, void **out, size_t *total)
+{
+    RA_TRY(ra_cuda_alloc(out, (bytes + 3) / 4, 4, "benchmark weights"));
+    *total += bytes;
+    if (fill >= 0) return ra_cuda_check(cudaMemsetAsync(*out, fill, bytes, s), "fill");
+    return ra_cuda_check(ra_k_fill_random(RA_DT_F32, *out, (bytes + 3) / 4, seed, s), "fill");
+}
+
+/* Synthetic weights of a quantized row at shape n x k, in its checkpoint's
+ * packing: random codes and zero points, finite scales (a repeated byte),
+ * g_idx a shuffle of the groups for act-order. */
+static ra_status make_qweight(cudaStream_t s, const ra_qformat *f, uint32_t n, uint32_t k, uint32_t seed, ra_qweight *w,
+                              void **buf, size_t *bytes)
+{
+    const uint32_t G = f->group_size > 0 ? (uint32_t)f->group_size : 128, NG = (k + G - 1) / G;
+    memset(w, 0, sizeof *w);
+    w->n = (int)n, w->k = (int)k, w->group = (int)G;
+    *bytes = 0;
+    switch (f->family) {
+    case RA_QF_GPTQ:
+    case RA_QF_AWQ:
+    case RA_QF_W4A16:
+        w->kind = f->family == RA_QF_GPTQ ? RA_Q_GPTQ : f->family == RA_QF_AWQ ? RA_Q_AWQ : RA_Q_W4A16;
+        w->scale_bf16 = f->family == RA_QF_W4A16;
+        w->zero_offset = f->family == RA_QF_GPTQ;
+        RA_TRY(rand_buf(s, (size_t)n * k / 2, -1, seed, &buf[0], bytes));
+        RA_TRY(rand_buf(s, (size_t)NG * n * 2, 0x2c, 0, &buf[1], bytes));
+        if (f->family != RA_QF_W4A16 || !f->sym) RA_TRY(rand_buf(s, (size_t)NG * n / 2, -1, seed + 1, &buf[2], bytes));
+        w->qweight = buf[0], w->scales16 = buf[1], w->qzeros = buf[2];
+        if (f->act_order) {
+            int32_t *g;
+            RA_TRY(ra_calloc(&g, k, sizeof *g));
+            for (uint32_t i = 0; i < k; i++) g[i] = (int32_t)((i * 2654435761u % k) / G); /* groups interleaved */
+            ra_status st = rand_buf(s, (size_t)k * 4, 0, 0, &buf[3], bytes);
+            if (st == RA_OK) st = ra_cuda_check(cudaMemcpy(buf[3], g, (size_t)k * 4, cudaMemcpyHostToDevice), "g_idx");
+            free(g);
+            RA_TRY(st);
+            w->g_idx = buf[3];
+        }
+        return RA_OK;
+    case RA_QF_FP8: {
+        const bool block = f->fp8_scheme == RA_FP8_BLOCK;
+        w->kind = RA_Q_FP8;
+        w->block_rows = block ? RA_FP8_BLOCK_SIZE : 1, w->block_cols = block ? RA_FP8_BLOCK_SIZE : (int)k;
+        w->scale_cols = block ? (int)((k + 127) / 128) : 1;
+        const size_t ns = block ? (size_t)((n + 127) / 128) * w->scale_cols : n;
+        RA_TRY(rand_buf(s, (size_t)n * k, -1, seed, &buf[0], bytes));
+        RA_TRY(rand_buf(s, ns * 4, 0x3c, 0, &buf[1], bytes));
+        w->codes = buf[0], w->fscales = buf[1];
+        return RA_OK;
+    }
+    case RA_QF_NVFP4:
+    case RA_QF_MXFP4:
+        w->kind = f->family == RA_QF_NVFP4 ? RA_Q_NVFP4 : RA_Q_MXFP4;
+        w->global_scale = 448.0f * 6.0f;
+        RA_TRY(rand_buf(s, (size_t)n * k / 2, -1, seed, &buf[0], bytes));
+        RA_TRY(rand_buf(s, (size_t)n * k / (f->family == RA_QF_NVFP4 ? 16 : 32), 0x38, 0, &buf[1], bytes));
+        w->codes = buf[0], w->bscales = buf[1];
+        return RA_OK;
+    case RA_QF_MARLIN: break;
+    }
+    return ra_fail(RA_ERR_USAGE, "bench: no GPU kernel for %s layers yet", ra_qfamily_name(f->family));
+}
+
+static ra_status bench_qkernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s, size_t l2, const char *kernel,
+                                     const ra_qformat *f, int atomic, const ra_bench_shape *sh, double copy_gbps,
+                                     cJSON *results)
+{
+    qgemm_ctx g = {.s = s, .atomic = atomic};
+    uint32_t max_m = 1;
+    for (size_t i = 0; i < o->n_ms; i++) max_m = o->ms[i] > max_m ? o->ms[i] : max_m;
+    size_t wbytes = 0;
+    ra_qweight probe;
+    void *pbuf[5] = {0};
+    ra_status st = make_qweight(s, f, sh->n, sh->k, 1, &probe, pbuf, &wbytes);
+    g.n_copies = (uint32_t)((4 * l2 + wbytes - 1) / (wbytes ? wbytes : 1));
+    if (g.n_copies < 2) g.n_copies = 2;
+    if (st == RA_OK) st = ra_calloc(&g.w, g.n_copies, sizeof *g.w);
+    if (st == RA_OK) st = ra_calloc(&g.bufs, 5 * (size_t)g.n_copies, sizeof *g.bufs);
+    if (st == RA_OK) {
+        g.w[0] = probe;
+        memcpy(g.bufs, pbuf, sizeof pbuf);
+    } else {
+        for (int i = 0; i < 5; i++) cudaFree(pbuf[i]);
+    }
+    for (uint32_t i = 1; st == RA_OK && i < g.n_copies; i++) {
+        size_t b = 0;
+        st = make_qweight(s, f, sh->n, sh->k, 1 + 2 * i, &g.w[i], g.bufs + 5 * i, &b);
+    }
+    if (st == RA_OK) st = ra_cuda_alloc(&g.x, (size_t)max_m * sh->k, sizeof(float), "benchmark activations");
+    if (st == RA_OK) st = ra_cuda_check(ra_k_fill_random(RA_DT_F32, g.x, (size_t)max_m * sh->k, 7777, s), "fill");
+    if (st == RA_OK) st = ra_cuda_alloc(&g.y, (size_t)max_m * sh->n, sizeof(float), "benchmark outputs");
+    const size_t ws = st == RA_OK ? ra_qgemm_workspace(g.w[0].kind, (int)sh->n, (int)sh->k, (int)max_m) : 0;
+    if (st == RA_OK && ws) st = ra_cuda_alloc(&g.ws, ws, sizeof(float), "slice sums");
+    for (size_t i = 0; st == RA_OK && i < o->n_ms; i++) {
+        g.m = o->ms[i];
+        float med = 0, mn = 0;
+        st = time_launches(s, launch_qgemm, &g, o->runs, &med, &mn);
+        if (st != RA_OK) break;
+        add_result(o, results, kernel, sh, g.m, ra_qgemm_slices(g.w[0].kind, (int)sh->n, (int)sh->k), med, mn, wbytes, copy_gbps);
+    }
+    for (size_t i = 0; g.bufs && i < 5 * (size_t)g.n_copies; i++) cudaFree(g.bufs[i]);
+    free(g.bufs);
+    free(g.w);
+    cudaFree(g.x);
+    cudaFree(g.y);
+    cudaFree(g.ws);
+    return st;
+}
+
 static ra_status bench_point(gemm_ctx *g, uint32_t runs, float *med, float *mn)
 {
     return time_launches(g->s, launch_gemm, g, runs, med, mn);
@@ -107,6 +261,18 @@ static void free_copies(void **w, uint32_t n)
 static ra_status bench_kernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s, size_t l2, const char *kernel,
                                     const ra_bench_shape *sh, double copy_gbps, cJSON *results)
 {
+    const char *at = strchr(kernel, '@');
+    char row[32];
+    if (at && (size_t)(at - kernel) < sizeof row) { /* a quantized row: FORMAT@ra or FORMAT@atomic */
+        memcpy(row, kernel, (size_t)(at - kernel));
+        row[at - kernel] = 0;
+        const ra_format *qf = ra_format_find(row);
+        if (qf && qf->quant) {
+            if (strcmp(at + 1, "ra") && strcmp(at + 1, "atomic"))
+                return ra_fail(RA_ERR_USAGE, "bench: %s kernels are @ra and @atomic, not %s", row, kernel);
+            return bench_qkernel_shape(o, s, l2, kernel, qf->quant, !strcmp(at + 1, "atomic"), sh, copy_gbps, results);
+        }
+    }
     const bool f32 = !strncmp(kernel, "f32@", 4);
     const bool is_blas = !strcmp(kernel, "bf16@cublas") || !strcmp(kernel, "bf16@cublas-bi");
     if (!f32 && strncmp(kernel, "bf16@", 5)) return ra_fail(RA_ERR_USAGE, "bench: kernel %s is not a GPU kernel", kernel);
@@ -136,21 +302,7 @@ static ra_status bench_kernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s,
         float med = 0, mn = 0;
         st = bench_point(&g, o->runs, &med, &mn);
         if (st != RA_OK) break;
-        const double gbps = (double)wbytes / (med * 1e-6) / 1e9;
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "kernel", kernel);
-        cJSON_AddStringToObject(r, "shape", sh->name);
-        cJSON_AddNumberToObject(r, "n", sh->n);
-        cJSON_AddNumberToObject(r, "k", sh->k);
-        cJSON_AddNumberToObject(r, "m", g.m);
-        cJSON_AddNumberToObject(r, "k_slices", ra_gemm_splits(g.dt, (int)sh->n, (int)sh->k) * !is_blas);
-        cJSON_AddNumberToObject(r, "us_median", med);
-        cJSON_AddNumberToObject(r, "us_min", mn);
-        cJSON_AddNumberToObject(r, "weight_bytes", (double)wbytes);
-        cJSON_AddNumberToObject(r, "weight_GBps", gbps);
-        cJSON_AddNumberToObject(r, "copy_ratio", gbps / copy_gbps);
-        cJSON_AddItemToArray(results, r);
-        if (o->progress) fprintf(stderr, "  %-16s %-18s M=%-4u %9.2f us  %7.1f GB/s\n", kernel, sh->name, g.m, med, gbps);
+        add_result(o, results, kernel, sh, g.m, ra_gemm_splits(g.dt, (int)sh->n, (int)sh->k) * !is_blas, med, mn, wbytes, copy_gbps);
     }
     ra_blas_close(g.blas);
     free_copies(g.w, g.n_copies);

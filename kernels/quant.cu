@@ -1,0 +1,339 @@
+/* Weight-only quantized matrix products y = x . W^T on the checkpoints' own
+ * packing (kernels.h, ra_k_qgemm): GPTQ, AutoAWQ, compressed-tensors W4A16,
+ * FP8 E4M3, NVFP4 and MXFP4. The weights are decoded in registers to the
+ * float32 values the format's CPU reference gives (the same expression, so
+ * the same bits: docs/formats.md) and multiplied with float32 activations.
+ *
+ * A thread owns one output feature n. A block owns 128 of them and one of S
+ * slices of K (S from the layout, N and K alone: ra_qgemm_slices). In its slice a thread
+ * walks k upward, 8 at a time, and adds w * x into one float32 sum per token
+ * (fmaf, in that order); tokens go up to 8 at a time (fewer only for smaller
+ * batches: a token's chain of fmaf is the same either way) through shared
+ * memory, in tiles of 256 columns. The S slice sums are then added in slice order by a second
+ * kernel (combine), so a token's result depends on N, K and its own row
+ * only. The `atomic` variant adds the slice sums into y with floating-point
+ * atomics instead, in whatever order the blocks finish, as split-K kernels
+ * in the field do: the audit measures what that costs in bits. */
+#include <cuda_fp16.h>
+
+#include "common.cuh"
+
+#define Q_THREADS 128
+#define Q_TILE 256    /* columns of x staged in shared memory */
+/* FP8 weights with activations quantized per token or per 128-group (W8A8):
+ * the kernel multiplies the decoded codes of both and scales each segment's
+ * sum, as the CPU reference does (formats/fp8.c). Internal to this file. */
+#define Q_FP8_W8A8 100
+
+/* Blocks a product aims for, by layout (measured on the H100, docs/gpu.md):
+ * where a warp's 32 features sit side by side in memory (GPTQ, AWQ, and FP8's
+ * wide rows) short slices and many blocks keep more loads in flight; the
+ * packed K-major layouts prefer longer slices. */
+static int target_blocks(int kind)
+{
+    return kind == RA_Q_GPTQ || kind == RA_Q_AWQ || kind == RA_Q_FP8 || kind == Q_FP8_W8A8 ? 4224 : 1056;
+}
+
+/* ---- element decoders (the CPU's expressions, minifloat.c) ----------------- */
+
+__device__ __forceinline__ float e4m3_to_f32(uint32_t b)
+{
+    const uint32_t e = (b >> 3) & 15, m = b & 7;
+    float v;
+    if ((b & 0x7f) == 0x7f) v = __uint_as_float(0x7fc00000u);
+    else if (e == 0) v = (float)m * 0x1p-9f; /* subnormal: m * 2^-9, exact */
+    else v = __uint_as_float(((e + 120u) << 23) | (m << 20));
+    return b & 0x80 ? -v : v;
+}
+
+__device__ __forceinline__ float e2m1_to_f32(uint32_t c)
+{
+    const uint32_t e = (c >> 1) & 3, m = c & 1;
+    const float v = e == 0 ? 0.5f * (float)m : __uint_as_float(((e + 126u) << 23) | (m << 22));
+    return c & 8 ? -v : v;
+}
+
+__device__ __forceinline__ float e8m0_to_f32(uint32_t b)
+{
+    if (b == 0xff) return __uint_as_float(0x7fc00000u);
+    return b == 0 ? __uint_as_float(0x00400000u) : __uint_as_float(b << 23); /* 2^(b - 127) */
+}
+
+__device__ __forceinline__ float scale16(const ra_qweight &w, size_t i)
+{
+    const uint16_t s = __ldg(&w.scales16[i]);
+    return w.scale_bf16 ? bf16_to_f32(s) : __half2float(__ushort_as_half(s));
+}
+
+__device__ __forceinline__ int group_of(const ra_qweight &w, int k) { return w.g_idx ? w.g_idx[k] : k / w.group; }
+
+/* AutoAWQ packs output features 0..7 of a word in the order 0,2,4,6,1,3,5,7:
+ * the field that holds feature j. */
+__device__ __forceinline__ int awq_field(int j) { return (j & 1) * 4 + (j >> 1); }
+
+/* out[j] = W[n][k0 + j], j < 8 (k0 a multiple of 8, k0 + 8 <= K). */
+template <int KIND>
+__device__ __forceinline__ void decode8(const ra_qweight &w, int n, int k0, float out[8])
+{
+    const int N = w.n, K = w.k;
+    if (KIND == RA_Q_GPTQ) {
+        const uint32_t word = __ldg(&w.qweight[(size_t)(k0 / 8) * N + n]);
+        if (!w.g_idx) { /* groups are multiples of 8 columns: one scale and zero for the 8 */
+            const int g = k0 / w.group;
+            const int z = (int)((__ldg(&w.qzeros[(size_t)g * (N / 8) + n / 8]) >> (4 * (n % 8))) & 15) + (int)w.zero_offset;
+            const float sc = scale16(w, (size_t)g * N + n);
+#pragma unroll
+            for (int j = 0; j < 8; j++) out[j] = (float)((int)((word >> (4 * j)) & 15) - z) * sc;
+            return;
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++) { /* act-order: g_idx looked up per column */
+            const int g = w.g_idx[k0 + j];
+            const uint32_t z = ((__ldg(&w.qzeros[(size_t)g * (N / 8) + n / 8]) >> (4 * (n % 8))) & 15) + w.zero_offset;
+            out[j] = (float)((int)((word >> (4 * j)) & 15) - (int)z) * scale16(w, (size_t)g * N + n);
+        }
+    } else if (KIND == RA_Q_AWQ) {
+        const int f = 4 * awq_field(n % 8), g = k0 / w.group;
+        const int z = (int)((__ldg(&w.qzeros[(size_t)g * (N / 8) + n / 8]) >> f) & 15);
+        const float sc = scale16(w, (size_t)g * N + n);
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            out[j] = (float)((int)((__ldg(&w.qweight[(size_t)(k0 + j) * (N / 8) + n / 8]) >> f) & 15) - z) * sc;
+    } else if (KIND == RA_Q_W4A16) {
+        const int G = (K + w.group - 1) / w.group;
+        const uint32_t word = __ldg(&w.qweight[(size_t)n * ((K + 7) / 8) + k0 / 8]);
+        if (!w.g_idx) {
+            const int g = k0 / w.group;
+            const int z = w.qzeros ? (int)((__ldg(&w.qzeros[(size_t)(n / 8) * G + g]) >> (4 * (n % 8))) & 15) : 8;
+            const float sc = scale16(w, (size_t)n * G + g);
+#pragma unroll
+            for (int j = 0; j < 8; j++) out[j] = (float)((int)((word >> (4 * j)) & 15) - z) * sc;
+            return;
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int g = w.g_idx[k0 + j];
+            const uint32_t z = w.qzeros ? (__ldg(&w.qzeros[(size_t)(n / 8) * G + g]) >> (4 * (n % 8))) & 15 : 8;
+            out[j] = (float)((int)((word >> (4 * j)) & 15) - (int)z) * scale16(w, (size_t)n * G + g);
+        }
+    } else if (KIND == Q_FP8_W8A8) { /* the codes alone: scales apply per segment */
+        const uint2 b = __ldg((const uint2 *)(w.codes + (size_t)n * K + k0));
+#pragma unroll
+        for (int j = 0; j < 8; j++) out[j] = e4m3_to_f32(((j < 4 ? b.x : b.y) >> (8 * (j % 4))) & 0xff);
+    } else if (KIND == RA_Q_FP8) {
+        const uint2 b = __ldg((const uint2 *)(w.codes + (size_t)n * K + k0));
+        const float s = __ldg(&w.fscales[(size_t)(n / w.block_rows) * w.scale_cols + k0 / w.block_cols]);
+#pragma unroll
+        for (int j = 0; j < 8; j++) out[j] = e4m3_to_f32(((j < 4 ? b.x : b.y) >> (8 * (j % 4))) & 0xff) * s;
+    } else { /* NVFP4, MXFP4: two codes a byte, the even column in the low nibble */
+        const uint32_t word = __ldg((const uint32_t *)(w.codes + (size_t)n * (K / 2) + k0 / 2));
+        const int gs = KIND == RA_Q_NVFP4 ? 16 : 32;
+        const uint32_t sb = __ldg(&w.bscales[(size_t)n * (K / gs) + k0 / gs]);
+        /* NVFP4: e4m3(s) / global, rounded once, as ra_nvfp4_block_scale */
+        const float s = KIND == RA_Q_NVFP4 ? __fdiv_rn(e4m3_to_f32(sb), w.global_scale) : e8m0_to_f32(sb);
+#pragma unroll
+        for (int j = 0; j < 8; j++) out[j] = e2m1_to_f32((word >> (4 * j)) & 15) * s;
+    }
+}
+
+/* ---- the product ------------------------------------------------------------ */
+
+template <int KIND, int MT>
+static __global__ void __launch_bounds__(Q_THREADS) qgemm(ra_qgemm_args a, int slice_len)
+{
+    __shared__ float xs[MT][Q_TILE];
+    const ra_qweight &w = a.w;
+    const int n = blockIdx.x * Q_THREADS + threadIdx.x, s = blockIdx.y, K = w.k;
+    const int k_begin = s * slice_len, k_end = min(K, k_begin + slice_len);
+    for (int t0 = 0; t0 < a.m; t0 += MT) {
+        const int nt = min(MT, a.m - t0);
+        float acc[MT], seg[MT]; /* seg: the running sum of the current scale segment (W8A8), else all of it */
+#pragma unroll
+        for (int t = 0; t < MT; t++) acc[t] = seg[t] = 0.0f;
+        for (int kt = k_begin; kt < k_end; kt += Q_TILE) {
+            const int len = min(Q_TILE, k_end - kt);
+            __syncthreads();
+            for (int i = threadIdx.x; i < MT * Q_TILE; i += Q_THREADS) {
+                const int t = i / Q_TILE, c = i % Q_TILE;
+                xs[t][c] = t < nt && c < len ? a.x[(size_t)(t0 + t) * K + kt + c] : 0.0f;
+            }
+            __syncthreads();
+            if (n >= w.n) continue;
+#pragma unroll 4
+            for (int c = 0; c < len; c += 8) {
+                float wv[8];
+                decode8<KIND>(w, n, kt + c, wv);
+#pragma unroll
+                for (int t = 0; t < MT; t++)
+#pragma unroll
+                    for (int j = 0; j < 8; j++) seg[t] = __fmaf_rn(wv[j], xs[t][c + j], seg[t]);
+                const int k = kt + c, kend = k + 8;
+                if (KIND == Q_FP8_W8A8 && (kend % w.seg == 0 || kend == k_end)) { /* (sum * s_x) * s_w, as the CPU */
+                    const float sw = __ldg(&w.fscales[(size_t)(n / w.block_rows) * w.scale_cols + k / w.block_cols]);
+                    const int groups = w.act == RA_QACT_GROUP ? (K + 127) / 128 : 1, g = groups > 1 ? k / 128 : 0;
+#pragma unroll
+                    for (int t = 0; t < MT; t++) {
+                        const float sx = t < nt ? a.xscale[(size_t)(t0 + t) * groups + g] : 0.0f;
+                        acc[t] = acc[t] + (seg[t] * sx) * sw;
+                        seg[t] = 0.0f;
+                    }
+                }
+            }
+        }
+        if (n >= w.n) continue;
+        if (KIND != Q_FP8_W8A8)
+            for (int t = 0; t < MT; t++) acc[t] = seg[t];
+        for (int t = 0; t < nt; t++) {
+            const size_t at = (size_t)(t0 + t) * a.ldy + n;
+            if (a.atomic) atomicAdd(&a.y[at], acc[t]);
+            else if (gridDim.y == 1) a.y[at] = a.epilogue == RA_EPI_ADD ? a.y[at] + acc[t] : acc[t];
+            else a.ws[((size_t)s * a.m + t0 + t) * w.n + n] = acc[t];
+        }
+    }
+}
+
+/* y = sum of the slices in slice order (+ y for ADD). */
+static __global__ void combine(ra_qgemm_args a, int slices)
+{
+    const size_t mn = (size_t)a.m * a.w.n;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < mn; i += (size_t)gridDim.x * blockDim.x) {
+        float v = a.ws[i];
+        for (int s = 1; s < slices; s++) v += a.ws[(size_t)s * mn + i];
+        float *y = a.y + (i / a.w.n) * a.ldy + i % a.w.n;
+        *y = a.epilogue == RA_EPI_ADD ? *y + v : v;
+    }
+}
+
+template <int KIND>
+static cudaError_t launch_kind(const ra_qgemm_args &a, int mt, dim3 grid, int len, cudaStream_t stream)
+{
+    switch (mt) {
+    case 1: qgemm<KIND, 1><<<grid, Q_THREADS, 0, stream>>>(a, len); break;
+    case 2: qgemm<KIND, 2><<<grid, Q_THREADS, 0, stream>>>(a, len); break;
+    case 4: qgemm<KIND, 4><<<grid, Q_THREADS, 0, stream>>>(a, len); break;
+    default: qgemm<KIND, 8><<<grid, Q_THREADS, 0, stream>>>(a, len); break;
+    }
+    return cudaGetLastError();
+}
+
+static int slice_len(int kind, int n, int k)
+{
+    const int blocks_n = (n + Q_THREADS - 1) / Q_THREADS;
+    int s = (target_blocks(kind) + blocks_n - 1) / blocks_n;
+    const int max_s = k / Q_TILE > 1 ? k / Q_TILE : 1; /* at least a tile a slice */
+    s = s < max_s ? s : max_s;
+    const int len = (k + s - 1) / s;
+    return (len + Q_TILE - 1) / Q_TILE * Q_TILE;
+}
+
+extern "C" int ra_qgemm_slices(ra_qkind kind, int n, int k)
+{
+    const int len = slice_len(kind, n, k);
+    return (k + len - 1) / len;
+}
+
+extern "C" size_t ra_qgemm_workspace(ra_qkind kind, int n, int k, int max_m)
+{
+    const int s = ra_qgemm_slices(kind, n, k);
+    return s > 1 ? (size_t)s * max_m * n : 0;
+}
+
+extern "C" cudaError_t ra_k_qgemm(const ra_qgemm_args *args, cudaStream_t stream)
+{
+    ra_qgemm_args copy = *args;
+    ra_qgemm_args *a = &copy;
+    if (a->ldy == 0) a->ldy = a->w.n;
+    const ra_qweight &w = a->w;
+    if (a->m <= 0 || w.n <= 0 || w.k <= 0 || w.k % 8 || w.n % 8 ||
+        (a->epilogue != RA_EPI_STORE && a->epilogue != RA_EPI_ADD))
+        return cudaErrorInvalidValue;
+    if ((w.kind == RA_Q_NVFP4 && w.k % 16) || (w.kind == RA_Q_MXFP4 && w.k % 32)) return cudaErrorInvalidValue;
+    if (w.kind <= RA_Q_W4A16 && !w.g_idx && (w.group <= 0 || w.group % 8)) return cudaErrorInvalidValue;
+    if (w.act && (w.kind != RA_Q_FP8 || !a->xscale || w.seg <= 0 || w.seg % 8)) return cudaErrorInvalidValue;
+    const int len = slice_len(w.kind, w.n, w.k), slices = (w.k + len - 1) / len;
+    if (slices > 1 && !a->atomic && !a->ws) return cudaErrorInvalidValue;
+    if (a->ldy < w.n) return cudaErrorInvalidValue;
+    if (a->atomic && a->epilogue == RA_EPI_STORE) {
+        cudaError_t e = cudaMemset2DAsync(a->y, (size_t)a->ldy * sizeof(float), 0, (size_t)w.n * sizeof(float), a->m, stream);
+        if (e != cudaSuccess) return e;
+    }
+    const dim3 grid((w.n + Q_THREADS - 1) / Q_THREADS, slices);
+    /* Tokens a pass takes: fewer than 8 only when the batch is smaller, and a
+     * token's sums are the same chain of fmaf whatever the pass holds. */
+    const int mt = a->m >= 8 ? 8 : a->m >= 4 ? 4 : a->m >= 2 ? 2 : 1;
+    cudaError_t e = cudaSuccess;
+    switch (w.kind) {
+    case RA_Q_GPTQ: e = launch_kind<RA_Q_GPTQ>(*a, mt, grid, len, stream); break;
+    case RA_Q_AWQ: e = launch_kind<RA_Q_AWQ>(*a, mt, grid, len, stream); break;
+    case RA_Q_W4A16: e = launch_kind<RA_Q_W4A16>(*a, mt, grid, len, stream); break;
+    case RA_Q_FP8:
+        e = w.act ? launch_kind<Q_FP8_W8A8>(*a, mt, grid, len, stream) : launch_kind<RA_Q_FP8>(*a, mt, grid, len, stream);
+        break;
+    case RA_Q_NVFP4: e = launch_kind<RA_Q_NVFP4>(*a, mt, grid, len, stream); break;
+    case RA_Q_MXFP4: e = launch_kind<RA_Q_MXFP4>(*a, mt, grid, len, stream); break;
+    default: return cudaErrorInvalidValue;
+    }
+    if (e != cudaSuccess) return e;
+    if (slices > 1 && !a->atomic) {
+        const size_t mn = (size_t)a->m * w.n;
+        const int blocks = (int)((mn + 255) / 256 < 1024 ? (mn + 255) / 256 : 1024);
+        combine<<<blocks, 256, 0, stream>>>(*a, slices);
+    }
+    return cudaGetLastError();
+}
+
+/* ---- FP8 activations (W8A8) -------------------------------------------------- */
+
+/* f32 -> E4M3 saturating, the CPU's encoder (formats/minifloat.c) step for
+ * step: scale to units of the grid spacing in double, round to nearest even. */
+__device__ uint32_t f32_to_e4m3_sat(float x)
+{
+    const uint32_t sign = signbit(x) ? 0x80u : 0u;
+    if (isnan(x)) return sign | 0x7f;
+    if (isinf(x)) return sign | 0x7e;
+    const float a = fabsf(x);
+    if (a == 0.0f) return sign;
+    int e;
+    frexpf(a, &e);
+    e -= 1;
+    if (e < -6) e = -6;
+    double units = rint(ldexp((double)a, 3 - e));
+    if (units >= 16.0) {
+        units /= 2;
+        e++;
+    }
+    if (ldexp(units, e - 3) > 448.0) return sign | 0x7e;
+    const uint32_t n = (uint32_t)units;
+    return n < 8 ? sign | n : sign | ((uint32_t)(e + 7) << 3) | (n - 8);
+}
+
+/* One block per (group, token): the group's largest magnitude (a maximum: the
+ * same whatever the order), the scale, then each value's code, decoded. */
+static __global__ void fp8_act(const float *x, float *xq, float *xscale, int k, int act)
+{
+    __shared__ float warp_max[32];
+    const int g = blockIdx.x, t = blockIdx.y, groups = gridDim.x;
+    const int len = act == RA_QACT_GROUP ? 128 : k, k0 = g * len, k1 = min(k, k0 + len);
+    const float *v = x + (size_t)t * k;
+    float amax = act == RA_QACT_GROUP ? 1e-10f : 0.0f; /* the group kernel seeds its max with eps */
+    for (int i = k0 + threadIdx.x; i < k1; i += blockDim.x) amax = fabsf(v[i]) > amax ? fabsf(v[i]) : amax;
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
+    __syncthreads();
+    amax = warp_max[0];
+    for (int i = 1; i < (int)blockDim.x / 32; i++) amax = fmaxf(amax, warp_max[i]);
+    float sc = amax / 448.0f;
+    if (act != RA_QACT_GROUP && sc < 1.0f / (448.0f * 512.0f)) sc = 1.0f / (448.0f * 512.0f);
+    if (threadIdx.x == 0) xscale[(size_t)t * groups + g] = sc;
+    for (int i = k0 + threadIdx.x; i < k1; i += blockDim.x) xq[(size_t)t * k + i] = e4m3_to_f32(f32_to_e4m3_sat(v[i] / sc));
+}
+
+extern "C" cudaError_t ra_k_fp8_quantize_act(const float *x, float *xq, float *xscale, int m, int k, int act,
+                                             cudaStream_t stream)
+{
+    if (m <= 0) return cudaSuccess;
+    if (k <= 0 || m > 65535 || (act != RA_QACT_TOKEN && act != RA_QACT_GROUP)) return cudaErrorInvalidValue;
+    const int groups = act == RA_QACT_GROUP ? (k + 127) / 128 : 1;
+    fp8_act<<<dim3(groups, m), 256, 0, stream>>>(x, xq, xscale, k, act);
+    return cudaGetLastError();
+}
