@@ -53,7 +53,7 @@ ASAN_UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan-tests/%)
 BIN := $(BUILD)/repro-audit
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: FORCE all deps fuzz-deps model text demo test unit unit-asan e2e hostile fuzz fuzz-replay clean gpu-tests test-gpu no-nvcc
+.PHONY: FORCE all deps fuzz-deps model text demo test test-html unit unit-asan e2e hostile fuzz fuzz-replay clean gpu-tests test-gpu no-nvcc
 all: $(BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/ra/*.h) $(wildcard src/*/*.h) $(wildcard kernels/*.h)
@@ -162,6 +162,7 @@ e2e: $(BIN) $(BUILD)/repro-audit-asan $(E2E_TESTS) $(MODEL)
 	@$(BUILD)/e2e/test_hf_fixture $(MODEL) tests/fixtures/hf_fixture.json tests/fixtures/hf_prompts.jsonl
 	@$(BUILD)/e2e/test_llamacpp_fixture $(MODEL) tests/fixtures/llamacpp_q4_1.json q4_1@ggml-avx2 1e-5
 	@$(BUILD)/e2e/test_llamacpp_fixture $(MODEL) tests/fixtures/llamacpp_q8_0.json q8_0@ggml-avx2 1e-5
+	@$(BUILD)/e2e/test_llamacpp_fixture $(MODEL) tests/fixtures/llamacpp_q4_k_m.json q4_k_m@ggml-avx2 1e-5
 	@$(BUILD)/e2e/test_quant_derive $(MODEL) tests/fixtures/llamacpp_quant_digests.json
 	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL) $(BUILD)/e2e/test_tokenizer_model
 	@tests/e2e/scenarios.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL)
@@ -173,6 +174,11 @@ $(BUILD)/hostile/gen: tests/hostile/gen.c tests/unit/toy_manifest.h $(BUILD)/lib
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libra.a $(LDLIBS) $(CUDA_LIBS) -o $@
 hostile: $(BIN) $(BUILD)/repro-audit-asan $(BUILD)/hostile/gen $(MODEL)
 	@tests/hostile/run.sh $(BIN) $(BUILD)/repro-audit-asan $(BUILD)/hostile/gen $(MODEL)
+
+# report.html in headless Chromium (apt-get install chromium): not part of
+# `make test`, which checks the page with Python's html.parser instead.
+test-html: $(BIN) $(BUILD)/hostile/gen $(MODEL)
+	@HTML_OUT=$(BUILD)/html tests/html/run.sh $(BIN) $(BUILD)/hostile/gen $(MODEL)
 
 # CI has nvcc but no GPU: it builds the GPU tests (so kernels that do not
 # compile turn it red) and runs them only where there is a GPU (test-gpu).

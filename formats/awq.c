@@ -12,8 +12,8 @@ const uint8_t RA_AWQ_ORDER[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 
 static const char FMT[] = "awq";
 
-static ra_status awq_group(const float *v, uint32_t n, const ra_intq_params *p, uint8_t *codes, float *scale,
-                           uint16_t *zero)
+ra_status ra_awq_group(const float *v, uint32_t n, const ra_intq_params *p, uint8_t *codes, float *scale,
+                      uint16_t *zero)
 {
     const float max_int = (float)((1u << p->bits) - 1);
     float lo = v[0], hi = v[0];
@@ -48,7 +48,7 @@ ra_status ra_awq_quantize(const float *w, uint32_t rows, uint32_t cols, uint32_t
 {
     RA_TRY(check_shape(rows, cols, group_size));
     const ra_intq_params p = {.bits = 4, .group_size = group_size, .scale_dtype = RA_SCALE_F16};
-    return ra_intq_quantize(w, rows, cols, &p, awq_group, out);
+    return ra_intq_quantize(w, rows, cols, &p, ra_awq_group, out);
 }
 
 ra_status ra_awq_pack(const ra_intq *q, ra_qtensors *out)

@@ -42,6 +42,9 @@ static const ra_format formats[] = {
              "(llama.cpp's quantize tool); int8-activation block dot products", RA_DERIVE_GGML, {"cpu", "ggml-avx2", NULL}, NULL},
     {"q4_0", "every weight in GGUF Q4_0: kept where the file has it, else quantized by ggml's reference rule; "
              "int8-activation block dot products", RA_DERIVE_GGML, {"cpu", NULL}, NULL},
+    {"q4_k_m", "llama.cpp's Q4_K_M mix: per tensor Q4_K or Q6_K as its quantize tool chooses (Q5_0 / Q8_0 where a "
+               "row is not a multiple of 256), kept where the file has that type, else quantized by ggml's "
+               "reference rules; int8-activation dot products", RA_DERIVE_MIX, {"cpu", "ggml-avx2", NULL}, NULL},
     {"f32", "every weight dequantized exactly to float32; float32 dot products", RA_DERIVE_F32, {"cpu", "ra", NULL}, NULL},
     {"bf16", "dequantized, rounded to bfloat16 (nearest even); on the CPU float32 activations, on the GPU bfloat16 "
              "activations into the matrix products", RA_DERIVE_BF16, {"cpu", "ra", "cublas", "cublas-bi", NULL}, NULL},
@@ -53,6 +56,8 @@ static const ra_format formats[] = {
 #define INT4(fam, how, sym_, act) QG(.family = fam, .method = how, .bits = 4, .group_size = 128, .sym = sym_, .act_order = act)
 #define FP8(scheme, act) QG(.family = RA_QF_FP8, .bits = 8, .fp8_scheme = scheme, .fp8_act = act)
     {"awq", "AutoAWQ GEMM, 4-bit, group 128, zero points, f16 scales", INT4(RA_QF_AWQ, RA_QMETHOD_RTN, false, false)},
+    {"awq-cal", "AutoAWQ GEMM as above, calibrated: per-channel activation-aware scales folded into the norms and "
+                "up_proj, weights clipped per group (src/quant/awq_calib.c)", INT4(RA_QF_AWQ, RA_QMETHOD_AWQ, false, false)},
     {"gptq", "GPTQ v1, 4-bit, group 128, symmetric, f16 scales (RTN)", INT4(RA_QF_GPTQ, RA_QMETHOD_RTN, true, false)},
     {"gptq-act", "GPTQ with act-order (desc_act, g_idx from the calibration Hessian's diagonal), RTN",
      INT4(RA_QF_GPTQ, RA_QMETHOD_RTN, true, true)},
@@ -140,9 +145,29 @@ const char *ra_wtype_name(ra_wtype t)
     case RA_W_Q4_1: return "q4_1";
     case RA_W_Q8_0: return "q8_0";
     case RA_W_Q4_0: return "q4_0";
+    case RA_W_Q5_0: return "q5_0";
+    case RA_W_Q4_K: return "q4_k";
+    case RA_W_Q6_K: return "q6_k";
     case RA_W_QUANT: return "quantized layer";
     }
     return "?";
+}
+
+/* The GGML type whose blocks a weight type holds unchanged (floats: none). */
+static uint32_t ggml_of_wtype(ra_wtype t)
+{
+    switch (t) {
+    case RA_W_Q4_1: return RA_GGML_Q4_1;
+    case RA_W_Q8_0: return RA_GGML_Q8_0;
+    case RA_W_Q4_0: return RA_GGML_Q4_0;
+    case RA_W_Q5_0: return RA_GGML_Q5_0;
+    case RA_W_Q4_K: return RA_GGML_Q4_K;
+    case RA_W_Q6_K: return RA_GGML_Q6_K;
+    case RA_W_F32:
+    case RA_W_BF16:
+    case RA_W_QUANT: break;
+    }
+    return UINT32_MAX;
 }
 
 ra_status ra_wtype_row_bytes(ra_wtype t, uint32_t cols, size_t *bytes)
@@ -150,14 +175,13 @@ ra_status ra_wtype_row_bytes(ra_wtype t, uint32_t cols, size_t *bytes)
     switch (t) {
     case RA_W_F32: *bytes = (size_t)cols * 4; return RA_OK;
     case RA_W_BF16: *bytes = (size_t)cols * 2; return RA_OK;
-    case RA_W_Q4_1:
-    case RA_W_Q8_0:
-    case RA_W_Q4_0:
-        if (cols % 32) return ra_fail(RA_ERR_FORMAT, "%s row of %u is not a multiple of 32", ra_wtype_name(t), cols);
-        *bytes = (size_t)cols / 32 *
-                 (t == RA_W_Q4_1 ? sizeof(ra_block_q4_1) : t == RA_W_Q8_0 ? sizeof(ra_block_q8_0) : sizeof(ra_block_q4_0));
-        return RA_OK;
     case RA_W_QUANT: break; /* not stored in rows */
+    default: {
+        uint64_t b;
+        RA_TRY(ra_ggml_row_bytes(ggml_of_wtype(t), cols, &b));
+        *bytes = (size_t)b;
+        return RA_OK;
+    }
     }
     return ra_fail(RA_ERR_INTERNAL, "unknown weight type %d", (int)t);
 }
@@ -175,27 +199,68 @@ static ra_status alloc_weight(ra_weight *w, ra_wtype t, uint32_t rows, uint32_t 
 /* The weight type that holds a GGML type's blocks unchanged, if any. */
 static bool wtype_of_ggml(uint32_t ggml_type, ra_wtype *t)
 {
-    switch (ggml_type) {
-    case RA_GGML_Q4_1: *t = RA_W_Q4_1; return true;
-    case RA_GGML_Q8_0: *t = RA_W_Q8_0; return true;
-    case RA_GGML_Q4_0: *t = RA_W_Q4_0; return true;
-    default: return false;
+    static const ra_wtype quantized[] = {RA_W_Q4_1, RA_W_Q8_0, RA_W_Q4_0, RA_W_Q5_0, RA_W_Q4_K, RA_W_Q6_K};
+    for (size_t i = 0; i < sizeof quantized / sizeof quantized[0]; i++)
+        if (ggml_of_wtype(quantized[i]) == ggml_type) {
+            *t = quantized[i];
+            return true;
+        }
+    return false;
+}
+
+/* llama.cpp's tensor_type_fallback: a 256-block type on a row it does not divide. */
+static uint32_t fallback(uint32_t type, uint32_t cols)
+{
+    if (cols % ra_ggml_type_info_of(type)->block_elems == 0) return type;
+    switch (type) {
+    case RA_GGML_Q4_K: return RA_GGML_Q5_0;
+    case RA_GGML_Q5_K: return RA_GGML_Q5_1;
+    case RA_GGML_Q6_K: return RA_GGML_Q8_0;
+    default: return type; /* refused later: the row does not fit its block */
     }
 }
 
-/* A RA_DERIVE_GGML format's GGML type: the one of the same name. */
-static uint32_t quant_target(const ra_format *f)
+/* llama.cpp's use_more_bits (llama-quant.cpp): the first and last eighth of
+ * the layers and every third one between get the larger type. */
+static bool more_bits(uint32_t layer, uint32_t n)
 {
+    return layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2;
+}
+
+/* llama_tensor_get_type for LLAMA_FTYPE_MOSTLY_Q4_K_M on a dense Llama
+ * without an importance matrix: the output matrix (or the embedding tied to
+ * it) Q6_K, or Q8_0 when its rows are not a multiple of 256; attn_v and
+ * ffn_down (v_proj, down_proj) Q6_K in use_more_bits layers; everything else
+ * Q4_K. Names canonical (a model loading) or GGUF (quantize writing a file). */
+static uint32_t q4_k_m_type(const ra_tensor_role *r, uint32_t cols)
+{
+    unsigned layer;
+    int at = 0;
+    const char *n = r->name;
+    if (!strcmp(n, "lm_head.weight") || !strcmp(n, "output.weight") ||
+        (r->tied && (!strcmp(n, "model.embed_tokens.weight") || !strcmp(n, "token_embd.weight"))))
+        return cols % 256 ? RA_GGML_Q8_0 : RA_GGML_Q6_K;
+    const bool hf = sscanf(n, "model.layers.%u.%n", &layer, &at) == 1 && at > 0;
+    if (!hf && !(sscanf(n, "blk.%u.%n", &layer, &at) == 1 && at > 0)) return fallback(RA_GGML_Q4_K, cols);
+    const bool v_or_down = hf ? !strcmp(n + at, "self_attn.v_proj.weight") || !strcmp(n + at, "mlp.down_proj.weight")
+                              : !strcmp(n + at, "attn_v.weight") || !strcmp(n + at, "ffn_down.weight");
+    return fallback(v_or_down && more_bits(layer, r->n_layers) ? RA_GGML_Q6_K : RA_GGML_Q4_K, cols);
+}
+
+uint32_t ra_format_tensor_type(const ra_format *f, const ra_tensor_role *role, uint32_t cols)
+{
+    if (f->derive == RA_DERIVE_MIX) return role ? q4_k_m_type(role, cols) : UINT32_MAX;
+    if (f->derive != RA_DERIVE_GGML) return UINT32_MAX;
     static const uint32_t types[] = {RA_GGML_Q8_0, RA_GGML_Q4_0, RA_GGML_Q4_1};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (!strcmp(ra_ggml_type_info_of(types[i])->name, f->name)) return types[i];
     return UINT32_MAX;
 }
 
-ra_status ra_weight_from_ggml(const ra_format *f, uint32_t ggml_type, const uint8_t *data, uint32_t rows,
-                              uint32_t cols, ra_weight *out)
+ra_status ra_weight_from_ggml(const ra_format *f, const ra_tensor_role *role, uint32_t ggml_type, const uint8_t *data,
+                              uint32_t rows, uint32_t cols, ra_weight *out)
 {
-    const uint32_t target = f->derive == RA_DERIVE_GGML ? quant_target(f) : UINT32_MAX;
+    const uint32_t target = ra_format_tensor_type(f, role, cols);
     const ra_ggml_type_info *ti = ra_ggml_type_info_of(ggml_type);
     if (!ti) return ra_fail(RA_ERR_UNSUPPORTED, "unknown GGML type %u", ggml_type);
     uint64_t src_row;
@@ -213,16 +278,18 @@ ra_status ra_weight_from_ggml(const ra_format *f, uint32_t ggml_type, const uint
     if (f->derive == RA_DERIVE_NATIVE && ggml_type != RA_GGML_F32)
         return ra_fail(RA_ERR_UNSUPPORTED, "format %s has no kernel for %s weights", f->name, ti->name);
 
+    const bool quant = target != UINT32_MAX;
     ra_wtype t = f->derive == RA_DERIVE_BF16 ? RA_W_BF16 : RA_W_F32;
-    if (f->derive == RA_DERIVE_GGML && !wtype_of_ggml(target, &t))
-        return ra_fail(RA_ERR_INTERNAL, "format %s: no weight type for its ggml type", f->name);
+    if (quant && !wtype_of_ggml(target, &t))
+        return ra_fail(RA_ERR_UNSUPPORTED, "format %s: no kernel for %s weights", f->name,
+                       ra_ggml_type_info_of(target)->name);
     RA_TRY(alloc_weight(out, t, rows, cols));
     float *row = NULL;
     ra_status s = ra_calloc(&row, cols, sizeof *row);
     for (uint32_t r = 0; s == RA_OK && r < rows; r++) {
         s = ra_ggml_dequantize(ggml_type, data + (size_t)r * src_row, row, cols);
         if (s != RA_OK) break;
-        if (f->derive == RA_DERIVE_GGML) {
+        if (quant) {
             s = ra_ggml_quantize(target, row, out->data + (size_t)r * out->row_bytes, cols);
         } else if (t == RA_W_F32) {
             memcpy(out->data + (size_t)r * out->row_bytes, row, (size_t)cols * 4);
@@ -253,12 +320,8 @@ ra_status ra_weight_row_f32(const ra_weight *w, uint32_t r, float *out)
     case RA_W_BF16:
         for (uint32_t c = 0; c < w->cols; c++) out[c] = ra_bf16_to_f32(ra_le16(row + 2 * c));
         return RA_OK;
-    case RA_W_Q4_1: return ra_ggml_dequantize(RA_GGML_Q4_1, row, out, w->cols);
-    case RA_W_Q8_0: return ra_ggml_dequantize(RA_GGML_Q8_0, row, out, w->cols);
-    case RA_W_Q4_0: return ra_ggml_dequantize(RA_GGML_Q4_0, row, out, w->cols);
-    case RA_W_QUANT: break;
+    default: return ra_ggml_dequantize(ggml_of_wtype(w->type), row, out, w->cols);
     }
-    return ra_fail(RA_ERR_INTERNAL, "unknown weight type");
 }
 
 ra_status ra_weight_to_f32(const ra_weight *w, float **out)

@@ -19,8 +19,16 @@ llama.cpp's own quantize tool (llama_model_quantize, as
 tools/llamacpp_quant_digests.py does) and that file is run: the reference for
 the format our engine derives from MODEL with the same rule.
 
+With --no-repack llama.cpp loads the weights without its CPU "extra buffer
+types" (llama_model_params.use_extra_bufts = false): on an AVX2 machine ggml
+otherwise repacks Q4_0 and Q4_K matrices whose row count is a multiple of 8
+into interleaved 8x8 layouts with kernels of their own (ggml_gemv_q4_K_8x8_q8_K),
+and the reference is then that kernel, not ggml_vec_dot_q4_K_q8_K.
+
+With --prompts-limit N only the first N prompts are run (a quick check).
+
 Usage: tools/llamacpp_reference.py MODEL.gguf PROMPTS.jsonl OUT.json [--quantize FTYPE]
-       [--new-tokens 40] [--threads 2]
+       [--no-repack] [--new-tokens 40] [--threads 2]
 """
 import argparse
 import hashlib
@@ -74,8 +82,19 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=1024)
-    ap.add_argument("--quantize", help="requantize MODEL with llama.cpp first (q8_0, q4_0, ...)")
+    ap.add_argument("--quantize", help="requantize MODEL with llama.cpp first (q8_0, q4_0, q4_k_m, ...)")
+    ap.add_argument("--no-repack", action="store_true", help="load without weight repacking (use_extra_bufts = false)")
+    ap.add_argument("--prompts-limit", type=int, default=0)
     args = ap.parse_args()
+    if args.no_repack:
+        default_params = llama_cpp.llama_cpp.llama_model_default_params
+
+        def params_without_repack():
+            p = default_params()
+            p.use_extra_bufts = False
+            return p
+
+        llama_cpp.llama_cpp.llama_model_default_params = params_without_repack
     with tempfile.TemporaryDirectory() as tmp:
         source = args.model
         if args.quantize:
@@ -89,6 +108,8 @@ def run(args, source):
     assert args.ctx % 256 == 0, "the context must be a multiple of 256 cells (see the kernel's attention note)"
 
     prompts = [json.loads(line) for line in open(args.prompts) if line.strip()]
+    if args.prompts_limit:
+        prompts = prompts[:args.prompts_limit]
     out = {
         "tool": "tools/llamacpp_reference.py",
         "llama_cpp_python": llama_cpp.__version__,
@@ -96,6 +117,7 @@ def run(args, source):
         "model_sha256": sha256(source),
         "quantized_by_llama_cpp": args.quantize,
         "settings": {"n_batch": 1, "n_ctx": args.ctx, "kv_cache": "f32", "flash_attn": False,
+                     "weight_repacking": not args.no_repack,
                      "threads": args.threads, "new_tokens": args.new_tokens},
         "prompts": [],
     }

@@ -17,6 +17,8 @@ extern const uint8_t RA_AWQ_ORDER[8];
  * of group_size columns: s = max(max - min, 1e-5) / 15 rounded to f16,
  * z = clamp(-round(min / s), 0, 15), u = clamp(round(w / s) + z, 0, 15), with
  * round half to even and the stored (f16) scale. w is [rows][cols]. */
+/* That rule for one group of n weights (AWQ's calibrated quantizer searches with it). */
+ra_status ra_awq_group(const float *v, uint32_t n, const ra_intq_params *p, uint8_t *codes, float *scale, uint16_t *zero);
 ra_status ra_awq_quantize(const float *w, uint32_t rows, uint32_t cols, uint32_t group_size, ra_intq *out);
 /* qweight, qzeros, scales (the scales in q's dtype, F16 for AutoAWQ) into an
  * empty set, which is left empty on failure. */

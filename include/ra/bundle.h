@@ -1,7 +1,7 @@
 /* A bundle is a directory written by `repro-audit run`:
  *   manifest.json   what ran, on what, with which inputs (schema in docs/bundle-format.md)
  *   traces/F@K.rN.ratrace one trace per (format, kernel, repeat)
- *   report.json, report.md
+ *   report.json, report.md, report.html
  * It is written under a new DIR.partial-XXXXXXXX and renamed to DIR when complete.
  *
  * manifest.json, version 1 (fields that compare/verify read are marked *):
@@ -80,7 +80,7 @@ ra_status ra_bundle_read_trace(const ra_bundle *b, uint32_t i, struct ra_trace *
 ra_status ra_bundle_create_partial(const char *out_dir, char **tmp);
 
 /* Removes an unfinished bundle that `run` made: the files a bundle has
- * (manifest.json, report.json, report.md, traces/\*.ratrace), then the
+ * (manifest.json, report.json, report.md, report.html, traces/\*.ratrace), then the
  * directories if they are empty. Anything else is left where it is. */
 void ra_bundle_discard(const char *dir);
 

@@ -59,7 +59,25 @@ void ra_ggml_quantize_q8(const float *x, uint32_t n, bool with_sum, ra_ggml_q8 *
 /* ggml_vec_dot_q4_1_q8_1 / ggml_vec_dot_q8_0_q8_0 over nb blocks, in scalar C. */
 float ra_ggml_dot_q4_1_ref(const void *row, const ra_ggml_q8 *x, uint32_t nb);
 float ra_ggml_dot_q8_0_ref(const void *row, const ra_ggml_q8 *x, uint32_t nb);
-/* y[t][r] = W[r,:] . x[t,:] for Q4_1 and Q8_0 weights, ggml's vec_dot path. */
+/* ggml_vec_dot_q5_0_q8_0 (AVX2): the q8_0 lanes with q5_0's codes - 16. */
+float ra_ggml_dot_q5_0_ref(const void *row, const ra_ggml_q8 *x, uint32_t nb);
+
+/* An activation super-block of 256 as ggml quantizes it for K-quant weights
+ * (block_q8_K): float d, int8 codes, sums of each 16 codes. */
+typedef struct {
+    float d;
+    int8_t q[256];
+    int16_t bsums[16];
+} ra_ggml_q8k;
+/* quantize_row_q8_K (the reference rule on x86) of n (a multiple of 256) values. */
+void ra_ggml_quantize_q8k(const float *x, uint32_t n, ra_ggml_q8k *out);
+/* ggml_vec_dot_q4_K_q8_K / ggml_vec_dot_q6_K_q8_K (AVX2) over nb super-blocks, in scalar C. */
+float ra_ggml_dot_q4_k_ref(const void *row, const ra_ggml_q8k *x, uint32_t nb);
+float ra_ggml_dot_q6_k_ref(const void *row, const ra_ggml_q8k *x, uint32_t nb);
+/* ggml_gemv_q4_K_8x8_q8_K (AVX2): llama.cpp's product for a Q4_K matrix of a
+ * multiple of 8 rows, which it repacks at load (one row's arithmetic). */
+float ra_ggml_dot_q4_k_8x8_ref(const void *row, const ra_ggml_q8k *x, uint32_t nb);
+/* y[t][r] = W[r,:] . x[t,:] for Q4_1, Q8_0, Q5_0, Q4_K and Q6_K weights, ggml's vec_dot path. */
 ra_status ra_ggml_matmul(ra_pool *p, ra_cpu_path path, const ra_weight *w, const float *x, uint32_t n, float *y);
 /* ggml_vec_dot_f32 (4 x 8 lanes, fused multiply-add). */
 float ra_ggml_dot_f32(const float *x, const float *y, uint32_t n);

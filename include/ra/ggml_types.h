@@ -39,13 +39,20 @@ ra_status ra_ggml_dequantize(uint32_t type, const void *src, float *dst, uint64_
 
 /* Quantize n float32 values (a multiple of the block size) to a GGML type
  * with ggml's reference rule (quantize_row_*_ref), bit for bit as llama.cpp's
- * quantize tool writes them: q8_0, q4_0 and q4_1. */
+ * quantize tool writes them: q8_0, q4_0, q4_1, q5_0, q4_k and q6_k (the
+ * K-quants without an importance matrix: quantize_row_q4_K_ref, _q6_K_ref). */
 ra_status ra_ggml_quantize(uint32_t type, const float *src, void *dst, uint64_t n);
 
 /* Block structs for the types the engine computes on directly. */
 typedef struct { uint16_t d; uint8_t qs[16]; } ra_block_q4_0;            /* x = (q - 8) * d */
 typedef struct { uint16_t d, m; uint8_t qs[16]; } ra_block_q4_1;         /* x = q * d + m */
 typedef struct { uint16_t d; int8_t qs[32]; } ra_block_q8_0;             /* x = q * d */
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } ra_block_q5_0;  /* x = (q - 16) * d, bit 4 of q in qh */
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } ra_block_q4_k; /* 256 values */
+typedef struct { uint8_t ql[128], qh[64]; int8_t scales[16]; uint16_t d; } ra_block_q6_k; /* 256 values */
 /* In q4 blocks, byte j holds element j in its low nibble and element j+16 in its high nibble. */
+
+/* Sub-block j (< 8) of a q4_k block: its 6-bit scale and min from the 12 packed bytes. */
+void ra_q4_k_scale_min(const uint8_t s[12], int j, uint8_t *sc, uint8_t *m);
 
 #endif

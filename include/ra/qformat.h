@@ -11,9 +11,10 @@
 #include "ra/qlayer.h"
 
 typedef enum { RA_QF_AWQ, RA_QF_GPTQ, RA_QF_W4A16, RA_QF_MARLIN, RA_QF_FP8, RA_QF_NVFP4, RA_QF_MXFP4 } ra_qfamily;
-/* How `run` derives the row from a base model: round to nearest, or GPTQ
- * calibrated on the calibration text (src/quant/). */
-typedef enum { RA_QMETHOD_RTN, RA_QMETHOD_GPTQ } ra_qmethod;
+/* How `run` derives the row from a base model: round to nearest, GPTQ
+ * calibrated on the calibration text, or AWQ's activation-aware scales and
+ * clipping from it, then round to nearest (src/quant/). */
+typedef enum { RA_QMETHOD_RTN, RA_QMETHOD_GPTQ, RA_QMETHOD_AWQ } ra_qmethod;
 
 typedef struct ra_qformat {
     ra_qfamily family;
@@ -31,6 +32,9 @@ typedef struct ra_qformat {
  * Marlin require it), so a default of 128 halves until it does (SmolLM2's
  * 576: 64). Returns the size chosen (0 for formats without groups). */
 int32_t ra_qformat_fit_group(ra_qformat *f, uint32_t dim, uint32_t q_dim, uint32_t ffn_dim);
+
+/* Whether deriving the row needs calibration activations (GPTQ, AWQ, act-order). */
+static inline bool ra_qformat_calibrated(const ra_qformat *f) { return f->method != RA_QMETHOD_RTN || f->act_order; }
 
 /* The checkpoint family's name: "awq", "gptq", "w4a16", "marlin", "fp8", "nvfp4", "mxfp4". */
 const char *ra_qfamily_name(ra_qfamily f);
@@ -70,6 +74,6 @@ ra_status ra_qformat_unpack(const ra_qformat *f, const ra_qformat *ck, const ra_
  * cJSON object for ra_hf_config_write_ext. */
 void *ra_hf_quant_config(const ra_qformat *f);
 /* The compressed-tensors version whose layout and config we write and test against. */
-#define RA_CT_VERSION "0.12.2"
+#define RA_CT_VERSION "0.20.0"
 
 #endif

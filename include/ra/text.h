@@ -35,7 +35,8 @@ char *ra_utf8_copy(char *out, size_t cap, const char *s, size_t n);
 enum {
     RA_ESC_QUOTE = 1,     /* also " -> \" (inside a quoted string) */
     RA_ESC_MARKDOWN = 2,  /* also backslash-escape Markdown punctuation: safe in a table cell */
-    RA_ESC_JSON = 4       /* JSON string content instead: \uNNNN, \", and U+FFFD for a bad byte */
+    RA_ESC_JSON = 4,      /* JSON string content instead: \uNNNN, \", and U+FFFD for a bad byte */
+    RA_ESC_HTML = 8       /* also & < > " ' as character references: safe in HTML text and quoted attributes */
 };
 /* The escaped form of the character at s (n >= 1 bytes left) in out; *used
  * is how many bytes of s it stands for. Returns its length (at most 10). */

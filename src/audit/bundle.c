@@ -284,6 +284,26 @@ static ra_status trace_bytes(const ra_bundle *b, uint32_t i, uint8_t **file, siz
     return ra_read_file_inside(b->dir, b->traces[i].rel, RA_TRACE_MAX_FILE, file, len);
 }
 
+/* What was checked for one trace that passed: its file's SHA-256, its digest,
+ * and how many step hashes were recomputed from stored vectors. */
+static void checked_line(FILE *log, const ra_bundle_trace *bt, const ra_trace *t)
+{
+    uint64_t steps = 0, recomputed = 0;
+    for (uint32_t i = 0; i < t->n_seqs; i++)
+        for (uint32_t k = 0; k < t->seqs[i].n_steps; k++) {
+            steps++;
+            recomputed += t->seqs[i].steps[k].full != NULL;
+        }
+    char sha[65], dig[65], e1[512], e2[160], label[72], e3[300];
+    snprintf(label, sizeof label, "%s@%s", bt->format, bt->kernel);
+    ra_hex(bt->sha256, 32, sha);
+    ra_hex(bt->digest, 32, dig);
+    fprintf(log, "ok  %s  %s repeat %u, scenario %s\n    file sha256 %s\n    trace digest %s\n"
+                 "    %llu steps in %u sequences; %llu step hashes recomputed from stored log-prob vectors, every Merkle root recomputed\n",
+            ra_esc(e1, sizeof e1, bt->rel), ra_esc(e3, sizeof e3, label), bt->repeat, ra_esc(e2, sizeof e2, bt->scenario), sha, dig,
+            (unsigned long long)steps, t->n_seqs, (unsigned long long)recomputed);
+}
+
 ra_status ra_bundle_verify(const ra_bundle *b, FILE *log, uint32_t *n_bad)
 {
     *n_bad = 0;
@@ -298,8 +318,12 @@ ra_status ra_bundle_verify(const ra_bundle *b, FILE *log, uint32_t *n_bad)
             continue;
         }
         RA_TRY(s);
-        s = check_trace(b, i, file, len, log, false, n_bad, NULL);
+        uint32_t before = *n_bad;
+        ra_trace *t = NULL;
+        s = check_trace(b, i, file, len, log, false, n_bad, log ? &t : NULL);
         free(file);
+        if (s == RA_OK && t && *n_bad == before) checked_line(log, &b->traces[i], t);
+        ra_trace_free(t);
         RA_TRY(s);
     }
     return RA_OK;
@@ -334,7 +358,7 @@ ra_status ra_bundle_create_partial(const char *out_dir, char **tmp)
 
 void ra_bundle_discard(const char *dir)
 {
-    static const char *const files[] = {"manifest.json", "report.json", "report.md"};
+    static const char *const files[] = {"manifest.json", "report.json", "report.md", "report.html"};
     char path[4096];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);

@@ -705,10 +705,11 @@ static ra_status write_report(const char *tmp, const char *out_dir, bool print)
     if (s == RA_OK) {
         free(c->bundle_dirs[0]);
         c->bundle_dirs[0] = name; /* report the final name, not the temporary one */
-        char json[4096], md[4096];
+        char json[4096], md[4096], html[4096];
         snprintf(json, sizeof json, "%s/report.json", tmp);
         snprintf(md, sizeof md, "%s/report.md", tmp);
-        s = ra_report_write(c, json, md);
+        snprintf(html, sizeof html, "%s/report.html", tmp);
+        s = ra_report_write_all(c, json, md, html);
     }
     if (s == RA_OK && print) fprintf(stderr, "%s\n", c->ok ? "every expectation held" : "a determinism expectation FAILED");
     ra_comparison_free(c);

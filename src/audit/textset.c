@@ -13,7 +13,7 @@ ra_status ra_text_load(const char *path, const ra_tokenizer *tok, ra_text *out)
     size_t len;
     ra_status s = ra_read_file_max(path, RA_TEXT_MAX_BYTES, &data, &len);
     if (s == RA_ERR_NOTFOUND || s == RA_ERR_IO)
-        return ra_wrap(s, "text %s (the default is fetched by `make text`): ", path);
+        return ra_wrap(s, "text %s (the default is fetched by `make text`)", path);
     RA_TRY(s);
     ra_sha256(data, len, out->sha256);
     s = ra_tokenizer_encode(tok, (const char *)data, len, false, &out->ids, &out->n);
@@ -21,7 +21,7 @@ ra_status ra_text_load(const char *path, const ra_tokenizer *tok, ra_text *out)
     if (s == RA_OK) s = ra_strdup(&out->path, path);
     if (s != RA_OK) {
         ra_text_free(out);
-        return ra_wrap(s, "text %s: ", path);
+        return ra_wrap(s, "text %s", path);
     }
     return RA_OK;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int ra_cli_report(ra_status s)
 {
@@ -35,3 +36,5 @@ const char *ra_cli_value(int argc, char **argv, int *i)
 }
 
 bool ra_cli_is_help(const char *arg) { return !strcmp(arg, "--help") || !strcmp(arg, "-h"); }
+
+bool ra_cli_progress(void) { return isatty(STDERR_FILENO); }

@@ -17,5 +17,7 @@ ra_status ra_cli_u32(const char *opt, const char *val, uint32_t lo, uint32_t hi,
 /* For "--opt VALUE": returns the value and advances *i, or NULL with an error recorded. */
 const char *ra_cli_value(int argc, char **argv, int *i);
 bool ra_cli_is_help(const char *arg);
+/* Progress lines (with \r) go to stderr only when it is a terminal. */
+bool ra_cli_progress(void);
 
 #endif

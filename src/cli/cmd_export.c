@@ -9,6 +9,7 @@
 #include "ra/cpu.h"
 #include "ra/json.h"
 #include "ra/model.h"
+#include "ra/qformat.h"
 #include "ra/safetensors.h"
 #include "ra/util.h"
 
@@ -19,7 +20,9 @@ static const char usage[] =
     "tokenizer_config.json: the model's weights in the given format (default\n"
     "f32, the exact dequantization), widened to float32, in Hugging Face layout\n"
     "(Q/K rows in rotate-half order). MODEL is a GGUF file or an HF checkpoint\n"
-    "directory; `run --model OUTDIR` then gives the same numbers as MODEL.\n";
+    "directory; `run --model OUTDIR` then gives the same numbers as MODEL. A\n"
+    "quantized checkpoint (awq, gptq, w4a16, fp8, nvfp4, mxfp4) is written\n"
+    "dequantized exactly by its format's reference (default: its own format).\n";
 
 typedef struct {
     char name[96];
@@ -87,7 +90,7 @@ static ra_status export_model(const ra_model *m, const char *dir)
 
 int ra_cmd_export_hf(int argc, char **argv)
 {
-    const char *format = "f32", *pos[2] = {0};
+    const char *format = NULL, *pos[2] = {0};
     int npos = 0;
     ra_status s = RA_OK;
     for (int i = 1; i < argc && s == RA_OK; i++) {
@@ -99,13 +102,18 @@ int ra_cmd_export_hf(int argc, char **argv)
         else s = ra_fail(RA_ERR_USAGE, "too many arguments (see export-hf --help)");
     }
     if (s == RA_OK && npos != 2) s = ra_fail(RA_ERR_USAGE, "export-hf needs MODEL and OUTDIR (see export-hf --help)");
-    const ra_format *f = s == RA_OK ? ra_format_find(format) : NULL;
-    if (s == RA_OK && (!f || f->derive == RA_DERIVE_NATIVE))
-        s = ra_fail(RA_ERR_USAGE, "export-hf --format is f32 or bf16, not '%s'", format);
     ra_model_desc *d = NULL;
     ra_pool *pool = NULL;
     ra_model *m = NULL;
     if (s == RA_OK) s = ra_desc_open(pos[0], 0, &d);
+    ra_qformat ck;
+    const ra_format *f = NULL;
+    if (s == RA_OK && !format && d->quant.method != RA_QUANT_NONE && ra_qformat_of_checkpoint(&d->quant, &ck) == RA_OK)
+        f = ra_qformat_row_for(&ck); /* a quantized checkpoint exports as itself */
+    if (s == RA_OK && !f) f = ra_format_find(format ? format : "f32");
+    if (s == RA_OK && (!f || f->derive == RA_DERIVE_NATIVE))
+        s = ra_fail(RA_ERR_USAGE, "export-hf --format is f32, bf16 or a quantized checkpoint's format, not '%s'",
+                    format ? format : "?");
     if (s == RA_OK) s = ra_pool_new(1, &pool);
     if (s == RA_OK) s = ra_model_load(d, f, pool, &m);
     if (s == RA_OK) s = ra_mkdirs(pos[1]);

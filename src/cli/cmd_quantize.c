@@ -13,7 +13,10 @@
 
 static const char usage[] =
     "usage: repro-audit quantize --model MODEL --format F --out DIR [options]\n"
+    "       repro-audit quantize --format q4_k_m|q8_0|q4_0 MODEL.gguf OUT.gguf\n"
     "\n"
+    "The second form writes a GGUF file requantized as llama.cpp's quantize tool\n"
+    "would (see quantize --format q4_k_m --help). The first:\n"
     "Writes DIR as a quantized HF checkpoint: model.safetensors with the format's\n"
     "tensors (names, dtypes, shapes and packing of the real checkpoints), config.json\n"
     "with its quantization_config as AutoAWQ, GPTQModel or compressed-tensors write it,\n"
@@ -26,8 +29,9 @@ static const char usage[] =
     "  --model MODEL        an unquantized GGUF file or HF checkpoint directory\n"
     "  --format F           awq, gptq, w4a16, marlin (written as GPTQ), fp8, fp8-block,\n"
     "                       fp8-w8a8, nvfp4, mxfp4 (or a row such as gptq-cal-act)\n"
-    "  --method rtn|gptq    round to nearest (default: the row's), or GPTQ calibrated on\n"
-    "                       the calibration text (gptq and marlin)\n"
+    "  --method rtn|gptq|awq  round to nearest (default: the row's), GPTQ calibrated on the\n"
+    "                       calibration text (gptq and marlin), or AWQ's activation-aware\n"
+    "                       scales and clipping from it (awq)\n"
     "  --group-size G       columns per group of the integer formats (default 128; -1: per row)\n"
     "  --act-order          GPTQ act-order: columns by descending calibration Hessian diagonal\n"
     "  --calib FILE         calibration text (default " RA_DEFAULT_TEXT ", `make text`);\n"
@@ -49,6 +53,9 @@ static void print_stats(const ra_quantize_stats *st, bool calibrated)
 
 int ra_cmd_quantize(int argc, char **argv)
 {
+    for (int i = 1; i + 1 < argc; i++) /* GGUF file types go to the GGUF writer */
+        if (!strcmp(argv[i], "--format") && ra_gguf_file_type_of(argv[i + 1]) != UINT32_MAX)
+            return ra_cmd_quantize_gguf(argc, argv);
     const char *model = NULL, *format = NULL, *method = NULL, *out = NULL, *calib = RA_DEFAULT_TEXT;
     uint32_t samples = 8, seq_len = 256, threads = 0, group = 0;
     bool act_order = false, group_set = false, progress = isatty(2);
@@ -86,10 +93,13 @@ int ra_cmd_quantize(int argc, char **argv)
                        qf.family == RA_QF_MARLIN;
         bool gptq_rule = qf.family == RA_QF_GPTQ || qf.family == RA_QF_MARLIN;
         if (method && !strcmp(method, "gptq")) qf.method = RA_QMETHOD_GPTQ;
+        else if (method && !strcmp(method, "awq")) qf.method = RA_QMETHOD_AWQ;
         else if (method && !strcmp(method, "rtn")) qf.method = RA_QMETHOD_RTN;
-        else if (method) s = ra_fail(RA_ERR_USAGE, "--method is rtn or gptq, not '%s'", method);
+        else if (method) s = ra_fail(RA_ERR_USAGE, "--method is rtn, gptq or awq, not '%s'", method);
         if (s == RA_OK && qf.method == RA_QMETHOD_GPTQ && !gptq_rule)
             s = ra_fail(RA_ERR_USAGE, "--method gptq quantizes with GPTQ's rule: formats gptq and marlin, not %s", format);
+        if (s == RA_OK && qf.method == RA_QMETHOD_AWQ && qf.family != RA_QF_AWQ)
+            s = ra_fail(RA_ERR_USAGE, "--method awq quantizes with AutoAWQ's rule: format awq, not %s", format);
         if (s == RA_OK && group_set && !integer) s = ra_fail(RA_ERR_USAGE, "--group-size applies to the integer formats");
         if (s == RA_OK && group_set) qf.group_size = group == UINT32_MAX ? -1 : (int32_t)group;
         if (s == RA_OK && act_order && qf.family != RA_QF_GPTQ && qf.family != RA_QF_MARLIN && qf.family != RA_QF_W4A16)
@@ -102,7 +112,7 @@ int ra_cmd_quantize(int argc, char **argv)
     ra_text text = {0};
     int32_t *ids = NULL;
     ra_calib_tokens ct = {0};
-    bool calibrated = s == RA_OK && (qf.method == RA_QMETHOD_GPTQ || qf.act_order);
+    bool calibrated = s == RA_OK && ra_qformat_calibrated(&qf);
     if (s == RA_OK) s = ra_desc_open(model, 0, &d);
     if (s == RA_OK) s = ra_pool_new(threads, &pool);
     ra_model_config cfg;
@@ -119,7 +129,7 @@ int ra_cmd_quantize(int argc, char **argv)
     ra_quantize_opts o = {&qf, format, calibrated ? &ct : NULL, pool, progress};
     if (s == RA_OK) s = ra_quantize_model(d, &o, out, &st);
     if (s == RA_OK) {
-        printf("quantized %s as %s (%s%s) into %s\n", model, format, qf.method == RA_QMETHOD_GPTQ ? "GPTQ" : "RTN",
+        printf("quantized %s as %s (%s%s) into %s\n", model, format, qf.method == RA_QMETHOD_GPTQ ? "GPTQ" : qf.method == RA_QMETHOD_AWQ ? "AWQ" : "RTN",
                qf.act_order ? ", act-order" : "", out);
         print_stats(&st, calibrated);
     }

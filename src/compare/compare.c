@@ -8,6 +8,7 @@
 #include "ra/audit.h"
 #include "ra/compare.h"
 #include "ra/cpu.h"
+#include "ra/text.h"
 #include "ra/trace.h"
 #include "ra/util.h"
 
@@ -245,8 +246,6 @@ static ra_status scenario_slot(ra_group_verdict *v, const char *family, ra_expec
     return RA_OK;
 }
 
-static ra_status compare_pair(const ra_comparison *c, const ra_trace *a, const ra_trace *b, ra_pair_stats *p);
-
 /* Holds one run t (named name) to the reference: counts its differing
  * sequences and steps, its distances, and the first run to differ gives the
  * divergence. */
@@ -256,7 +255,7 @@ static void hold_run(const ra_comparison *c, ra_scenario_verdict *sv, const ra_t
     bool same = memcmp(ref->digest, t->digest, 32) == 0;
     if (!same) {
         ra_pair_stats p = {0};
-        compare_pair(c, ref, t, &p);
+        if (ra_compare_traces(ref, t, !strcmp(c->mode, "generate"), false, &p) != RA_OK) p.kl_mean = NAN; /* shapes were checked */
         if (isnan(p.kl_mean)) sv->kl_max = NAN; /* no full vectors: KL unknown, and stays so */
         else if (p.kl_mean > sv->kl_max) sv->kl_max = p.kl_mean;
         if (p.max_abs > sv->max_abs) sv->max_abs = p.max_abs;
@@ -365,11 +364,17 @@ static ra_status judge_kernels(ra_comparison *c, group_state *gs)
     return RA_OK;
 }
 
-/* Accumulates the distance between two log-prob vectors of one step. */
+const double ra_kl_quantile_at[RA_N_KL_QUANTILES] = {1, .999, .99, .95, .90, .5, .10, .05, .01, .001, 0};
+const double ra_dp_quantile_at[RA_N_DP_QUANTILES] = {1, .999, .99, .95, .90, .75, .5, .25, .10, .05, .01, .001, 0};
+
+/* Sums over the compared steps of one pair, and every step's KL and Δp for
+ * the quantiles. */
 typedef struct {
-    double l2_sum, max_abs, kl_sum, top1;
-    uint64_t steps, nonfinite;
+    double l2_sum, max_abs, kl_sum, kl_sq, top1, dp_sum, dp_sq, nll_a, nll_b;
+    uint64_t steps, nonfinite, bit_exact;
     bool topk_only;
+    double *kl, *dp;       /* one per step (kl only with full vectors) */
+    size_t n_kl, n_dp;
 } pair_acc;
 
 /* One log-prob of each run: equal bits are equal (a shared -inf or NaN adds
@@ -387,46 +392,134 @@ static void entry(pair_acc *acc, float a, float b, double *sq, double *kl)
     *kl += exp((double)a) * d;
 }
 
-static void step_full(pair_acc *acc, const float *a, const float *b, uint32_t n)
+/* One step on the full vectors; returns its KL(a || b), *l2 its L2. */
+static double step_full(pair_acc *acc, const float *a, const float *b, uint32_t n, double *l2)
 {
     double sq = 0, kl = 0;
     for (uint32_t v = 0; v < n; v++) entry(acc, a[v], b[v], &sq, &kl);
-    acc->l2_sum += sqrt(sq);
+    *l2 = sqrt(sq);
+    acc->kl[acc->n_kl++] = kl;
     acc->kl_sum += kl;
+    acc->kl_sq += kl * kl;
     acc->top1 += ra_argmax(a, n) == ra_argmax(b, n);
+    return kl;
 }
 
-/* Without full vectors: the entries both top-k lists hold. */
-static void step_topk(pair_acc *acc, const ra_trace_step *a, const ra_trace_step *b, uint32_t k)
+/* Without full vectors: the entries both top-k lists hold; returns NaN (no KL). */
+static double step_topk(pair_acc *acc, const ra_trace_step *a, const ra_trace_step *b, uint32_t k, double *l2)
 {
     double sq = 0, kl = 0;
     for (uint32_t i = 0; i < k; i++)
         for (uint32_t j = 0; j < k; j++)
             if (a->topk_id[i] == b->topk_id[j]) entry(acc, a->topk_lp[i], b->topk_lp[j], &sq, &kl);
-    acc->l2_sum += sqrt(sq);
+    *l2 = sqrt(sq);
     acc->top1 += k > 0 && a->topk_id[0] == b->topk_id[0]; /* top-k ranks NaN last, as ra_argmax does */
     acc->topk_only = true;
+    return NAN;
 }
 
-static ra_status compare_pair(const ra_comparison *c, const ra_trace *a, const ra_trace *b, ra_pair_stats *p)
+/* b's log-prob of token t at this step: from its full vector, its own token
+ * or its top-k list; NaN when it holds none. */
+static double logprob_of(const ra_trace_step *b, int32_t t, uint32_t n_vocab, uint32_t k)
 {
-    bool generate = !strcmp(c->mode, "generate");
-    pair_acc acc = {0};
-    p->n_seqs = a->n_seqs;
-    p->divergence = (ra_step_ref){-1, -1};
-    p->identical = memcmp(a->digest, b->digest, 32) == 0;
+    if (b->full && t >= 0 && (uint32_t)t < n_vocab) return b->full[t];
+    if (b->token == t) return b->logprob;
+    for (uint32_t i = 0; i < k; i++)
+        if (b->topk_id[i] == t) return b->topk_lp[i];
+    return NAN;
+}
+
+/* Δp and the log-likelihoods of the base's token t = a->token. */
+static void step_token(pair_acc *acc, const ra_trace_step *a, const ra_trace_step *b, uint32_t n_vocab, uint32_t k)
+{
+    double la = a->logprob, lb = logprob_of(b, a->token, n_vocab, k);
+    acc->nll_a -= la;
+    acc->nll_b -= lb; /* NaN when b does not hold t: then no perplexity either */
+    double dp = exp(lb) - exp(la);
+    if (isnan(dp)) return;
+    acc->dp[acc->n_dp++] = dp;
+    acc->dp_sum += dp;
+    acc->dp_sq += dp * dp;
+}
+
+static int by_value(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* Sorted values at each fraction, interpolated linearly at f x (n - 1). */
+static void quantiles(double *v, size_t n, const double *at, size_t m, double *out)
+{
+    if (n) qsort(v, n, sizeof *v, by_value);
+    for (size_t i = 0; i < m; i++) {
+        if (!n) {
+            out[i] = NAN;
+            continue;
+        }
+        double x = at[i] * (double)(n - 1);
+        size_t lo = (size_t)x, hi = lo + 1 < n ? lo + 1 : n - 1;
+        out[i] = v[lo] + (x - (double)lo) * (v[hi] - v[lo]);
+    }
+}
+
+/* Mean with llama.cpp's uncertainty: the standard error, 0 for 10 values or fewer. */
+static double std_error(double sum, double sq, uint64_t n)
+{
+    if (n <= 10) return 0;
+    double m = sum / (double)n, var = sq / (double)n - m * m;
+    return var > 0 ? sqrt(var / (double)(n - 1)) : 0;
+}
+
+void ra_pair_stats_free(ra_pair_stats *p)
+{
+    free(p->kl_curve);
+    free(p->l2_curve);
+    free(p->seq_divergence);
+    p->kl_curve = p->l2_curve = NULL;
+    p->seq_divergence = NULL;
+    p->n_curve = 0;
+}
+
+/* Per step index, sums of KL and L2 and how many sequences reached it. */
+static ra_status alloc_figures(const ra_trace *a, const ra_trace *b, ra_pair_stats *p, uint32_t **count)
+{
+    uint32_t longest = 0;
+    for (uint32_t i = 0; i < a->n_seqs; i++) {
+        uint32_t n = a->seqs[i].n_steps < b->seqs[i].n_steps ? a->seqs[i].n_steps : b->seqs[i].n_steps;
+        if (n > longest) longest = n;
+    }
+    p->n_curve = longest;
+    RA_TRY(ra_calloc(&p->kl_curve, longest ? longest : 1, sizeof *p->kl_curve));
+    RA_TRY(ra_calloc(&p->l2_curve, longest ? longest : 1, sizeof *p->l2_curve));
+    RA_TRY(ra_calloc(&p->seq_divergence, a->n_seqs ? a->n_seqs : 1, sizeof *p->seq_divergence));
+    return ra_calloc(count, longest ? longest : 1, sizeof **count);
+}
+
+static ra_status pair_steps(const ra_trace *a, const ra_trace *b, bool generate, bool figures, ra_pair_stats *p, pair_acc *acc,
+                            uint32_t *count)
+{
     uint32_t k = a->meta.top_k < b->meta.top_k ? a->meta.top_k : b->meta.top_k;
     for (uint32_t i = 0; i < a->n_seqs; i++) {
         const ra_trace_seq *x = &a->seqs[i], *y = &b->seqs[i];
         uint32_t n = x->n_steps < y->n_steps ? x->n_steps : y->n_steps;
         bool same_tokens = x->n_steps == y->n_steps;
+        if (figures) p->seq_divergence[i] = same_tokens ? -1 : (int32_t)n;
         for (uint32_t s = 0; s < n; s++) {
             const ra_trace_step *sa = &x->steps[s], *sb = &y->steps[s];
             bool parted = generate ? sa->token != sb->token : memcmp(sa->hash, sb->hash, 32) != 0;
             if (parted && p->divergence.seq < 0) p->divergence = (ra_step_ref){i, s};
-            if (sa->full && sb->full) step_full(&acc, sa->full, sb->full, a->meta.n_vocab);
-            else step_topk(&acc, sa, sb, k);
-            acc.steps++;
+            if (parted && figures && (p->seq_divergence[i] < 0 || (uint32_t)p->seq_divergence[i] > s)) p->seq_divergence[i] = (int32_t)s;
+            double l2, kl = sa->full && sb->full ? step_full(acc, sa->full, sb->full, a->meta.n_vocab, &l2) : step_topk(acc, sa, sb, k, &l2);
+            step_token(acc, sa, sb, a->meta.n_vocab, k);
+            acc->l2_sum += l2;
+            acc->bit_exact += memcmp(sa->hash, sb->hash, 32) == 0;
+            acc->steps++;
+            if (figures) {
+                p->kl_curve[s] += kl;
+                p->l2_curve[s] += l2;
+                count[s]++;
+            }
             if (generate && sa->token != sb->token) {
                 same_tokens = false;
                 break;
@@ -435,48 +528,156 @@ static ra_status compare_pair(const ra_comparison *c, const ra_trace *a, const r
         if (!generate) same_tokens = true; /* the tokens are the given continuation */
         p->seqs_same_tokens += same_tokens;
     }
-    p->steps = acc.steps;
-    p->full = !acc.topk_only;
-    double n = acc.steps ? (double)acc.steps : 1;
-    p->l2_mean = acc.l2_sum / n;
-    p->max_abs = acc.max_abs;
-    p->kl_mean = acc.topk_only ? NAN : acc.kl_sum / n;
-    p->top1_agree = acc.steps ? acc.top1 / n : 1;
-    p->nonfinite = acc.nonfinite;
     return RA_OK;
+}
+
+ra_status ra_compare_traces(const ra_trace *a, const ra_trace *b, bool generate, bool figures, ra_pair_stats *p)
+{
+    char na[72], nb[72];
+    snprintf(na, sizeof na, "%s@%s", a->meta.format, a->meta.kernel);
+    snprintf(nb, sizeof nb, "%s@%s", b->meta.format, b->meta.kernel);
+    RA_TRY(same_shape(a, b, na, nb));
+    pair_acc acc = {0};
+    uint32_t *count = NULL;
+    p->n_seqs = a->n_seqs;
+    p->divergence = (ra_step_ref){-1, -1};
+    p->identical = memcmp(a->digest, b->digest, 32) == 0;
+    size_t bound = 0;
+    for (uint32_t i = 0; i < a->n_seqs; i++) bound += a->seqs[i].n_steps < b->seqs[i].n_steps ? a->seqs[i].n_steps : b->seqs[i].n_steps;
+    ra_status s = ra_calloc(&acc.kl, bound ? bound : 1, sizeof *acc.kl);
+    if (s == RA_OK) s = ra_calloc(&acc.dp, bound ? bound : 1, sizeof *acc.dp);
+    if (s == RA_OK && figures) s = alloc_figures(a, b, p, &count);
+    if (s == RA_OK) s = pair_steps(a, b, generate, figures, p, &acc, count);
+    if (s == RA_OK) {
+        p->steps = acc.steps;
+        p->bit_exact_steps = acc.bit_exact;
+        p->full = !acc.topk_only;
+        double n = acc.steps ? (double)acc.steps : 1;
+        p->l2_mean = acc.l2_sum / n;
+        p->max_abs = acc.max_abs;
+        p->kl_mean = acc.topk_only ? NAN : acc.kl_sum / n;
+        p->kl_unc = acc.topk_only ? NAN : std_error(acc.kl_sum, acc.kl_sq, acc.steps);
+        quantiles(acc.kl, acc.topk_only ? 0 : acc.n_kl, ra_kl_quantile_at, RA_N_KL_QUANTILES, p->kl_q);
+        p->dp_steps = acc.n_dp;
+        p->dp_mean = acc.n_dp ? acc.dp_sum / (double)acc.n_dp : NAN;
+        p->dp_rms = acc.n_dp ? sqrt(acc.dp_sq / (double)acc.n_dp) : NAN;
+        quantiles(acc.dp, acc.n_dp, ra_dp_quantile_at, RA_N_DP_QUANTILES, p->dp_q);
+        p->top1_agree = acc.steps ? acc.top1 / n : 1;
+        p->ppl_a = generate || !acc.steps ? NAN : exp(acc.nll_a / n);
+        p->ppl_b = generate || !acc.steps ? NAN : exp(acc.nll_b / n);
+        p->nonfinite = acc.nonfinite;
+        for (uint32_t i = 0; figures && i < p->n_curve; i++) {
+            p->kl_curve[i] = acc.topk_only || !count[i] ? NAN : p->kl_curve[i] / count[i];
+            p->l2_curve[i] = count[i] ? p->l2_curve[i] / count[i] : NAN;
+        }
+    }
+    free(acc.kl);
+    free(acc.dp);
+    free(count);
+    if (s != RA_OK) ra_pair_stats_free(p);
+    return s;
+}
+
+/* The order of precision of formats, for the default base and for which side
+ * of a pair is its base: f32, f16, bf16, then everything else. */
+static int precision_rank(const char *format)
+{
+    static const char *const order[] = {"f32", "f16", "bf16"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(format, order[i])) return i;
+    return 3;
+}
+
+static ra_status pick_base(ra_comparison *c, const char *spec)
+{
+    c->base = 0;
+    if (!spec) {
+        for (uint32_t g = 1; g < c->n_groups; g++)
+            if (precision_rank(c->groups[g].format) < precision_rank(c->groups[c->base].format)) c->base = g;
+        return RA_OK;
+    }
+    for (uint32_t g = 0; g < c->n_groups; g++) /* an exact label first, then the first group of a bare format */
+        if (!strcmp(spec, c->groups[g].label)) return c->base = g, RA_OK;
+    for (uint32_t g = 0; g < c->n_groups; g++)
+        if (!strchr(spec, '@') && !strcmp(spec, c->groups[g].format)) return c->base = g, RA_OK;
+    char have[512] = "", e[128];
+    for (uint32_t g = 0; g < c->n_groups && strlen(have) < sizeof have - 80; g++)
+        snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", g ? ", " : "", c->groups[g].label);
+    return ra_fail(RA_ERR_USAGE, "--base '%s': no such format@kernel in the bundles (they hold %s)", ra_esc(e, sizeof e, spec), have);
+}
+
+/* Which group of a pair is its base side. */
+static bool a_is_base(const ra_comparison *c, uint32_t i, uint32_t j)
+{
+    if (i == c->base || j == c->base) return i == c->base;
+    int ri = precision_rank(c->groups[i].format), rj = precision_rank(c->groups[j].format);
+    return ri != rj ? ri < rj : i < j;
+}
+
+/* NaN sorts last. */
+static int cmp_num(double a, double b)
+{
+    if (isnan(a) || isnan(b)) return isnan(a) - isnan(b);
+    return (a > b) - (a < b);
 }
 
 static int pair_order(const void *x, const void *y)
 {
     const ra_pair_stats *a = x, *b = y;
-    if (a->identical != b->identical) return a->identical ? -1 : 1;
-    if (a->l2_mean != b->l2_mean) return a->l2_mean < b->l2_mean ? -1 : 1;
-    if (a->a != b->a) return a->a < b->a ? -1 : 1;
-    return a->b < b->b ? -1 : a->b > b->b;
+    if (a->with_base != b->with_base) return a->with_base ? -1 : 1;
+    if (a->full != b->full) return a->full ? -1 : 1;
+    int c = a->full ? cmp_num(a->kl_mean, b->kl_mean) : cmp_num(1 - a->top1_agree, 1 - b->top1_agree);
+    if (!c) c = cmp_num(a->l2_mean, b->l2_mean);
+    if (!c) c = (a->a > b->a) - (a->a < b->a);
+    return c ? c : (a->b > b->b) - (a->b < b->b);
 }
 
-static ra_status compare_all(ra_comparison *c, ra_bundle *const *b, uint32_t nb, group_state *gs)
+/* "compare: what k/n (elapsed, time left)" on one line of stderr. */
+static void progress(bool on, const char *what, size_t done, size_t total, double t0)
 {
-    for (uint32_t g = 0; g < c->n_groups; g++) RA_TRY(judge_group(c, b, nb, g, &gs[g]));
+    if (!on) return;
+    double el = ra_now() - t0, left = done ? el / (double)done * (double)(total - done) : 0;
+    fprintf(stderr, "\rcompare: %s %zu/%zu  %.1fs, about %.0fs left   %s", what, done, total, el, left, done == total ? "\n" : "");
+    fflush(stderr);
+}
+
+static ra_status compare_all(ra_comparison *c, ra_bundle *const *b, uint32_t nb, group_state *gs, const ra_compare_opts *o)
+{
+    double t0 = ra_now();
+    for (uint32_t g = 0; g < c->n_groups; g++) {
+        RA_TRY(judge_group(c, b, nb, g, &gs[g]));
+        progress(o->progress, "format@kernel groups read", g + 1, c->n_groups, t0);
+    }
     RA_TRY(judge_kernels(c, gs));
     c->ok = true;
     for (uint32_t g = 0; g < c->n_groups; g++) c->ok &= c->groups[g].pass;
+    RA_TRY(pick_base(c, o->base));
     size_t ng = c->n_groups, np = ng ? ng * (ng - 1) / 2 : 0; /* size_t, and groups are capped */
     if (np == 0) return RA_OK; /* and no qsort(NULL, 0): its pointer must not be NULL */
     RA_TRY(ra_calloc(&c->pairs, np, sizeof *c->pairs));
+    bool generate = !strcmp(c->mode, "generate");
+    t0 = ra_now();
     for (uint32_t i = 0; i < c->n_groups; i++)
         for (uint32_t j = i + 1; j < c->n_groups; j++) {
             ra_pair_stats *p = &c->pairs[c->n_pairs++];
-            p->a = i;
-            p->b = j;
-            RA_TRY(same_shape(gs[i].ref, gs[j].ref, c->groups[i].label, c->groups[j].label));
-            RA_TRY(compare_pair(c, gs[i].ref, gs[j].ref, p));
+            bool ai = a_is_base(c, i, j);
+            p->a = ai ? i : j;
+            p->b = ai ? j : i;
+            p->with_base = p->a == c->base;
+            RA_TRY(ra_compare_traces(gs[p->a].ref, gs[p->b].ref, generate, p->with_base, p));
+            progress(o->progress, "pairs compared", c->n_pairs, np, t0);
         }
     qsort(c->pairs, c->n_pairs, sizeof *c->pairs, pair_order);
     return RA_OK;
 }
 
 ra_status ra_compare_bundles(const char *const *dirs, uint32_t n, ra_comparison **out)
+{
+    ra_compare_opts o = {0};
+    return ra_compare_bundles_opts(dirs, n, &o, out);
+}
+
+ra_status ra_compare_bundles_opts(const char *const *dirs, uint32_t n, const ra_compare_opts *o, ra_comparison **out)
 {
     *out = NULL;
     if (n == 0) return ra_fail(RA_ERR_USAGE, "compare needs at least one bundle");
@@ -500,7 +701,7 @@ ra_status ra_compare_bundles(const char *const *dirs, uint32_t n, ra_comparison 
         c->n_prompts = b[0]->n_prompts;
         s = build_groups(c, b, n, &all, &gs);
     }
-    if (s == RA_OK) s = compare_all(c, b, n, gs);
+    if (s == RA_OK) s = compare_all(c, b, n, gs, o);
     for (uint32_t g = 0; gs && g < c->n_groups; g++) ra_trace_free(gs[g].ref);
     free(gs);
     free(all);
@@ -522,6 +723,7 @@ void ra_comparison_free(ra_comparison *c)
     for (uint32_t i = 0; i < c->n_bundles; i++) free(c->bundle_dirs[i]);
     free(c->bundle_dirs);
     free(c->groups);
+    for (uint32_t i = 0; i < c->n_pairs; i++) ra_pair_stats_free(&c->pairs[i]);
     free(c->pairs);
     free(c);
 }

@@ -25,7 +25,7 @@ static ra_status read_config(ra_model_desc *d, const char *dir)
     uint8_t *text;
     size_t len;
     ra_status s = ra_read_file(path, &text, &len);
-    if (s != RA_OK) return ra_wrap(s, "%s is not an HF checkpoint directory (no config.json): ", dir);
+    if (s != RA_OK) return ra_wrap(s, "%s is not an HF checkpoint directory (no config.json)", dir);
     s = ra_hf_config_parse((const char *)text, len, path, &d->config, &d->quant);
     uint8_t sha[32];
     ra_sha256(text, len, sha); /* the bytes parsed */

@@ -2,8 +2,9 @@
  * shape each tool writes it (keys in sorted order, as transformers' config
  * writer sorts them): AutoAWQ's to_transformers_dict, GPTQModel's
  * QuantizeConfig.to_dict, compressed-tensors' QuantizationConfig with one
- * config group targeting Linear (tools/ct_check.py compares ours with the
- * one compressed-tensors builds from its presets). */
+ * config group targeting Linear, as ModelCompressor.update_config writes it
+ * (tools/ct_check.py compares ours with the one compressed-tensors builds
+ * from its presets W4A16, FP8_DYNAMIC, FP8_BLOCK, NVFP4A16, MXFP4A16). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 
@@ -38,26 +39,19 @@ static void add_gptq(cJSON *o, const ra_qformat *f)
     cJSON_AddBoolToObject(o, "sym", f->sym);
 }
 
-/* compressed-tensors QuantizationArgs. group <= 0: null; block: [128, 128] or none. */
+/* compressed-tensors QuantizationArgs as its model_dump writes them: unset
+ * optional fields (actorder, block_structure, scale_dtype, observer) left out. */
 static cJSON *ct_args(uint32_t bits, const char *type, const char *strategy, int32_t group, bool block, bool dynamic,
-                      const char *actorder, bool observer)
+                      const char *actorder, const char *scale_dtype)
 {
     cJSON *a = cJSON_CreateObject();
     if (actorder) cJSON_AddStringToObject(a, "actorder", actorder);
-    else cJSON_AddNullToObject(a, "actorder");
     if (block) cJSON_AddItemToObject(a, "block_structure", cJSON_CreateIntArray((const int[]){128, 128}, 2));
-    else cJSON_AddNullToObject(a, "block_structure");
     cJSON_AddBoolToObject(a, "dynamic", dynamic);
     if (group > 0) cJSON_AddNumberToObject(a, "group_size", group);
     else cJSON_AddNullToObject(a, "group_size");
     cJSON_AddNumberToObject(a, "num_bits", bits);
-    if (observer) {
-        cJSON_AddStringToObject(a, "observer", "minmax");
-        cJSON_AddObjectToObject(a, "observer_kwargs");
-    } else {
-        cJSON_AddNullToObject(a, "observer");
-        cJSON_AddObjectToObject(a, "observer_kwargs");
-    }
+    if (scale_dtype) cJSON_AddStringToObject(a, "scale_dtype", scale_dtype);
     cJSON_AddStringToObject(a, "strategy", strategy);
     cJSON_AddBoolToObject(a, "symmetric", true);
     cJSON_AddStringToObject(a, "type", type);
@@ -71,22 +65,22 @@ static void add_compressed(cJSON *o, const ra_qformat *f)
     switch (f->family) {
     case RA_QF_W4A16:
         w = ct_args(f->bits, "int", f->group_size > 0 ? "group" : "channel", f->group_size, false, false,
-                    f->act_order ? "group" : NULL, true);
+                    f->act_order ? "group" : NULL, NULL);
         break;
     case RA_QF_FP8:
         format = "float-quantized";
         w = ct_args(8, "float", f->fp8_scheme == RA_FP8_BLOCK ? "block" : "channel", 0, f->fp8_scheme == RA_FP8_BLOCK,
-                    false, NULL, true);
-        if (f->fp8_act == RA_FP8_ACT_TOKEN) in = ct_args(8, "float", "token", 0, false, true, NULL, false);
-        if (f->fp8_act == RA_FP8_ACT_GROUP) in = ct_args(8, "float", "group", 128, false, true, NULL, false);
+                    false, NULL, NULL);
+        if (f->fp8_act == RA_FP8_ACT_TOKEN) in = ct_args(8, "float", "token", 0, false, true, NULL, NULL);
+        if (f->fp8_act == RA_FP8_ACT_GROUP) in = ct_args(8, "float", "group", 128, false, true, NULL, NULL);
         break;
     case RA_QF_NVFP4:
         format = "nvfp4-pack-quantized";
-        w = ct_args(4, "float", "tensor_group", 16, false, false, NULL, true);
+        w = ct_args(4, "float", "tensor_group", 16, false, false, NULL, "torch.float8_e4m3fn");
         break;
     case RA_QF_MXFP4:
         format = "mxfp4-pack-quantized";
-        w = ct_args(4, "float", "group", 32, false, false, NULL, true);
+        w = ct_args(4, "float", "group", 32, false, false, NULL, "torch.uint8");
         break;
     default: break;
     }
@@ -102,6 +96,7 @@ static void add_compressed(cJSON *o, const ra_qformat *f)
     cJSON_AddNullToObject(o, "global_compression_ratio");
     cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "ignore"), cJSON_CreateString("lm_head"));
     cJSON_AddNullToObject(o, "kv_cache_scheme");
+    cJSON_AddNullToObject(o, "moe_sparsity_config");
     cJSON_AddStringToObject(o, "quant_method", "compressed-tensors");
     cJSON_AddStringToObject(o, "quantization_status", "compressed");
     cJSON_AddObjectToObject(o, "sparsity_config");

@@ -41,7 +41,8 @@ ra_status ra_load_dense(const ra_model_desc *d, const ra_format *f, const char *
     if (t->ggml_type == RA_NO_GGML)
         return ra_fail(RA_ERR_UNSUPPORTED, "%s: tensor %s is stored as %s, which format %s cannot load", t->file, name,
                        ra_stype_name(t->type), f->name);
-    ra_status s = ra_weight_from_ggml(f, t->ggml_type, t->data, rows ? rows : 1, cols, w);
+    const ra_tensor_role role = {name, d->config.n_layers, d->config.tied_embeddings}; /* q4_k_m's type per tensor */
+    ra_status s = ra_weight_from_ggml(f, &role, t->ggml_type, t->data, rows ? rows : 1, cols, w);
     if (s != RA_OK) return ra_wrap(s, "%s: tensor %s", t->file, name);
     return RA_OK;
 }

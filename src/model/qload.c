@@ -22,7 +22,7 @@ ra_status ra_qload_check(const ra_model_desc *d, const ra_format *f, ra_qformat 
         return ra_fail(RA_ERR_USAGE, "%s is not quantized; format %s is derived from it by `run` or `quantize`", d->path,
                        f->name);
     ra_status s = ra_qformat_of_checkpoint(&d->quant, ck);
-    if (s != RA_OK) return ra_wrap(s, "%s: ", d->path);
+    if (s != RA_OK) return ra_wrap(s, "%s", d->path);
     if (!ra_qformat_can_load(f->quant, ck))
         return ra_fail(RA_ERR_UNSUPPORTED, "%s: the checkpoint (%s) cannot run as format %s", d->path, d->quant.summary,
                        f->name);
@@ -42,7 +42,7 @@ static ra_status gather(const ra_model_desc *d, const char *module, ra_qfamily f
         ra_status s = ra_qt_dtype_parse(ra_stype_name(td->type), &dt);
         if (s == RA_OK && td->n_dims > 4) s = ra_fail(RA_ERR_FORMAT, "%u dimensions", td->n_dims);
         if (s == RA_OK) s = ra_qtensors_borrow(t, *sfx, dt, td->n_dims, td->shape, td->data, td->nbytes);
-        if (s != RA_OK) return ra_wrap(s, "%s: tensor %s: ", td->file, name);
+        if (s != RA_OK) return ra_wrap(s, "%s: tensor %s", td->file, name);
     }
     return RA_OK;
 }
@@ -68,7 +68,7 @@ ra_status ra_qload_linear(const ra_model_desc *d, const ra_format *f, const ra_q
         s = ra_fail(RA_ERR_FORMAT, "%s: layer %s has none of the %s tensors", d->path, module, ra_qfamily_name(ck->family));
     if (s == RA_OK) {
         s = ra_qformat_unpack(f->quant, ck, &d->quant, &t, &q);
-        if (s != RA_OK) s = ra_wrap(s, "%s: layer %s: ", file, module);
+        if (s != RA_OK) s = ra_wrap(s, "%s: layer %s", file, module);
     }
     ra_qtensors_free(&t);
     RA_TRY(s);

@@ -19,6 +19,7 @@ struct ra_calib {
     float *x;                  /* [T][dim] hidden states entering the current block */
     float *xb, *q, *k, *v, *att, *x1, *h1, *h2; /* the block's intermediates */
     double *h[N_INPUTS];       /* Hessians [K][K], or diagonals [K] */
+    double *ms[N_INPUTS];      /* mean squares [K], made on request */
     uint32_t hk[N_INPUTS];
 };
 
@@ -43,7 +44,7 @@ void ra_calib_close(ra_calib *cb)
     ra_model_free(cb->rope);
     free(cb->x), free(cb->xb), free(cb->q), free(cb->k), free(cb->v), free(cb->att), free(cb->x1), free(cb->h1),
         free(cb->h2);
-    for (int i = 0; i < N_INPUTS; i++) free(cb->h[i]);
+    for (int i = 0; i < N_INPUTS; i++) free(cb->h[i]), free(cb->ms[i]);
     free(cb);
 }
 
@@ -77,7 +78,7 @@ ra_status ra_calib_open(const ra_model_desc *d, const ra_model_config *c, const 
     const ra_tensor_desc *te = ra_desc_find(d, "model.embed_tokens.weight");
     if (s == RA_OK && (!te || te->ggml_type == RA_NO_GGML || te->nbytes == 0))
         s = ra_fail(RA_ERR_FORMAT, "%s: no usable model.embed_tokens.weight", d->path);
-    if (s == RA_OK) s = ra_weight_from_ggml(ra_format_find("bf16"), te->ggml_type, te->data, c->n_vocab, c->dim, &emb);
+    if (s == RA_OK) s = ra_weight_from_ggml(ra_format_find("bf16"), NULL, te->ggml_type, te->data, c->n_vocab, c->dim, &emb);
     for (size_t i = 0; i < T && s == RA_OK; i++) {
         int32_t tok = t->tokens[i];
         if (tok < 0 || (uint32_t)tok >= c->n_vocab) s = ra_fail(RA_ERR_USAGE, "calibration token %d outside the vocabulary", tok);
@@ -219,6 +220,17 @@ ra_status ra_calib_hessian_copy(const ra_calib *cb, uint32_t i, double **out)
     if (!cb->full) return ra_fail(RA_ERR_INTERNAL, "calibration without Hessians");
     RA_TRY(ra_calloc(out, n, sizeof **out));
     memcpy(*out, cb->h[in], n * sizeof **out);
+    return RA_OK;
+}
+
+ra_status ra_calib_mean_squares(ra_calib *cb, uint32_t i, const double **out, uint32_t *k)
+{
+    const int in = linear_input[i];
+    const uint32_t K = cb->hk[in];
+    if (!cb->ms[in]) RA_TRY(ra_calloc(&cb->ms[in], K, sizeof **cb->ms));
+    for (uint32_t j = 0; j < K; j++) cb->ms[in][j] = (cb->full ? cb->h[in][(size_t)j * K + j] : cb->h[in][j]) / cb->T;
+    *out = cb->ms[in];
+    *k = K;
     return RA_OK;
 }
 

@@ -28,6 +28,14 @@ ra_status ra_calib_capture(ra_calib *cb, uint32_t l, const ra_layer *L);
 ra_status ra_calib_hessian_copy(const ra_calib *cb, uint32_t i, double **out);
 /* Linear i's columns in descending order of the Hessian's diagonal, ties in column order. */
 ra_status ra_calib_act_order(const ra_calib *cb, uint32_t i, int32_t **perm);
+/* The mean square of each of linear i's input channels over the calibration
+ * tokens (the Hessian's diagonal / tokens): *out[*k], valid until the next call
+ * for the same input or the next capture. */
+ra_status ra_calib_mean_squares(ra_calib *cb, uint32_t i, const double **out, uint32_t *k);
+/* AWQ (awq_calib.c): block L's float linears scaled per input channel, the
+ * inverse scales folded into its norms and up_proj, then clipped per group,
+ * all in place, from the mean squares of the block just captured. */
+ra_status ra_awq_calibrate_block(ra_calib *cb, const ra_qformat *f, ra_layer *L);
 /* Moves the hidden states through block l in its quantized form Q. */
 ra_status ra_calib_advance(ra_calib *cb, uint32_t l, const ra_layer *Q);
 /* Bytes of the block activations and of the Hessians (for the memory report). */

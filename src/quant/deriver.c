@@ -68,7 +68,7 @@ static ra_status derive(ra_deriver *dv, const ra_format *f, ra_model_desc **out)
     ra_qformat_fit_group(&qf, c.dim, c.n_heads * c.head_dim, c.ffn_dim);
     int32_t *ids = NULL;
     ra_calib_tokens ct = {0};
-    if (qf.method == RA_QMETHOD_GPTQ || qf.act_order) {
+    if (ra_qformat_calibrated(&qf)) {
         if (!dv->text.ids) RA_TRY(ra_text_load(dv->o.calib_path ? dv->o.calib_path : RA_DEFAULT_TEXT, dv->tok, &dv->text));
         RA_TRY(ra_text_slices(&dv->text, false, CALIB_SAMPLES, CALIB_SEQ_LEN, &ids));
         ct = (ra_calib_tokens){ids, CALIB_SAMPLES, CALIB_SEQ_LEN, {0}};

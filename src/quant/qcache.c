@@ -73,7 +73,7 @@ ra_status ra_derive_checkpoint(const ra_model_desc *base, const ra_quantize_opts
     *dir = NULL;
     *made = false;
     const ra_qformat *f = o->format;
-    bool calibrated = f->method == RA_QMETHOD_GPTQ || f->act_order;
+    bool calibrated = ra_qformat_calibrated(f);
     char hex[65], path[4096];
     RA_TRY(ra_derive_key(base, o->name, f, calibrated ? o->calib : NULL, hex));
     if (snprintf(path, sizeof path, "%s/derived/%s-%.16s", cache_dir, o->name, hex) >= (int)sizeof path)

@@ -57,8 +57,8 @@ static ra_status bf16_tensor(const ra_model_desc *d, const char *name, uint32_t 
     if (have != want || t->ggml_type == RA_NO_GGML || t->n_dims != (rows ? 2u : 1u))
         return ra_fail(RA_ERR_FORMAT, "%s: tensor %s is not a %s of %llu values", t->file, name, rows ? "matrix" : "vector",
                        (unsigned long long)want);
-    ra_status s = ra_weight_from_ggml(ra_format_find("bf16"), t->ggml_type, t->data, rows ? rows : 1, cols, w);
-    return s == RA_OK ? RA_OK : ra_wrap(s, "%s: tensor %s: ", t->file, name);
+    ra_status s = ra_weight_from_ggml(ra_format_find("bf16"), NULL, t->ggml_type, t->data, rows ? rows : 1, cols, w);
+    return s == RA_OK ? RA_OK : ra_wrap(s, "%s: tensor %s", t->file, name);
 }
 
 static ra_status add_dense(ckpt *k, const ra_model_desc *d, const char *name, uint32_t rows, uint32_t cols)
@@ -81,6 +81,26 @@ static ra_status add_layer(ckpt *k, const ra_qformat *f, const char *module, con
     RA_TRY(ra_qtensors_to_st(set, module, k->t + k->n, k->names + k->n));
     k->n += set->n;
     return RA_OK;
+}
+
+/* Overwrites the dense bf16 tensor (name_fmt with block l) with w's floats, exact in bf16. */
+static ra_status ckpt_set_bf16(ckpt *k, const char *name_fmt, uint32_t l, const ra_weight *w)
+{
+    char name[RA_QT_NAME_MAX];
+    snprintf(name, sizeof name, name_fmt, l);
+    const size_t n = (size_t)w->rows * w->cols;
+    for (size_t i = 0; i < k->n; i++) {
+        if (strcmp(k->t[i].name, name)) continue;
+        if (strcmp(k->t[i].dtype, "BF16") || k->t[i].nbytes != 2 * n)
+            return ra_fail(RA_ERR_INTERNAL, "checkpoint tensor %s is not %zu bf16 values", name, n);
+        uint8_t *dst = (uint8_t *)k->t[i].data; /* one of k->bufs */
+        for (size_t j = 0; j < n; j++) {
+            uint16_t b = ra_f32_to_bf16(((const float *)w->data)[j]);
+            memcpy(dst + 2 * j, &b, 2);
+        }
+        return RA_OK;
+    }
+    return ra_fail(RA_ERR_INTERNAL, "checkpoint tensor %s missing", name);
 }
 
 /* Tensor `name` ([rows, cols], or [cols] when rows is 0) rounded to bf16, as float32. */
@@ -161,7 +181,7 @@ static ra_status quantize_blocks(const ra_model_desc *d, const ra_model_config *
                                  ra_quantize_stats *st)
 {
     const ra_qformat *f = o->format;
-    bool calibrate = f->method == RA_QMETHOD_GPTQ || f->act_order;
+    bool calibrate = ra_qformat_calibrated(f);
     if (calibrate && !o->calib) return ra_fail(RA_ERR_USAGE, "format %s needs calibration text", o->name);
     ra_calib *cb = NULL;
     if (calibrate) RA_TRY(ra_calib_open(d, c, o->calib, o->pool, f->method == RA_QMETHOD_GPTQ, &cb));
@@ -173,6 +193,11 @@ static ra_status quantize_blocks(const ra_model_desc *d, const ra_model_config *
         ra_weight *qlin[7] = {&Q.wq, &Q.wk, &Q.wv, &Q.wo, &Q.w_gate, &Q.w_up, &Q.w_down};
         s = load_block(d, c, l, &L, lin);
         if (s == RA_OK && cb) s = ra_calib_capture(cb, l, &L);
+        if (s == RA_OK && f->method == RA_QMETHOD_AWQ) { /* scales folded into the norms, which the checkpoint keeps */
+            s = ra_awq_calibrate_block(cb, f, &L);
+            if (s == RA_OK) s = ckpt_set_bf16(k, "model.layers.%u.input_layernorm.weight", l, &L.attn_norm);
+            if (s == RA_OK) s = ckpt_set_bf16(k, "model.layers.%u.post_attention_layernorm.weight", l, &L.ffn_norm);
+        }
         for (int i = 0; i < 7 && s == RA_OK; i++) {
             ra_qlayer q;
             char module[160];
@@ -181,7 +206,7 @@ static ra_status quantize_blocks(const ra_model_desc *d, const ra_model_config *
             if (s == RA_OK) s = add_layer(k, f, module, &q);
             if (s == RA_OK) s = ra_weight_from_qlayer(&q, qlin[i]);
             else ra_qlayer_free(&q);
-            if (s != RA_OK) s = ra_wrap(s, "%s: ", module);
+            if (s != RA_OK) s = ra_wrap(s, "%s", module);
         }
         if (s == RA_OK && cb) { /* the next block sees this one's quantized output, as GPTQ does */
             Q.attn_norm = L.attn_norm, Q.ffn_norm = L.ffn_norm;

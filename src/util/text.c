@@ -66,6 +66,13 @@ size_t ra_escape_char(const uint8_t *s, size_t n, unsigned flags, char out[16], 
     if (!k) return json ? (size_t)snprintf(out, 16, "\\ufffd") : (size_t)snprintf(out, 16, "\\x%02x", s[0]);
     if (cp == '\n') return (size_t)snprintf(out, 16, "\\n");
     if (hides(cp)) return (size_t)snprintf(out, 16, json ? "\\u%04x" : cp < 0x80 ? "\\x%02x" : "\\u{%04x}", cp);
+    if ((flags & RA_ESC_HTML) && cp < 0x80 && strchr("&<>\"'", (int)cp)) {
+        static const char *const ref[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&#39;"};
+        const char *r = ref[strchr("&<>\"'", (int)cp) - "&<>\"'"];
+        size_t len = strlen(r);
+        memcpy(out, r, len);
+        return len;
+    }
     if (cp == '\\' || (cp == '"' && (flags & (RA_ESC_QUOTE | RA_ESC_JSON))) ||
         ((flags & RA_ESC_MARKDOWN) && cp < 0x80 && strchr("`*_[]<>|~&!#", (int)cp))) {
         out[0] = '\\';

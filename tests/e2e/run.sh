@@ -18,7 +18,7 @@ contains() { if grep -q -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(basen
 expect_rc 0 "help" -- "$BIN" --help
 expect_rc 2 "no command" -- "$BIN"
 expect_rc 2 "unknown command" -- "$BIN" frobnicate
-for c in run compare verify check locate inspect tokenize export-hf formats bench; do expect_rc 0 "$c --help" -- "$BIN" $c --help; done
+for c in run compare verify dump identify check locate inspect tokenize export-hf quantize ppl formats bench; do expect_rc 0 "$c --help" -- "$BIN" $c --help; done
 expect_rc 2 "run without --out" -- "$BIN" run --model "$MODEL"
 expect_rc 2 "run with bad format" -- "$BIN" run --model "$MODEL" --formats nope --out "$T/x"
 contains "$T/err" "unknown format 'nope'" "bad format message"
@@ -36,6 +36,16 @@ contains "$T/err" "magic" "bad magic message"
 expect_rc 2 "inspect missing file" -- "$ASAN" inspect "$T/none.gguf"
 expect_rc 2 "run on truncated model" -- "$ASAN" run --model "$T/trunc.gguf" --out "$T/bad" --quiet
 [ ! -e "$T/bad" ] && ok || bad "failed run left a bundle"
+
+# --- quantize: llama.cpp's Q4_K_M mix, read back by the GGUF reader and the engine ---
+expect_rc 2 "quantize gguf without OUT" -- "$BIN" quantize --format q4_k_m "$MODEL"
+contains "$T/err" "quantize needs --format, MODEL and OUT" "quantize gguf usage message"
+expect_rc 0 "quantize q4_k_m" -- "$BIN" quantize --format q4_k_m "$MODEL" "$T/q4km.gguf"
+expect_rc 0 "inspect q4_k_m" -- "$ASAN" inspect "$T/q4km.gguf"
+for want in "166 q5_0" "16 q4_k" "14 q6_k" "15 q8_0" "61 f32"; do
+  n=$(grep -c " ${want#* } " "$T/out"); [ "$n" = "${want% *}" ] && ok || bad "q4_k_m file: $n tensors of ${want#* }, want ${want% *}"
+done
+expect_rc 0 "run on our q4_k_m file" -- "$BIN" run --model "$T/q4km.gguf" --formats q4_k_m@ggml-avx2,q4_k_m@cpu --max-new-tokens 4 --repeats 1 --out "$T/q4km-run" --quiet
 
 # --- tokenize ---
 expect_rc 0 "tokenize" -- "$BIN" tokenize "$MODEL" "<|im_start|>user
@@ -92,6 +102,56 @@ expect_rc 0 "run with the built-in prompts, elsewhere" -- sh -c "cd '$T' && '$AB
   --max-new-tokens 1 --repeats 1 --quiet --out D"
 contains "$T/D/manifest.json" "built-in:data/prompts.jsonl" "manifest names the built-in set"
 contains "$T/D/manifest.json" "$(sha256sum data/prompts.jsonl | cut -c1-64)" "built-in set has the file's SHA-256"
+
+# --- report.json v2, report.html, --json -, --base (the statistics' definitions: docs/report-schema.md) ---
+[ -f "$T/A/report.html" ] && ok || bad "run wrote no report.html"
+python3 tests/html/wellformed.py "$T/A/report.html" "f32@cpu" "Quality against the base" >"$T/wf" && ok || { bad "report.html is not well-formed"; cat "$T/wf"; }
+expect_rc 0 "compare --json -" -- "$BIN" compare --quiet --no-write --json - "$T/A"
+python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); assert r["version"] == 2 and r["base"] == "f32@cpu", r.get("base")
+assert all(p["with_base"] == (p["a"] == "f32@cpu") for p in r["pairs"])' "$T/out" && ok || bad "compare --json - is not report.json v2 with base f32@cpu"
+expect_rc 0 "compare --base bf16" -- "$BIN" compare --quiet --no-write --base bf16 "$T/A"
+contains "$T/out" "base bf16@cpu; KLD = KL(base || other)" "--base names the base"
+expect_rc 2 "compare --base of a format the bundle lacks" -- "$BIN" compare --quiet --no-write --base f16@cpu "$T/A"
+contains "$T/err" "--base 'f16@cpu': no such format@kernel" "bad --base message"
+expect_rc 0 "compare prints the quantiles" -- "$BIN" compare --quiet --no-write "$T/A"
+contains "$T/out" "q4_1@cpu against the base:" "per-pair quantile lines"
+
+# --- dump: JSON lines and CSV that Python reads; the statistics recomputed from it by tools/check_stats.py ---
+expect_rc 0 "dump jsonl" -- "$ASAN" dump "$T/A"
+python3 - "$T/out" "$T/A/manifest.json" <<'PY' && ok || bad "dump jsonl does not load in Python's json module"
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+m = json.load(open(sys.argv[2]))
+assert len(rows) == sum(t["steps"] for t in m["traces"]), (len(rows), sum(t["steps"] for t in m["traces"]))
+r = rows[0]
+assert {"format", "kernel", "seq", "step", "token", "logprob", "topk_ids", "topk_logprobs", "step_hash", "trace_digest"} <= set(r)
+assert r["trace_digest"] == m["traces"][0]["digest"] and len(r["topk_ids"]) == m["settings"]["top_k"]
+PY
+expect_rc 0 "dump csv" -- "$ASAN" dump --format csv "$T/A/traces/f32@cpu.r0.ratrace"
+python3 -c 'import csv, sys; rows = list(csv.DictReader(open(sys.argv[1]))); assert len(rows) == 18 and rows[0]["format"] == "f32", rows[:1]' "$T/out" \
+  && ok || bad "dump csv does not load in Python's csv module"
+expect_rc 2 "dump --format xml" -- "$BIN" dump --format xml "$T/A"
+contains "$T/err" "unknown dump format 'xml'" "bad dump format message"
+expect_rc 2 "dump --full --format csv" -- "$BIN" dump --full --format csv "$T/A"
+expect_rc 2 "dump of a missing file" -- "$BIN" dump "$T/none.ratrace"
+"$BIN" dump --full "$T/A" >"$T/A.jsonl" 2>/dev/null && python3 tools/check_stats.py "$T/A.jsonl" "$T/A/report.json" >"$T/cs" 2>&1 \
+  && ok || { bad "tools/check_stats.py does not agree with report.json"; tail -5 "$T/cs"; }
+rm -f "$T/A.jsonl"
+
+# --- identify: bit-exact first, else nearest by mean KL with the margin ---
+expect_rc 0 "identify a repeat" -- "$ASAN" identify "$T/A/traces/bf16@cpu.r1.ratrace" --against "$T/A"
+contains "$T/out" "bit-exact: the trace digest equals that of bf16@cpu" "identify names the bit-exact format@kernel"
+expect_rc 0 "identify a format the bundle lacks" -- "$ASAN" identify "$T/A/traces/bf16@cpu.r0.ratrace" --against "$T/B"
+contains "$T/out" "most likely: f32@cpu, mean KL .*runner-up q4_1@cpu at .*margin" "identify names the nearest and the margin"
+expect_rc 2 "identify against a bundle of other prompts" -- "$BIN" identify "$T/A/traces/f32@cpu.r0.ratrace" --against "$T/D"
+contains "$T/err" "different prompts\|number of sequences" "other prompts message"
+expect_rc 2 "identify without --against" -- "$BIN" identify "$T/A/traces/f32@cpu.r0.ratrace"
+
+# --- verify says what it checked ---
+expect_rc 0 "verify A (what was checked)" -- "$BIN" verify "$T/A"
+contains "$T/out" "file sha256 [0-9a-f]\{64\}" "verify prints each file's SHA-256"
+contains "$T/out" "18 step hashes recomputed from stored log-prob vectors" "verify says which hashes it recomputed"
+contains "$T/out" "not checked: that the model gives these numbers" "verify says what it does not check"
 
 # --- the model as an HF checkpoint directory: export-hf, then the same numbers and ids as the GGUF ---
 expect_rc 0 "export-hf" -- "$BIN" export-hf "$MODEL" "$T/hf"

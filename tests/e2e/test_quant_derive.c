@@ -2,6 +2,9 @@
  * tools/llamacpp_quant_digests.py saw llama.cpp write (from this model file,
  * for each file type) is derived here with ra_ggml_dequantize and
  * ra_ggml_quantize to the same GGML type, and its SHA-256 must be llama.cpp's.
+ * For a mix format of the file type's name (q4_k_m) the type it picks for each
+ * matrix must also be the one llama.cpp picked. (Our uniform q4_0 quantizes
+ * the tied embedding too, where llama.cpp keeps it in Q8_0.)
  * Usage: test_quant_derive MODEL.gguf DIGESTS.json */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -9,6 +12,7 @@
 
 #include "check.h"
 #include "fixture_json.h"
+#include "ra/format.h"
 #include "ra/ggml_types.h"
 #include "ra/gguf.h"
 #include "ra/util.h"
@@ -60,9 +64,15 @@ int main(int argc, char **argv)
     CHECK_OK(ra_gguf_open(argv[1], &g));
     CHECK_OK(load_json(argv[2], &fx));
     if (!g || !fx) CHECK_DONE();
+    uint32_t n_layers = 0;
+    bool tied = true;
+    CHECK_OK(ra_gguf_get_u32(g, "llama.block_count", &n_layers));
+    for (size_t i = 0; i < ra_gguf_n_tensors(g); i++) tied &= strcmp(ra_gguf_tensor_at(g, i)->name, "output.weight") != 0;
     const cJSON *file;
     cJSON_ArrayForEach(file, cJSON_GetObjectItem(fx, "files")) {
-        unsigned same = 0, total = 0;
+        const ra_format *f = ra_format_find(file->string);
+        if (f && f->derive != RA_DERIVE_MIX) f = NULL;
+        unsigned same = 0, total = 0, typed = 0;
         const cJSON *ent;
         cJSON_ArrayForEach(ent, file) {
             const ra_gguf_tensor *t = ra_gguf_find_tensor(g, ent->string);
@@ -70,6 +80,13 @@ int main(int argc, char **argv)
             CHECK_MSG(t && want != UINT32_MAX, "%s: tensor %s of type %s", file->string, ent->string,
                       cJSON_GetArrayItem(ent, 0)->valuestring);
             if (!t || want == UINT32_MAX) continue;
+            if (f && t->n_dims == 2) {
+                const ra_tensor_role role = {t->name, n_layers, tied};
+                const uint32_t ours = ra_format_tensor_type(f, &role, (uint32_t)t->ne[0]);
+                CHECK_MSG(ours == want, "%s: format %s picks type %u for %s, llama.cpp %u", file->string, f->name, ours,
+                          t->name, want);
+                typed += ours == want;
+            }
             char hex[65];
             CHECK_OK(derive_digest(t, want, hex));
             const bool eq = !strcmp(hex, cJSON_GetArrayItem(ent, 1)->valuestring);
@@ -78,7 +95,9 @@ int main(int argc, char **argv)
             same += eq;
             total++;
         }
-        printf("quantizer vs llama.cpp, %s: %u/%u tensors bit-identical\n", file->string, same, total);
+        printf("quantizer vs llama.cpp, %s: %u/%u tensors bit-identical", file->string, same, total);
+        if (f) printf(", format %s picks llama.cpp's type for %u matrices", f->name, typed);
+        printf("\n");
     }
     cJSON_Delete(fx);
     ra_gguf_close(g);

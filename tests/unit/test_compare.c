@@ -144,13 +144,34 @@ int main(void)
             CHECK(xy->seqs_same_tokens == 1 && xy->n_seqs == 2);
             CHECK(xy->divergence.seq == 0 && xy->divergence.step == 2);
         }
-        /* x vs z (reference runs): identical. Identical pairs sort first. */
+        /* llama.cpp's statistics, x the base (no f32/f16/bf16: the first group): per-step KL
+         * 0,0,ln2/4 (seq 0) and 0,0 (seq 1); dp = p_y(0) - p_x(0) = 1/4 - 1/2 at the parting step. */
+        CHECK(c->base == 0 && !strcmp(c->groups[c->base].label, "x@cpu"));
+        if (xy) {
+            CHECK(xy->with_base && xy->bit_exact_steps == 4);
+            CHECK_NEAR(xy->kl_q[0], 0.25 * LN2, 1e-6);          /* max */
+            CHECK_NEAR(xy->kl_q[2], 0.96 * 0.25 * LN2, 1e-6);   /* 99%: 0.99 x 4 = 3.96 between 0 and ln2/4 */
+            CHECK(xy->kl_q[5] == 0 && xy->kl_q[10] == 0);       /* median, min */
+            CHECK_NEAR(xy->dp_mean, -0.25 / 5, 1e-6);
+            CHECK_NEAR(xy->dp_rms, 0.25 / sqrt(5.0), 1e-6);
+            CHECK_NEAR(xy->dp_q[12], -0.25, 1e-6);              /* min */
+            CHECK(xy->dp_steps == 5 && isnan(xy->ppl_a));        /* no perplexity in generate mode */
+            CHECK(xy->n_curve == 3 && xy->seq_divergence && xy->seq_divergence[0] == 2 && xy->seq_divergence[1] == -1);
+            if (xy->n_curve == 3) {
+                CHECK(xy->kl_curve[0] == 0 && xy->kl_curve[1] == 0);
+                CHECK_NEAR(xy->kl_curve[2], 0.25 * LN2, 1e-6); /* only seq 0 reaches step 2 */
+            }
+        }
+        /* x vs z (reference runs): identical. Pairs with the base first, full before top-k, by mean KL. */
         const ra_pair_stats *xz = pair(c, "x@cpu", "z@cpu");
-        CHECK(xz && xz->identical && xz->l2_mean == 0 && xz->divergence.seq == -1);
-        CHECK(c->pairs[0].identical);
-        for (uint32_t i = 1; i < c->n_pairs; i++)
-            CHECK(c->pairs[i - 1].identical > c->pairs[i].identical ||
-                  (c->pairs[i - 1].identical == c->pairs[i].identical && c->pairs[i - 1].l2_mean <= c->pairs[i].l2_mean));
+        CHECK(xz && xz->identical && xz->l2_mean == 0 && xz->divergence.seq == -1 && xz->bit_exact_steps == 5);
+        CHECK(c->pairs[0].identical && c->pairs[0].with_base);
+        for (uint32_t i = 1; i < c->n_pairs; i++) {
+            const ra_pair_stats *p = &c->pairs[i - 1], *q = &c->pairs[i];
+            CHECK(p->with_base > q->with_base ||
+                  (p->with_base == q->with_base && (p->full > q->full || (p->full == q->full && (!p->full || p->kl_mean <= q->kl_mean)))));
+            CHECK(p->a == c->base || !p->with_base);
+        }
         /* x vs t: t has only top-2; entries {0,1} are shared at the parting step. */
         const ra_pair_stats *xt = pair(c, "x@cpu", "t@cpu");
         CHECK(xt && !xt->full && isnan(xt->kl_mean));
@@ -163,7 +184,10 @@ int main(void)
         CHECK(r != NULL);
         if (r) {
             CHECK(!strcmp(cJSON_GetObjectItem(r, "schema")->valuestring, "repro-audit.report"));
-            CHECK(cJSON_GetObjectItem(r, "version")->valuedouble == 1);
+            CHECK(cJSON_GetObjectItem(r, "version")->valuedouble == 2);
+            CHECK(!strcmp(cJSON_GetObjectItem(r, "base")->valuestring, "x@cpu"));
+            cJSON *p0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "pairs"), 0);
+            CHECK(cJSON_IsObject(cJSON_GetObjectItem(p0, "kl_quantiles")) && cJSON_IsArray(cJSON_GetObjectItem(p0, "kl_by_step")));
             CHECK(cJSON_IsFalse(cJSON_GetObjectItem(r, "ok")));
             CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(r, "groups")) == 4);
             CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(r, "pairs")) == 6);
@@ -171,10 +195,32 @@ int main(void)
         }
         CHECK_OK(ra_report_markdown(c, &md));
         CHECK(md && strstr(md, "| z@cpu | 2 | r0 | identical: FAILED |"));
+        char *html = NULL;
+        CHECK_OK(ra_report_html(c, &html));
+        CHECK(html && !strncmp(html, "<!DOCTYPE html>", 15) && strstr(html, "</html>") && !strstr(html, "<script"));
+        CHECK(html && strstr(html, "<svg") && strstr(html, "z@cpu") && strstr(html, ">repeat</text>")); /* the scenario grid */
+        free(html);
         free(json);
         free(md);
         ra_comparison_free(c);
     }
+    /* --base: y as the base turns the pair around; a base that is not there is refused. */
+    ra_compare_opts o = {.base = "y@cpu"};
+    CHECK_OK(ra_compare_bundles_opts(dirs, 1, &o, &c));
+    if (c) {
+        const ra_pair_stats *yx = pair(c, "y@cpu", "x@cpu");
+        CHECK(yx && yx->with_base && c->pairs[0].a == c->base);
+        if (yx) CHECK_NEAR(yx->kl_mean, 0.25 * LN2 / 5, 1e-6); /* KL(q||p) = ln2/2 - ln2/4 as well */
+        if (yx) CHECK_NEAR(yx->dp_mean, -0.25 / 5, 1e-6);      /* y's token 1: p_x(1) - p_y(1) = 1/4 - 1/2 */
+        ra_comparison_free(c);
+    }
+    o.base = "nope";
+    CHECK_STATUS(ra_compare_bundles_opts(dirs, 1, &o, &c), RA_ERR_USAGE);
+    CHECK(strstr(ra_errmsg(), "--base 'nope'") && strstr(ra_errmsg(), "x@cpu"));
+    o.base = "y"; /* a bare format names its first kernel */
+    CHECK_OK(ra_compare_bundles_opts(dirs, 1, &o, &c));
+    if (c) CHECK(!strcmp(c->groups[c->base].label, "y@cpu"));
+    ra_comparison_free(c);
 
     /* Pooling bundles: a second bundle whose x matches pools into 3 runs. */
     run_spec two[] = {{"x", 0, true, false, false}, {"y", 0, true, true, false}};

@@ -109,6 +109,31 @@ static float ref_quant_dot(ra_wtype type, const uint8_t *row, const float *x, ui
                 wq[k] = (blk->qs[k] & 15) - 8;
                 wq[k + 16] = (blk->qs[k] >> 4) - 8;
             }
+        } else if (type == RA_W_Q5_0) {
+            const ra_block_q5_0 *blk = (const ra_block_q5_0 *)row + b;
+            const uint32_t qh = blk->qh[0] | blk->qh[1] << 8 | blk->qh[2] << 16 | (uint32_t)blk->qh[3] << 24;
+            d = ra_f16_to_f32(blk->d);
+            for (int k = 0; k < 32; k++) wq[k] = ((k < 16 ? blk->qs[k] & 15 : blk->qs[k - 16] >> 4) | (qh >> k & 1) << 4) - 16;
+        } else if (type == RA_W_Q4_K) {
+            /* sub-block b % 8 of super-block b / 8: x = (d sc) q - dmin m */
+            const ra_block_q4_k *blk = (const ra_block_q4_k *)row + b / 8;
+            const int j = (int)(b % 8);
+            uint8_t sc, mn;
+            ra_q4_k_scale_min(blk->scales, j, &sc, &mn);
+            d = ra_f16_to_f32(blk->d) * sc;
+            m = -(ra_f16_to_f32(blk->dmin) * mn);
+            for (int k = 0; k < 32; k++) wq[k] = j % 2 ? blk->qs[32 * (j / 2) + k] >> 4 : blk->qs[32 * (j / 2) + k] & 15;
+        } else if (type == RA_W_Q6_K) {
+            /* element e of the super-block: 6-bit code from ql / qh as the GGUF spec lays it out, times its
+             * group's int8 scale; the super-block's d */
+            const ra_block_q6_k *blk = (const ra_block_q6_k *)row + b / 8;
+            d = ra_f16_to_f32(blk->d);
+            for (int k = 0; k < 32; k++) {
+                const int e = 32 * (int)(b % 8) + k, h = e / 128, l = e % 32, part = (e % 128) / 32;
+                const uint8_t lo = blk->ql[64 * h + l + (part & 1) * 32];
+                const int code = ((part < 2 ? lo & 15 : lo >> 4) | ((blk->qh[32 * h + l] >> (2 * part)) & 3) << 4) - 32;
+                wq[k] = blk->scales[e / 16] * code;
+            }
         } else {
             const ra_block_q8_0 *blk = (const ra_block_q8_0 *)row + b;
             d = ra_f16_to_f32(blk->d);
@@ -116,7 +141,7 @@ static float ref_quant_dot(ra_wtype type, const uint8_t *row, const float *x, ui
         }
         for (int k = 0; k < 32; k++) isum += wq[k] * xq[k];
         float p = (d * xd) * (float)isum;
-        acc += type == RA_W_Q4_1 ? p + m * xs : p;
+        acc += type == RA_W_Q4_1 || type == RA_W_Q4_K ? p + m * xs : p;
     }
     return acc;
 }
@@ -129,13 +154,21 @@ static void check_quant_kernel(ra_wtype type, uint32_t rows, uint32_t cols, ra_p
     w.data = malloc((size_t)rows * w.row_bytes);
     for (size_t i = 0; i < (size_t)rows * w.row_bytes; i++) w.data[i] = (uint8_t)(frand() * 128 + 128);
     /* Sane block scales: random bytes could make f16 NaNs or huge values. */
-    const size_t blk_bytes = w.row_bytes / (cols / 32);
+    const bool super = type == RA_W_Q4_K || type == RA_W_Q6_K;
+    const uint32_t nblk = cols / (super ? 256 : 32);
+    const size_t blk_bytes = w.row_bytes / nblk;
     for (uint32_t r = 0; r < rows; r++)
-        for (uint32_t b = 0; b < cols / 32; b++) {
+        for (uint32_t b = 0; b < nblk; b++) {
             uint8_t *blk = w.data + (size_t)r * w.row_bytes + (size_t)b * blk_bytes;
-            uint16_t d = ra_f32_to_f16(0.01f + 0.02f * fabsf(frand())), m = ra_f32_to_f16(-0.1f * fabsf(frand()));
-            memcpy(blk, &d, 2);
+            const float scale = super ? 0.0005f : 1.0f; /* K-quant d multiplies 6- or 8-bit sub-scales */
+            uint16_t d = ra_f32_to_f16(scale * (0.01f + 0.02f * fabsf(frand()))), m = ra_f32_to_f16(-0.1f * fabsf(frand()));
+            if (type == RA_W_Q6_K) memcpy(blk + 208, &d, 2);
+            else memcpy(blk, &d, 2);
             if (type == RA_W_Q4_1) memcpy(blk + 2, &m, 2);
+            if (type == RA_W_Q4_K) {
+                m = ra_f32_to_f16(scale * 0.1f * fabsf(frand()));
+                memcpy(blk + 2, &m, 2);
+            }
         }
     float *x = malloc((size_t)NT * cols * 4), *y = malloc((size_t)NT * rows * 4), *want = malloc((size_t)NT * rows * 4);
     float *wf = malloc((size_t)cols * 4);
@@ -159,8 +192,7 @@ static void check_quant_kernel(ra_wtype type, uint32_t rows, uint32_t cols, ra_p
      * int8 activations cost at most half a step (d/2) per element. */
     double worst = 0;
     for (uint32_t r = 0; r < rows; r++) {
-        const uint32_t gt = type == RA_W_Q4_1 ? RA_GGML_Q4_1 : type == RA_W_Q4_0 ? RA_GGML_Q4_0 : RA_GGML_Q8_0;
-        CHECK_OK(ra_ggml_dequantize(gt, w.data + (size_t)r * w.row_bytes, wf, cols));
+        CHECK_OK(ra_weight_row_f32(&w, r, wf));
         for (uint32_t t = 0; t < NT; t++) {
             double exact = 0, bound = 0;
             for (uint32_t c = 0; c < cols; c++) {
@@ -193,6 +225,12 @@ int main(void)
         check_quant_kernel(RA_W_Q4_1, qshapes[i][0], qshapes[i][1], pools);
         check_quant_kernel(RA_W_Q8_0, qshapes[i][0], qshapes[i][1], pools);
         check_quant_kernel(RA_W_Q4_0, qshapes[i][0], qshapes[i][1], pools);
+        check_quant_kernel(RA_W_Q5_0, qshapes[i][0], qshapes[i][1], pools);
+    }
+    const uint32_t kshapes[][2] = {{1, 256}, {21, 512}, {35, 1536}};
+    for (size_t i = 0; i < sizeof kshapes / sizeof kshapes[0]; i++) {
+        check_quant_kernel(RA_W_Q4_K, kshapes[i][0], kshapes[i][1], pools);
+        check_quant_kernel(RA_W_Q6_K, kshapes[i][0], kshapes[i][1], pools);
     }
 
     /* Float ops. */

@@ -25,12 +25,38 @@ static void fill_weight(ra_weight *w, ra_wtype t, uint32_t rows, uint32_t cols)
     w->data = malloc((size_t)rows * w->row_bytes);
     for (size_t i = 0; i < (size_t)rows * w->row_bytes; i++) w->data[i] = (uint8_t)urand();
     /* Sane fp16 scales (random bits would give NaN and inf). */
-    const size_t blk = t == RA_W_Q4_1 ? sizeof(ra_block_q4_1) : sizeof(ra_block_q8_0);
+    const size_t blk = t == RA_W_Q4_1 ? sizeof(ra_block_q4_1) : t == RA_W_Q5_0 ? sizeof(ra_block_q5_0)
+                     : t == RA_W_Q4_K ? sizeof(ra_block_q4_k) : t == RA_W_Q6_K ? sizeof(ra_block_q6_k)
+                                                                              : sizeof(ra_block_q8_0);
+    const float k = t == RA_W_Q4_K || t == RA_W_Q6_K ? 1.0f / 64 : 1.0f; /* K-quant d scales sub-scales */
     for (size_t b = 0; b < (size_t)rows * w->row_bytes / blk; b++) {
-        uint16_t d = ra_f32_to_f16(frand() / 64), m = ra_f32_to_f16(frand() / 8);
-        memcpy(w->data + b * blk, &d, 2);
-        if (t == RA_W_Q4_1) memcpy(w->data + b * blk + 2, &m, 2);
+        uint16_t d = ra_f32_to_f16(k * frand() / 64), m = ra_f32_to_f16(k * frand() / 8);
+        memcpy(w->data + b * blk + (t == RA_W_Q6_K ? 208 : 0), &d, 2);
+        if (t == RA_W_Q4_1 || t == RA_W_Q4_K) memcpy(w->data + b * blk + 2, &m, 2);
     }
+}
+
+/* One output in scalar C: the type's reference dot on its own activation blocks. */
+static float ref_dot(const ra_weight *w, const uint8_t *row, const float *x)
+{
+    const uint32_t nb = w->cols / 32, nk = w->cols / 256;
+    float d;
+    if (w->type == RA_W_Q4_K || w->type == RA_W_Q6_K) {
+        ra_ggml_q8k *xk = malloc(nk * sizeof *xk);
+        ra_ggml_quantize_q8k(x, w->cols, xk);
+        d = w->type == RA_W_Q6_K ? ra_ggml_dot_q6_k_ref(row, xk, nk)
+          : w->rows % 8          ? ra_ggml_dot_q4_k_ref(row, xk, nk)
+                                 : ra_ggml_dot_q4_k_8x8_ref(row, xk, nk);
+        free(xk);
+        return d;
+    }
+    ra_ggml_q8 *xq = malloc(nb * sizeof *xq);
+    ra_ggml_quantize_q8(x, w->cols, w->type == RA_W_Q4_1, xq);
+    d = w->type == RA_W_Q4_1 ? ra_ggml_dot_q4_1_ref(row, xq, nb)
+      : w->type == RA_W_Q5_0 ? ra_ggml_dot_q5_0_ref(row, xq, nb)
+                             : ra_ggml_dot_q8_0_ref(row, xq, nb);
+    free(xq);
+    return d;
 }
 
 /* Scalar and vector products, bit for bit, for batch sizes 1..6 and 1 or 3
@@ -38,12 +64,11 @@ static void fill_weight(ra_weight *w, ra_wtype t, uint32_t rows, uint32_t cols)
  * product of the dequantized weights. */
 static void check_matmul(ra_wtype t, uint32_t rows, uint32_t cols, ra_pool *pools[2])
 {
-    const uint32_t NT = 6, nb = cols / 32;
+    const uint32_t NT = 6;
     ra_weight w;
     fill_weight(&w, t, rows, cols);
     float *x = malloc((size_t)NT * cols * 4), *ys = malloc((size_t)NT * rows * 4), *yv = malloc((size_t)NT * rows * 4);
     float *wf = malloc((size_t)cols * 4);
-    ra_ggml_q8 *xq = malloc(nb * sizeof *xq);
     for (size_t i = 0; i < (size_t)NT * cols; i++) x[i] = frand() * 3;
     const ra_cpu_path best = ra_cpu_best_path();
     for (int p = 0; p < 2; p++)
@@ -55,9 +80,7 @@ static void check_matmul(ra_wtype t, uint32_t rows, uint32_t cols, ra_pool *pool
         }
     double worst = 0;
     for (uint32_t r = 0; r < rows; r++) {
-        ra_ggml_quantize_q8(x, cols, t == RA_W_Q4_1, xq);
-        const uint8_t *row = w.data + (size_t)r * w.row_bytes;
-        float d = t == RA_W_Q4_1 ? ra_ggml_dot_q4_1_ref(row, xq, nb) : ra_ggml_dot_q8_0_ref(row, xq, nb);
+        const float d = ref_dot(&w, w.data + (size_t)r * w.row_bytes, x);
         CHECK(!memcmp(&d, &ys[r], 4));
         CHECK_OK(ra_weight_row_f32(&w, r, wf));
         double exact = 0, mag = 0;
@@ -66,7 +89,7 @@ static void check_matmul(ra_wtype t, uint32_t rows, uint32_t cols, ra_pool *pool
         worst = fmax(worst, fabs(d - exact) / (mag + 1e-30));
     }
     CHECK_MSG(worst < 1e-2, "%s: relative error %g against the float product", ra_wtype_name(t), worst);
-    free(x); free(ys); free(yv); free(wf); free(xq); free(w.data);
+    free(x); free(ys); free(yv); free(wf); free(w.data);
 }
 
 static void check_attention(void)
@@ -133,6 +156,10 @@ int main(void)
     printf("ggml-avx2 vector path on this machine: %s\n", ra_cpu_best_path() == RA_CPU_PATH_AVX2 ? "avx2" : "none (scalar only)");
     check_matmul(RA_W_Q4_1, 37, 96, pools);
     check_matmul(RA_W_Q8_0, 21, 576, pools);
+    check_matmul(RA_W_Q5_0, 19, 576, pools);
+    check_matmul(RA_W_Q6_K, 13, 1536, pools);
+    check_matmul(RA_W_Q4_K, 24, 512, pools); /* rows % 8 == 0: llama.cpp's repacked product */
+    check_matmul(RA_W_Q4_K, 11, 256, pools); /* ggml_vec_dot_q4_K_q8_K */
     check_attention();
     check_expf();
     check_quantize();

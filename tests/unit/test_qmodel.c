@@ -165,16 +165,33 @@ static void test_formats(void)
 /* GPTQ with act-order: the same bytes on 1 and 3 threads. */
 static void test_deterministic(void)
 {
-    CHECK_OK(quantize("gptq-cal-act", "t1", 1));
-    CHECK_OK(quantize("gptq-cal-act", "t3", 3));
+    static const char *const calibrated[] = {"gptq-cal-act", "awq-cal"};
+    for (int i = 0; i < 2; i++) {
+        char t1[32], t3[32], a[160], b[160];
+        snprintf(t1, sizeof t1, "%s-t1", calibrated[i]);
+        snprintf(t3, sizeof t3, "%s-t3", calibrated[i]);
+        CHECK_OK(quantize(calibrated[i], t1, 1));
+        CHECK_OK(quantize(calibrated[i], t3, 3));
+        snprintf(a, sizeof a, "%s/%s/model.safetensors", root, t1);
+        snprintf(b, sizeof b, "%s/%s/model.safetensors", root, t3);
+        CHECK_MSG(same_file(a, b), "%s: 1 and 3 threads give other bytes", calibrated[i]);
+        snprintf(a, sizeof a, "%s/%s/config.json", root, t1);
+        snprintf(b, sizeof b, "%s/%s/config.json", root, t3);
+        CHECK(same_file(a, b));
+        CHECK_STATUS(quantize(calibrated[i], t1, 1), RA_ERR_USAGE); /* never over an existing directory */
+    }
+    /* AWQ's scales went into the norms: the checkpoint's differ from the base's. */
     char a[160], b[160];
-    path_of(a, sizeof a, "t1/model.safetensors");
-    path_of(b, sizeof b, "t3/model.safetensors");
-    CHECK(same_file(a, b));
-    path_of(a, sizeof a, "t1/config.json");
-    path_of(b, sizeof b, "t3/config.json");
-    CHECK(same_file(a, b));
-    CHECK_STATUS(quantize("gptq-cal-act", "t1", 1), RA_ERR_USAGE); /* never over an existing directory */
+    snprintf(a, sizeof a, "%s/awq-cal-t1/model.safetensors", root);
+    snprintf(b, sizeof b, "%s/awq/model.safetensors", root);
+    ra_st_file *fa = NULL, *fb = NULL;
+    CHECK_OK(ra_safetensors_open(a, &fa));
+    CHECK_OK(ra_safetensors_open(b, &fb));
+    const ra_st_info *na = fa ? ra_safetensors_find(fa, "model.layers.0.input_layernorm.weight") : NULL;
+    const ra_st_info *nb = fb ? ra_safetensors_find(fb, "model.layers.0.input_layernorm.weight") : NULL;
+    CHECK(na && nb && na->end - na->begin == nb->end - nb->begin && memcmp(na->data, nb->data, na->end - na->begin));
+    ra_safetensors_close(fa);
+    ra_safetensors_close(fb);
 }
 
 /* The cached dequantization multiplies as the format's own matmul, bit for bit. */
@@ -269,12 +286,38 @@ static void scales_i32(ra_st_tensor *t, size_t *n, uint8_t *scratch)
     s->shape[1] /= 2; /* same bytes, other dtype */
 }
 
+/* compressed-tensors layouts: a scale of the wrong shape, a missing global scale, weights of the wrong dtype. */
+static void w4a16_scale_shape(ra_st_tensor *t, size_t *n, uint8_t *scratch)
+{
+    (void)n, (void)scratch;
+    ra_st_tensor *s = named(t, *n, "model.layers.1.self_attn.k_proj.weight_scale");
+    if (!s) return;
+    s->shape[0] /= 2; /* same bytes, [rows/2, 2 groups] */
+    s->shape[1] *= 2;
+}
+
+static void drop_global_scale(ra_st_tensor *t, size_t *n, uint8_t *scratch)
+{
+    (void)scratch;
+    ra_st_tensor *g = named(t, *n, "model.layers.0.mlp.down_proj.weight_global_scale");
+    if (g) *g = t[--*n];
+}
+
+static void fp8_weight_u8(ra_st_tensor *t, size_t *n, uint8_t *scratch)
+{
+    (void)scratch;
+    ra_st_tensor *w = named(t, *n, "model.layers.1.mlp.gate_proj.weight");
+    if (w) w->dtype = "U8";
+}
+
+/* Refused as RA_ERR_FORMAT with a message holding w1 and w2 (and always the file). */
 static void expect_refused(const char *format, const char *w1, const char *w2)
 {
     static float lp[3 * VOCAB];
     ra_status s = run("bad", format, 1, lp);
     CHECK_MSG(s == RA_ERR_FORMAT, "%s: got %s (%s)", w2, ra_status_name(s), ra_errmsg());
-    CHECK_MSG(strstr(ra_errmsg(), w1) && strstr(ra_errmsg(), w2), "message lacks '%s' / '%s': %s", w1, w2, ra_errmsg());
+    CHECK_MSG(strstr(ra_errmsg(), "model.safetensors") && strstr(ra_errmsg(), w1) && strstr(ra_errmsg(), w2),
+              "message lacks '%s' / '%s': %s", w1, w2, ra_errmsg());
 }
 
 static void test_malformed(void)
@@ -283,7 +326,13 @@ static void test_malformed(void)
     expect_refused("gptq", "model.safetensors", "qzeros");
     write_bad("gptq-act", bad_g_idx);
     expect_refused("gptq-act", "model.safetensors", "g_idx");
-    write_bad("gptq", scales_i32);
+    write_bad("w4a16", w4a16_scale_shape);
+    expect_refused("w4a16", "layer model.layers.1.self_attn.k_proj", ".weight_scale has shape");
+    write_bad("nvfp4", drop_global_scale);
+    expect_refused("nvfp4", "layer model.layers.0.mlp.down_proj", "weight_global_scale");
+    write_bad("fp8", fp8_weight_u8);
+    expect_refused("fp8", "layer model.layers.1.mlp.gate_proj", ".weight must be a 2-D F8_E4M3");
+    write_bad("gptq", scales_i32); /* last: the config test below edits its config.json */
     expect_refused("gptq", "model.safetensors", "scales");
     /* A config field of the wrong type. */
     char cfg[160], *text = NULL;

@@ -122,6 +122,10 @@ static void test_text(void)
     CHECK_OK(ra_buf_append(&b, "", 1));
     CHECK(!strcmp((char *)b.data, "q\\\"\\u0001\\u007f\\u0085\\ufffd"));
     ra_buf_free(&b);
+    CHECK_OK(ra_escape(&b, "<a href='x'>&\"\033\xe2\x80\xae\xff", 19, RA_ESC_HTML));
+    CHECK_OK(ra_buf_append(&b, "", 1));
+    CHECK(!strcmp((char *)b.data, "&lt;a href=&#39;x&#39;&gt;&amp;&quot;\\x1b\\u{202e}\\xff"));
+    ra_buf_free(&b);
 
     /* UTF-8-safe truncation: 100 two-byte characters into 128 bytes keep 63 whole ones. */
     char name[128], src[201];

@@ -29,6 +29,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+
+#include "../cpu_x86.h"
 #define GGML_X86 1
 #define TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #endif
@@ -302,6 +304,141 @@ float ra_ggml_dot_q8_0_ref(const void *row, const ra_ggml_q8 *x, uint32_t nb)
     return hsum8(acc);
 }
 
+/* ggml_vec_dot_q5_0_q8_0 (arch/x86/quants.c, AVX2): the block's codes made
+ * signed (q - 16, as the 0xF0 high bits do), then q8_0's lanes. */
+float ra_ggml_dot_q5_0_ref(const void *row, const ra_ggml_q8 *x, uint32_t nb)
+{
+    const ra_block_q5_0 *w = row;
+    float acc[8] = {0};
+    for (uint32_t b = 0; b < nb; b++) {
+        const float dd = ra_f16_to_f32(w[b].d) * x[b].d;
+        const uint32_t qh = ra_le32(w[b].qh);
+        for (int k = 0; k < 8; k++) {
+            int32_t s = 0;
+            for (int j = 4 * k; j < 4 * k + 4; j++) {
+                const int nib = j < 16 ? w[b].qs[j] & 15 : w[b].qs[j - 16] >> 4;
+                s += (nib + (int)((qh >> j & 1) << 4) - 16) * x[b].q[j];
+            }
+            acc[k] = fmaf(dd, (float)s, acc[k]);
+        }
+    }
+    return hsum8(acc);
+}
+
+/* quantize_row_q8_K_ref (ggml-quants.c; x86 uses it as is): the signed value
+ * of largest magnitude maps to -127, q = min(127, nearest(x * -127 / max)),
+ * d = 1 / iscale, and the sum of each 16 codes. */
+void ra_ggml_quantize_q8k(const float *x, uint32_t n, ra_ggml_q8k *out)
+{
+    for (uint32_t b = 0; b < n / 256; b++, x += 256) {
+        float max = 0, amax = 0;
+        for (int j = 0; j < 256; j++)
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        memset(&out[b], 0, sizeof out[b]);
+        if (amax == 0.0f) continue;
+        const float iscale = -127.0f / max;
+        for (int j = 0; j < 256; j++) {
+            const float t = iscale * x[j] + 12582912.0f; /* ggml's nearest_int */
+            const int v = (int)(ra_f32_bits(t) & 0x007fffff) - 0x00400000;
+            out[b].q[j] = (int8_t)(v < 127 ? v : 127);
+            out[b].bsums[j / 16] = (int16_t)(out[b].bsums[j / 16] + out[b].q[j]);
+        }
+        out[b].d = 1 / iscale;
+    }
+}
+
+/* ggml_vec_dot_q4_K_q8_K (arch/x86/quants.c, AVX2), per super-block: lane k
+ * (of 8) is the exact integer sum over the 8 sub-blocks s of sc[s] times the
+ * products of elements 32s + 4k .. 32s + 4k + 3, accumulated as
+ * fma(d_x * d_w, lane, acc); the mins go to 4 lanes, lane m =
+ * m[2m] * (bsums 4m, 4m+1) + m[2m+1] * (bsums 4m+2, 4m+3), accumulated as
+ * fma(-d_x * dmin_w, lane, acc_m); result hsum8(acc) + ((m0 + m2) + (m1 + m3)). */
+float ra_ggml_dot_q4_k_ref(const void *row, const ra_ggml_q8k *x, uint32_t nb)
+{
+    const ra_block_q4_k *w = row;
+    float acc[8] = {0}, acc_m[4] = {0};
+    for (uint32_t b = 0; b < nb; b++) {
+        const float d = x[b].d * ra_f16_to_f32(w[b].d), dmin = -x[b].d * ra_f16_to_f32(w[b].dmin);
+        uint8_t sc[8], mn[8];
+        for (int s = 0; s < 8; s++) ra_q4_k_scale_min(w[b].scales, s, &sc[s], &mn[s]);
+        const int16_t *bs = x[b].bsums;
+        for (int m = 0; m < 4; m++) {
+            const int32_t p = mn[2 * m] * (bs[4 * m] + bs[4 * m + 1]) + mn[2 * m + 1] * (bs[4 * m + 2] + bs[4 * m + 3]);
+            acc_m[m] = fmaf(dmin, (float)p, acc_m[m]);
+        }
+        for (int k = 0; k < 8; k++) {
+            int32_t lane = 0;
+            for (int s = 0; s < 8; s++) {
+                const uint8_t *qs = w[b].qs + 32 * (s / 2);
+                int32_t t = 0;
+                for (int i = 4 * k; i < 4 * k + 4; i++) t += (s % 2 ? qs[i] >> 4 : qs[i] & 15) * x[b].q[32 * s + i];
+                lane += sc[s] * t;
+            }
+            acc[k] = fmaf(d, (float)lane, acc[k]);
+        }
+    }
+    return hsum8(acc) + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]));
+}
+
+/* ggml_gemv_q4_K_8x8_q8_K (arch/x86/repack.cpp, AVX2): what llama.cpp runs
+ * for a Q4_K matrix whose row count is a multiple of 8, repacked at load into
+ * interleaved groups of 8 rows. Each row is one float lane: per super-block
+ * the exact integer sums sum_s sc[s] * (q . x over sub-block s) and
+ * sum_s m[s] * (bsums 2s + 2s+1), accumulated as
+ * acc = fma(isum, d_w * d_x, acc) and acc_m = fma(imin, dmin_w * d_x, acc_m);
+ * the result is acc - acc_m. */
+float ra_ggml_dot_q4_k_8x8_ref(const void *row, const ra_ggml_q8k *x, uint32_t nb)
+{
+    const ra_block_q4_k *w = row;
+    float acc = 0, acc_m = 0;
+    for (uint32_t b = 0; b < nb; b++) {
+        int32_t isum = 0, imin = 0;
+        for (int s = 0; s < 8; s++) {
+            uint8_t sc, mn;
+            ra_q4_k_scale_min(w[b].scales, s, &sc, &mn);
+            const uint8_t *qs = w[b].qs + 32 * (s / 2);
+            int32_t t = 0;
+            for (int i = 0; i < 32; i++) t += (s % 2 ? qs[i] >> 4 : qs[i] & 15) * x[b].q[32 * s + i];
+            isum += sc * t;
+            imin += mn * (x[b].bsums[2 * s] + x[b].bsums[2 * s + 1]);
+        }
+        acc = fmaf((float)isum, ra_f16_to_f32(w[b].d) * x[b].d, acc);
+        acc_m = fmaf((float)imin, ra_f16_to_f32(w[b].dmin) * x[b].d, acc_m);
+    }
+    return acc - acc_m;
+}
+
+/* ggml_vec_dot_q6_K_q8_K (arch/x86/quants.c, AVX2), per super-block: lane k
+ * is the exact integer sum of sc[e/16] * q[e] * x[e] over the elements e with
+ * (e % 32) / 4 == k, q the unsigned code 0..63, minus 32 * (sc[2k] bsums[2k] +
+ * sc[2k+1] bsums[2k+1]) for the codes' offset; fma(d_x * d_w, lane, acc);
+ * result hsum8(acc). */
+float ra_ggml_dot_q6_k_ref(const void *row, const ra_ggml_q8k *x, uint32_t nb)
+{
+    const ra_block_q6_k *w = row;
+    float acc[8] = {0};
+    for (uint32_t b = 0; b < nb; b++) {
+        const float d = x[b].d * ra_f16_to_f32(w[b].d);
+        const int8_t *sc = w[b].scales;
+        for (int k = 0; k < 8; k++) {
+            int32_t lane = 0;
+            for (int e0 = 0; e0 < 256; e0 += 32)
+                for (int e = e0 + 4 * k; e < e0 + 4 * k + 4; e++) {
+                    const int h = e / 128, c = (e % 128) / 32, i = e % 32;
+                    const uint8_t l = w[b].ql[64 * h + 32 * (c % 2) + i], hb = w[b].qh[32 * h + i];
+                    const int q = (c < 2 ? l & 15 : l >> 4) | ((hb >> (2 * c)) & 3) << 4;
+                    lane += sc[e / 16] * q * x[b].q[e];
+                }
+            lane -= 32 * (sc[2 * k] * x[b].bsums[2 * k] + sc[2 * k + 1] * x[b].bsums[2 * k + 1]);
+            acc[k] = fmaf(d, (float)lane, acc[k]);
+        }
+    }
+    return hsum8(acc);
+}
+
 #ifdef GGML_X86
 TARGET_AVX2 static inline float hsum8_avx(__m256 x)
 {
@@ -359,6 +496,90 @@ TARGET_AVX2 static inline void dot_q8_0_avx2(const void *row, const ra_ggml_q8 *
     for (int k = 0; k < K; k++) out[k] = hsum8_avx(acc[k]);
 }
 
+/* ra_ggml_dot_q5_0_ref with the block's lanes by byte multiply-adds (exact). */
+TARGET_AVX2 static float dot_q5_0_avx2(const void *row, const ra_ggml_q8 *x, uint32_t nb)
+{
+    const ra_block_q5_0 *w = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (uint32_t b = 0; b < nb; b++) {
+        const __m256i qw = ra_q5_0_codes_avx2(&w[b]), qx = _mm256_loadu_si256((const __m256i *)x[b].q);
+        const __m256 lanes = lanes_us8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * x[b].d), lanes, acc);
+    }
+    return hsum8_avx(acc);
+}
+
+/* Exact int32 sum of a horizontal vector (order is irrelevant for integers). */
+TARGET_AVX2 static inline int32_t hsum_i32(__m256i v)
+{
+    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4e));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xb1));
+    return _mm_cvtsi128_si32(r);
+}
+
+/* ra_ggml_dot_q4_k_8x8_ref: each sub-block's codes times x by byte
+ * multiply-adds, pairs scaled by the sub-block's scale (int16 x int16 to
+ * int32, exact), summed over the super-block; the float steps as the reference. */
+TARGET_AVX2 static float dot_q4_k_8x8_avx2(const void *row, const ra_ggml_q8k *x, uint32_t nb)
+{
+    const ra_block_q4_k *w = row;
+    float acc = 0, acc_m = 0;
+    for (uint32_t b = 0; b < nb; b++) {
+        __m256i isum = _mm256_setzero_si256();
+        int32_t imin = 0;
+        for (int c = 0; c < 4; c++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * c));
+            for (int h = 0; h < 2; h++) {
+                const int s = 2 * c + h;
+                uint8_t sc, mn;
+                ra_q4_k_scale_min(w[b].scales, s, &sc, &mn);
+                const __m256i qw = _mm256_and_si256(h ? _mm256_srli_epi16(q, 4) : q, _mm256_set1_epi8(15));
+                const __m256i p16 = _mm256_maddubs_epi16(qw, _mm256_loadu_si256((const __m256i *)(x[b].q + 32 * s)));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, _mm256_set1_epi16(sc)));
+                imin += mn * (x[b].bsums[2 * s] + x[b].bsums[2 * s + 1]);
+            }
+        }
+        acc = fmaf((float)hsum_i32(isum), _cvtsh_ss(w[b].d) * x[b].d, acc);
+        acc_m = fmaf((float)imin, _cvtsh_ss(w[b].dmin) * x[b].d, acc_m);
+    }
+    return acc - acc_m;
+}
+
+/* ra_ggml_dot_q6_k_ref: the unsigned 6-bit codes of each 32 elements times x
+ * by byte multiply-adds (pairs, at most 2 * 63 * 127), pairs times their
+ * group's scale into int32 lanes (lane k: elements 4k..4k+3 of each 32),
+ * minus 32 * the scaled bsums; the float steps as the reference. */
+TARGET_AVX2 static float dot_q6_k_avx2(const void *row, const ra_ggml_q8k *x, uint32_t nb)
+{
+    const ra_block_q6_k *w = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (uint32_t b = 0; b < nb; b++) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
+        const __m256i off = _mm256_slli_epi32(
+            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x[b].bsums), sc16), 5);
+        __m256i lanes = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w[b].ql + 64 * h));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w[b].ql + 64 * h + 32));
+            const __m256i hb = _mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h));
+            for (int c = 0; c < 4; c++) {
+                const __m256i lo = c % 2 ? l1 : l0;
+                const __m256i nib = _mm256_and_si256(c < 2 ? lo : _mm256_srli_epi16(lo, 4), _mm256_set1_epi8(15));
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), _mm256_set1_epi8(3));
+                const __m256i q = _mm256_or_si256(nib, _mm256_slli_epi16(hi, 4));
+                const int g = 8 * h + 2 * c; /* groups g (first 16 elements) and g + 1 */
+                const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(w[b].scales[g + 1]), _mm_set1_epi16(w[b].scales[g]));
+                const __m256i p16 = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(x[b].q + 128 * h + 32 * c)));
+                lanes = _mm256_add_epi32(lanes, _mm256_madd_epi16(p16, scale));
+            }
+        }
+        lanes = _mm256_sub_epi32(lanes, off);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x[b].d * _cvtsh_ss(w[b].d)), _mm256_cvtepi32_ps(lanes), acc);
+    }
+    return hsum8_avx(acc);
+}
+
 /* Rows r0..r1 against every token, tokens in fours then one at a time. */
 TARGET_AVX2 static void rows_avx2(const ra_weight *w, const ra_ggml_q8 *xq, uint32_t n, float *y, uint32_t r0, uint32_t r1)
 {
@@ -383,28 +604,64 @@ TARGET_AVX2 static void rows_avx2(const ra_weight *w, const ra_ggml_q8 *xq, uint
 
 typedef struct {
     const ra_weight *w;
-    const ra_ggml_q8 *xq; /* n rows of cols / 32 blocks */
+    const ra_ggml_q8 *xq;   /* n rows of cols / 32 blocks (q4_1, q8_0, q5_0) */
+    const ra_ggml_q8k *xk;  /* n rows of cols / 256 super-blocks (q4_k, q6_k) */
     uint32_t n;
     float *y;
     ra_cpu_path path;
 } ggml_job;
 
+/* One output in scalar C, the weight type's vec_dot. */
+static float dot_ref(const ggml_job *j, const uint8_t *row, uint32_t t)
+{
+    const ra_weight *w = j->w;
+    const uint32_t nb = w->cols / QK, nk = w->cols / 256;
+    switch (w->type) {
+    case RA_W_Q4_1: return ra_ggml_dot_q4_1_ref(row, j->xq + (size_t)t * nb, nb);
+    case RA_W_Q5_0: return ra_ggml_dot_q5_0_ref(row, j->xq + (size_t)t * nb, nb);
+    case RA_W_Q4_K:
+        return w->rows % 8 ? ra_ggml_dot_q4_k_ref(row, j->xk + (size_t)t * nk, nk)
+                           : ra_ggml_dot_q4_k_8x8_ref(row, j->xk + (size_t)t * nk, nk);
+    case RA_W_Q6_K: return ra_ggml_dot_q6_k_ref(row, j->xk + (size_t)t * nk, nk);
+    default: return ra_ggml_dot_q8_0_ref(row, j->xq + (size_t)t * nb, nb);
+    }
+}
+
 static void ggml_task(void *ctx, uint32_t task)
 {
     const ggml_job *j = ctx;
     const ra_weight *w = j->w;
-    const uint32_t nb = w->cols / QK, r0 = task * ROWS_PER_TASK;
+    const uint32_t r0 = task * ROWS_PER_TASK;
     const uint32_t r1 = r0 + ROWS_PER_TASK < w->rows ? r0 + ROWS_PER_TASK : w->rows;
 #ifdef GGML_X86
-    if (j->path == RA_CPU_PATH_AVX2) { rows_avx2(w, j->xq, j->n, j->y, r0, r1); return; }
-#endif
-    const bool q41 = w->type == RA_W_Q4_1;
-    for (uint32_t t = 0; t < j->n; t++)
-        for (uint32_t r = r0; r < r1; r++) {
-            const uint8_t *row = w->data + (size_t)r * w->row_bytes;
-            const ra_ggml_q8 *x = j->xq + (size_t)t * nb;
-            j->y[(size_t)t * w->rows + r] = q41 ? ra_ggml_dot_q4_1_ref(row, x, nb) : ra_ggml_dot_q8_0_ref(row, x, nb);
+    if (j->path == RA_CPU_PATH_AVX2) {
+        const uint32_t nb = w->cols / QK, nk = w->cols / 256;
+        switch (w->type) {
+        case RA_W_Q4_1:
+        case RA_W_Q8_0: rows_avx2(w, j->xq, j->n, j->y, r0, r1); return;
+        case RA_W_Q5_0:
+            for (uint32_t t = 0; t < j->n; t++)
+                for (uint32_t r = r0; r < r1; r++)
+                    j->y[(size_t)t * w->rows + r] = dot_q5_0_avx2(w->data + (size_t)r * w->row_bytes, j->xq + (size_t)t * nb, nb);
+            return;
+        case RA_W_Q6_K:
+            for (uint32_t t = 0; t < j->n; t++)
+                for (uint32_t r = r0; r < r1; r++)
+                    j->y[(size_t)t * w->rows + r] = dot_q6_k_avx2(w->data + (size_t)r * w->row_bytes, j->xk + (size_t)t * nk, nk);
+            return;
+        case RA_W_Q4_K:
+            if (w->rows % 8) break; /* ggml's vec_dot: the scalar code */
+            for (uint32_t t = 0; t < j->n; t++)
+                for (uint32_t r = r0; r < r1; r++)
+                    j->y[(size_t)t * w->rows + r] =
+                        dot_q4_k_8x8_avx2(w->data + (size_t)r * w->row_bytes, j->xk + (size_t)t * nk, nk);
+            return;
+        default: break;
         }
+    }
+#endif
+    for (uint32_t t = 0; t < j->n; t++)
+        for (uint32_t r = r0; r < r1; r++) j->y[(size_t)t * w->rows + r] = dot_ref(j, w->data + (size_t)r * w->row_bytes, t);
 }
 
 /* ggml_compute_forward_mul_mat's vec_dot path: activations quantized to the
@@ -412,17 +669,27 @@ static void ggml_task(void *ctx, uint32_t task)
  * per output. */
 ra_status ra_ggml_matmul(ra_pool *p, ra_cpu_path path, const ra_weight *w, const float *x, uint32_t n, float *y)
 {
-    if (w->type != RA_W_Q4_1 && w->type != RA_W_Q8_0)
+    if (w->type == RA_W_F32 || w->type == RA_W_BF16 || w->type == RA_W_Q4_0)
         return ra_fail(RA_ERR_UNSUPPORTED, "kernel ggml-avx2 has no product for %s weights", ra_wtype_name(w->type));
-    if (w->cols % QK) return ra_fail(RA_ERR_INTERNAL, "quantized weight with %u columns", w->cols);
-    const bool q41 = w->type == RA_W_Q4_1;
-    const uint32_t nb = w->cols / QK;
-    ggml_job j = {w, NULL, n, y, path};
-    ra_ggml_q8 *xq;
-    RA_TRY(ra_calloc(&xq, (size_t)n * nb, sizeof *xq));
-    for (uint32_t t = 0; t < n; t++) ra_ggml_quantize_q8(x + (size_t)t * w->cols, w->cols, q41, xq + (size_t)t * nb);
+    const bool super = w->type == RA_W_Q4_K || w->type == RA_W_Q6_K;
+    if (w->cols % (super ? 256 : QK)) return ra_fail(RA_ERR_INTERNAL, "quantized weight with %u columns", w->cols);
+    ggml_job j = {w, NULL, NULL, n, y, path};
+    ra_ggml_q8 *xq = NULL;
+    ra_ggml_q8k *xk = NULL;
+    if (super) {
+        const uint32_t nk = w->cols / 256;
+        RA_TRY(ra_calloc(&xk, (size_t)n * nk, sizeof *xk));
+        for (uint32_t t = 0; t < n; t++) ra_ggml_quantize_q8k(x + (size_t)t * w->cols, w->cols, xk + (size_t)t * nk);
+    } else {
+        const uint32_t nb = w->cols / QK;
+        RA_TRY(ra_calloc(&xq, (size_t)n * nb, sizeof *xq));
+        for (uint32_t t = 0; t < n; t++)
+            ra_ggml_quantize_q8(x + (size_t)t * w->cols, w->cols, w->type == RA_W_Q4_1, xq + (size_t)t * nb);
+    }
     j.xq = xq;
+    j.xk = xk;
     ra_pool_for(p, (w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK, ggml_task, &j);
     free(xq);
+    free(xk);
     return RA_OK;
 }

@@ -30,6 +30,8 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
 #include <immintrin.h>
+
+#include "../cpu_x86.h"
 #define CPU_X86 1
 #define TARGET_AVX2 __attribute__((target("avx2,f16c"))) /* no fma: every sum stays a rounded add */
 #endif
@@ -221,32 +223,76 @@ static inline block_view block_at(ra_wtype t, const uint8_t *row, uint32_t b)
     return (block_view){k->d, 0, (const uint8_t *)k->qs};
 }
 
-/* Rows r0..r1 of a Q4_1 (x = q d + m), Q8_0 (x = q d) or Q4_0 (x = (q - 8) d)
- * weight: each row's blocks widened to int16 once, then every token. */
+/* Block b (32 values) of a quantized row as int16 codes q with x = d q (+ m):
+ * q4_1 q, d, m; q8_0 q, d; q4_0 q - 8, d; q5_0 q - 16, d; q4_k sub-block b:
+ * q, d * sc, -(dmin * m) (both products exact); q6_k: sc * (q - 32) (at most
+ * 4096 in magnitude) with the super-block's d. Returns whether m is used. */
+static bool decode_block(ra_wtype t, const uint8_t *row, uint32_t b, int16_t q[QBLOCK], float *d, float *m)
+{
+    *m = 0;
+    switch (t) {
+    case RA_W_Q5_0: {
+        const ra_block_q5_0 *k = (const ra_block_q5_0 *)row + b;
+        const uint32_t qh = ra_le32(k->qh);
+        *d = ra_f16_to_f32(k->d);
+        for (int i = 0; i < 16; i++) {
+            q[i] = (int16_t)((k->qs[i] & 15) + ((qh >> i & 1) << 4) - 16);
+            q[i + 16] = (int16_t)((k->qs[i] >> 4) + ((qh >> (i + 16) & 1) << 4) - 16);
+        }
+        return false;
+    }
+    case RA_W_Q4_K: {
+        const ra_block_q4_k *k = (const ra_block_q4_k *)row + b / 8;
+        const uint32_t j = b % 8;
+        uint8_t sc, mn;
+        ra_q4_k_scale_min(k->scales, (int)j, &sc, &mn);
+        *d = ra_f16_to_f32(k->d) * sc;
+        *m = -(ra_f16_to_f32(k->dmin) * mn);
+        const uint8_t *qs = k->qs + 32 * (j / 2);
+        for (int i = 0; i < QBLOCK; i++) q[i] = (int16_t)(j % 2 ? qs[i] >> 4 : qs[i] & 15);
+        return true;
+    }
+    case RA_W_Q6_K: {
+        const ra_block_q6_k *k = (const ra_block_q6_k *)row + b / 8;
+        const uint32_t j = b % 8, h = j / 4, c = j % 4; /* half of 128, quarter of it */
+        const uint8_t *ql = k->ql + 64 * h + 32 * (c % 2), *qh = k->qh + 32 * h;
+        *d = ra_f16_to_f32(k->d);
+        for (int i = 0; i < QBLOCK; i++) {
+            const int v = ((c < 2 ? ql[i] & 15 : ql[i] >> 4) | ((qh[i] >> (2 * c)) & 3) << 4) - 32;
+            q[i] = (int16_t)(k->scales[8 * h + 2 * c + i / 16] * v);
+        }
+        return false;
+    }
+    default: {
+        const block_view v = block_at(t, row, b);
+        *d = ra_f16_to_f32(v.d);
+        *m = ra_f16_to_f32(v.m);
+        if (t == RA_W_Q8_0) {
+            for (int k = 0; k < QBLOCK; k++) q[k] = (int8_t)v.qs[k];
+            return false;
+        }
+        const int off = t == RA_W_Q4_1 ? 0 : 8;
+        for (int k = 0; k < 16; k++) {
+            q[k] = (int16_t)((v.qs[k] & 15) - off);
+            q[k + 16] = (int16_t)((v.qs[k] >> 4) - off);
+        }
+        return t == RA_W_Q4_1;
+    }
+    }
+}
+
+/* Rows r0..r1 of a quantized weight: each row's blocks widened to int16 once
+ * (decode_block), then every token. */
 static void quant_rows(const matmul_job *j, uint32_t r0, uint32_t r1)
 {
     const ra_weight *w = j->w;
     const uint32_t nb = w->cols / QBLOCK;
-    const bool q41 = w->type == RA_W_Q4_1;
     int16_t wq[w->cols];
     float d[nb], m[nb], out[4];
+    bool q41 = false;
     for (uint32_t r = r0; r < r1; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
-        for (uint32_t b = 0; b < nb; b++) {
-            int16_t *q = wq + b * QBLOCK;
-            const block_view v = block_at(w->type, row, b);
-            d[b] = ra_f16_to_f32(v.d);
-            m[b] = ra_f16_to_f32(v.m);
-            if (w->type == RA_W_Q8_0) {
-                for (int k = 0; k < QBLOCK; k++) q[k] = (int8_t)v.qs[k];
-                continue;
-            }
-            const int off = q41 ? 0 : 8;
-            for (int k = 0; k < 16; k++) {
-                q[k] = (int16_t)((v.qs[k] & 15) - off);
-                q[k + 16] = (int16_t)((v.qs[k] >> 4) - off);
-            }
-        }
+        for (uint32_t b = 0; b < nb; b++) q41 = decode_block(w->type, row, b, wq + b * QBLOCK, &d[b], &m[b]);
         uint32_t t = 0;
         for (; t + 4 <= j->n; t += 4) {
             const act_block *xb[4] = {j->xq + (size_t)t * nb, j->xq + (size_t)(t + 1) * nb, j->xq + (size_t)(t + 2) * nb,
@@ -309,18 +355,37 @@ TARGET_AVX2 static inline int32_t block_isum_avx2(const uint8_t *w, const act_bl
     return _mm_cvtsi128_si32(h);
 }
 
-/* quant_rows with the row's blocks as bytes and vector block sums. */
+/* quant_rows with the row's blocks as bytes and vector block sums: q4_1 and
+ * q4_k codes unsigned (with a min), q8_0, q4_0 and q5_0 signed; q6_k's
+ * scaled codes do not fit a byte and take quant_rows. */
 TARGET_AVX2 static void quant_rows_avx2(const matmul_job *j, uint32_t r0, uint32_t r1)
 {
     const ra_weight *w = j->w;
     const uint32_t nb = w->cols / QBLOCK;
-    const bool q41 = w->type == RA_W_Q4_1;
+    const bool q41 = w->type == RA_W_Q4_1 || w->type == RA_W_Q4_K; /* unsigned codes and a min */
     uint8_t wq[w->cols];
     float d[nb], m[nb], acc[4];
     for (uint32_t r = r0; r < r1; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
         for (uint32_t b = 0; b < nb; b++) {
             uint8_t *q = wq + b * QBLOCK;
+            if (w->type == RA_W_Q5_0) {
+                const ra_block_q5_0 *k = (const ra_block_q5_0 *)row + b;
+                d[b] = _cvtsh_ss(k->d);
+                m[b] = 0;
+                _mm256_storeu_si256((__m256i *)q, ra_q5_0_codes_avx2(k));
+                continue;
+            }
+            if (w->type == RA_W_Q4_K) { /* d and m as decode_block makes them, the nibbles as bytes */
+                const ra_block_q4_k *k = (const ra_block_q4_k *)row + b / 8;
+                uint8_t sc, mn;
+                ra_q4_k_scale_min(k->scales, (int)(b % 8), &sc, &mn);
+                d[b] = _cvtsh_ss(k->d) * sc;
+                m[b] = -(_cvtsh_ss(k->dmin) * mn);
+                const __m256i t = _mm256_loadu_si256((const __m256i *)(k->qs + 32 * (b % 8 / 2)));
+                _mm256_storeu_si256((__m256i *)q, _mm256_and_si256(b % 2 ? _mm256_srli_epi16(t, 4) : t, _mm256_set1_epi8(15)));
+                continue;
+            }
             const block_view v = block_at(w->type, row, b);
             d[b] = _cvtsh_ss(v.d);
             m[b] = _cvtsh_ss(v.m);
@@ -395,7 +460,8 @@ static void matmul_task(void *ctx, uint32_t task)
     if (r1 > w->rows) r1 = w->rows;
     if (w->type == RA_W_F32 || w->type == RA_W_BF16) float_rows(w, w->type == RA_W_BF16, j->x, j->n, j->y, r0, r1);
 #ifdef CPU_X86
-    else if (j->path == RA_CPU_PATH_AVX2) quant_rows_avx2(j, r0, r1);
+    /* q6_k takes the scalar code on every path (its bits are the order's by construction). */
+    else if (j->path == RA_CPU_PATH_AVX2 && w->type != RA_W_Q6_K) quant_rows_avx2(j, r0, r1);
 #endif
     else quant_rows(j, r0, r1);
 }
@@ -410,7 +476,7 @@ ra_status ra_cpu_matmul_path(ra_pool *p, ra_cpu_path path, const ra_weight *w, c
     if (w->type == RA_W_QUANT) return ra_qlayer_matmul(p, w->q, x, n, y); /* the format's own order */
     matmul_job j = {w, x, NULL, n, y, path};
     act_block *xq = NULL;
-    if (w->type == RA_W_Q4_1 || w->type == RA_W_Q8_0 || w->type == RA_W_Q4_0) {
+    if (w->type != RA_W_F32 && w->type != RA_W_BF16) {
         if (w->cols % QBLOCK) return ra_fail(RA_ERR_INTERNAL, "quantized weight with %u columns", w->cols);
         uint32_t nb = w->cols / QBLOCK;
         RA_TRY(ra_calloc(&xq, (size_t)n * nb, sizeof *xq));
