@@ -165,7 +165,7 @@ e2e: $(BIN) $(BUILD)/repro-audit-asan $(E2E_TESTS) $(MODEL)
 	@$(BUILD)/e2e/test_llamacpp_fixture $(MODEL) tests/fixtures/llamacpp_q4_k_m.json q4_k_m@ggml-avx2 1e-5
 	@$(BUILD)/e2e/test_quant_derive $(MODEL) tests/fixtures/llamacpp_quant_digests.json
 	@tests/e2e/run.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL) $(BUILD)/e2e/test_tokenizer_model
-	@tests/e2e/scenarios.sh $(BIN) $(MODEL)
+	@tests/e2e/scenarios.sh $(BIN) $(BUILD)/repro-audit-asan $(MODEL)
 
 # Hostile inputs (tests/hostile): refused cleanly by both binaries, under resource limits.
 $(BUILD)/hostile/gen: tests/hostile/gen.c tests/unit/toy_manifest.h $(BUILD)/libra.a

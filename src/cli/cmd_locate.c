@@ -85,7 +85,7 @@ int ra_cmd_locate(int argc, char **argv)
     char layer[32];
     if (r.layer < 0) snprintf(layer, sizeof layer, "%s", r.pass == 0 && !strcmp(r.op, "embed") ? "before layer 0" : "after the last layer");
     else snprintf(layer, sizeof layer, "layer %d", r.layer);
-    printf("first difference: step %u, %s, %s output (%llu op outputs identical before it)\n", r.pass, layer, r.op,
-           (unsigned long long)r.ops_equal);
+    printf("first difference: step %u%s, %s, %s output (%llu op outputs identical before it)\n", r.pass,
+           r.pass == 0 ? " (the prompt pass)" : "", layer, r.op, (unsigned long long)r.ops_equal);
     return r.reproduced_a && r.reproduced_b ? RA_EXIT_OK : RA_EXIT_FAIL;
 }

@@ -82,7 +82,7 @@ ra_status ra_policy_parse(const char *name, const char *text, size_t len, ra_pol
 {
     *out = NULL;
     cJSON *root;
-    RA_TRY(ra_json_parse(name, text, len, 4 * RA_POLICY_MAX_RULES + 16, &root));
+    RA_TRY(ra_json_parse(name, text, len, 6 * RA_POLICY_MAX_RULES + 16, &root)); /* a rule: its object and up to 4 fields */
     ra_policy *p = NULL;
     ra_status s = RA_OK;
     const cJSON *schema = cJSON_GetObjectItemCaseSensitive(root, "schema");

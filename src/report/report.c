@@ -253,6 +253,9 @@ static void add_scenarios(cJSON *o, const ra_group_verdict *v)
         cJSON_AddBoolToObject(x, "token_changed", sv->token_changed);
         add_num(x, "top2_gap", sv->top2_gap);
         cJSON_AddBoolToObject(x, "near_tie", sv->near_tie);
+        add_num(x, "kl_max", sv->kl_max);
+        add_num(x, "max_abs_diff", sv->max_abs);
+        add_num(x, "top1_min", sv->top1_min);
         cJSON_AddBoolToObject(x, "pass", sv->pass);
         cJSON_AddItemToArray(arr, x);
     }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end tests of the scenarios (run --scenarios), the gate (check) and
 # the fleet scripts (tools/fleet), on the real model with 2 prompts x 3 tokens.
-# Usage: scenarios.sh BIN MODEL
+# Usage: scenarios.sh BIN ASAN_BIN MODEL (check and locate's input handling runs under ASan)
 set -uo pipefail
-BIN=$1; MODEL=$2
+BIN=$1; ASAN=$2; MODEL=$3
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
 ok()   { pass=$((pass+1)); }
@@ -47,58 +47,63 @@ contains "$T/err" "layer 99, but the model has 30 layers" "layer message"
 
 # --- check: the gate against the scenario bundle as baseline ---
 expect_rc 0 "run R" -- "$BIN" run "${common[@]}" --repeats 1 --threads 1 --formats q4_1@cpu,q4_1@ggml-avx2 --out "$T/R"
-expect_rc 0 "check passes against its own baseline" -- "$BIN" check --baseline "$T/SC" "$T/R" --junit "$T/pass.xml" --json "$T/pass.json"
+expect_rc 0 "check passes against its own baseline" -- "$ASAN" check --baseline "$T/SC" "$T/R" --junit "$T/pass.xml" --json "$T/pass.json"
 contains "$T/out" "13 test cases, 0 failed" "check summary"
 # 6 scenarios of q4_1@cpu, and of q4_1@ggml-avx2 with kernel 7
 [ "$(xml_ok "$T/pass.xml")" = "13 0" ] && ok || bad "pass.xml: 13 testcases, no failure ($(xml_ok "$T/pass.xml"))"
 python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); assert r["pass"] and r["tests"] == 13' "$T/pass.json" && ok || bad "check --json"
 # A changed format: every run with one weight one ulp off (the numbers), or another format (the coverage).
 expect_rc 0 "run P (planted difference)" -- "$BIN" run "${common[@]}" --repeats 1 --formats q4_1@cpu,q4_1@ggml-avx2 --plant 0:down_proj --out "$T/P"
-expect_rc 1 "check fails on changed numbers" -- "$BIN" check --baseline "$T/SC" "$T/P" --junit "$T/fail.xml"
+expect_rc 1 "check fails on changed numbers" -- "$ASAN" check --baseline "$T/SC" "$T/P" --junit "$T/fail.xml"
 contains "$T/out" "FAIL q4_1@cpu           repeat" "the failing case is named"
 [ "$(xml_ok "$T/fail.xml")" = "13 2" ] && ok || bad "fail.xml: 13 testcases, 2 failures ($(xml_ok "$T/fail.xml"))"
 contains "$T/fail.xml" 'first B2:r0 at seq 0 step 0' "the JUnit failure gives the first divergence"
+expect_rc 0 "check a bundle against itself" -- "$ASAN" check --baseline "$T/SC" "$T/SC" --quiet
+odd="$T/odd <&\"'> $(printf '\001\377')"
+cp -r "$T/P" "$odd"
+expect_rc 1 "check a bundle whose name holds markup and bytes that are not UTF-8" -- "$ASAN" check --baseline "$T/SC" "$odd" --junit "$T/odd.xml"
+[ "$(xml_ok "$T/odd.xml")" = "13 2" ] && ok || bad "odd.xml is well-formed XML ($(xml_ok "$T/odd.xml" 2>&1 | tail -1))"
 expect_rc 0 "run F (another format)" -- "$BIN" run "${common[@]}" --repeats 1 --formats f32@cpu --out "$T/F"
-expect_rc 1 "check fails on another format" -- "$BIN" check --baseline "$T/SC" "$T/F" --junit "$T/cov.xml"
+expect_rc 1 "check fails on another format" -- "$ASAN" check --baseline "$T/SC" "$T/F" --junit "$T/cov.xml"
 contains "$T/cov.xml" "in the baseline but missing from the run" "coverage failure"
 # Policies: bounds that hold, bounds that do not, malformed files.
 pol() { printf '{"schema": "repro-audit.policy", "version": 1, "rules": %s}' "$1" >"$T/pol.json"; }
 pol '{"q4_1@cpu": {"expect": "within", "kl_max": 0.1, "top1_min": 0.5}, "q4_1@ggml-avx2": {"expect": "within", "max_abs_diff": 10}}'
-expect_rc 0 "a loose policy passes the planted difference" -- "$BIN" check --baseline "$T/SC" "$T/P" --policy "$T/pol.json"
+expect_rc 0 "a loose policy passes the planted difference" -- "$ASAN" check --baseline "$T/SC" "$T/P" --policy "$T/pol.json"
 pol '{"*": {"expect": "within", "kl_max": 1e-12}}'
-expect_rc 1 "a tight policy fails it" -- "$BIN" check --baseline "$T/SC" "$T/P" --policy "$T/pol.json"
+expect_rc 1 "a tight policy fails it" -- "$ASAN" check --baseline "$T/SC" "$T/P" --policy "$T/pol.json"
 contains "$T/out" "> 1e-12" "the failed bound is printed"
 pol '{"*:control": {"expect": "identical"}}'
-expect_rc 1 "a control held to identical fails (the gate can fail)" -- "$BIN" check --baseline "$T/SC" "$T/R" --policy "$T/pol.json"
+expect_rc 1 "a control held to identical fails (the gate can fail)" -- "$ASAN" check --baseline "$T/SC" "$T/R" --policy "$T/pol.json"
 pol '{"*": {"expect": "identical"}, "*": {"expect": "ignore"}}'
-expect_rc 2 "duplicate key in a policy" -- "$BIN" check --baseline "$T/SC" "$T/R" --policy "$T/pol.json"
+expect_rc 2 "duplicate key in a policy" -- "$ASAN" check --baseline "$T/SC" "$T/R" --policy "$T/pol.json"
 contains "$T/err" "pol.json: duplicate key" "duplicate key message names the file"
 pol '{"q4_1@cpu": {"expect": "within"}}'
-expect_rc 2 "within without a bound" -- "$BIN" check --baseline "$T/SC" "$T/R" --policy "$T/pol.json"
+expect_rc 2 "within without a bound" -- "$ASAN" check --baseline "$T/SC" "$T/R" --policy "$T/pol.json"
 contains "$T/err" '"within" needs kl_max' "within message"
 printf '{"schema": "repro-audit.policy", "version": 1, "rules": {' >"$T/pol.json"
-expect_rc 2 "truncated policy" -- "$BIN" check --baseline "$T/SC" "$T/R" --policy "$T/pol.json"
-expect_rc 2 "missing policy" -- "$BIN" check --baseline "$T/SC" "$T/R" --policy "$T/none.json"
-expect_rc 2 "JUnit path in a missing directory" -- "$BIN" check --baseline "$T/SC" "$T/R" --junit "$T/no/dir/j.xml"
+expect_rc 2 "truncated policy" -- "$ASAN" check --baseline "$T/SC" "$T/R" --policy "$T/pol.json"
+expect_rc 2 "missing policy" -- "$ASAN" check --baseline "$T/SC" "$T/R" --policy "$T/none.json"
+expect_rc 2 "JUnit path in a missing directory" -- "$ASAN" check --baseline "$T/SC" "$T/R" --junit "$T/no/dir/j.xml"
 expect_rc 0 "run O (the built-in prompts)" -- "$BIN" run --model "$MODEL" --max-new-tokens 3 --repeats 1 --formats q4_1@cpu --quiet --out "$T/O"
-expect_rc 2 "check refuses bundles of other prompts" -- "$BIN" check --baseline "$T/SC" "$T/O"
+expect_rc 2 "check refuses bundles of other prompts" -- "$ASAN" check --baseline "$T/SC" "$T/O"
 contains "$T/err" "differ in prompt set" "incomparable bundles message"
-expect_rc 2 "check without --baseline" -- "$BIN" check "$T/R"
-expect_rc 2 "check of a missing bundle" -- "$BIN" check --baseline "$T/SC" "$T/none"
+expect_rc 2 "check without --baseline" -- "$ASAN" check "$T/R"
+expect_rc 2 "check of a missing bundle" -- "$ASAN" check --baseline "$T/SC" "$T/none"
 
 # --- locate: a planted difference found at its layer and op ---
 expect_rc 0 "locate the control's weight" -- "$BIN" locate "$T/SC" --pair q4_1@cpu,q4_1@cpu:control-ulp --quiet
-contains "$T/out" "first difference: step 0, layer 0, mlp.down_proj output (12 op outputs identical before it)" "locate names layer 0, mlp.down_proj"
+contains "$T/out" "first difference: step 0 (the prompt pass), layer 0, mlp.down_proj output (12 op outputs identical before it)" "locate names layer 0, mlp.down_proj"
 contains "$T/out" "re-run B: q4_1@cpu control-ulp (0:down_proj one ulp off), reproduces its trace: yes" "the re-run reproduces the control's trace"
 expect_rc 0 "run a control in layer 3" -- "$BIN" run "${common[@]}" --repeats 1 --formats q4_1@cpu --scenarios control --perturb 3:up_proj --out "$T/L"
 expect_rc 0 "locate it" -- "$BIN" locate "$T/L" --pair q4_1@cpu,q4_1@cpu:control-ulp --quiet
 contains "$T/out" ", layer 3, mlp.up_proj output" "locate names layer 3, mlp.up_proj"
 expect_rc 0 "locate two bit-identical runs" -- "$BIN" locate "$T/SC" --pair q4_1@cpu,q4_1@cpu:batch-2-1 --quiet
 contains "$T/out" "bit-identical: nothing to locate" "identical runs"
-expect_rc 2 "locate an unknown run" -- "$BIN" locate "$T/SC" --pair q4_1@cpu,nope@cpu --quiet
+expect_rc 2 "locate an unknown run" -- "$ASAN" locate "$T/SC" --pair q4_1@cpu,nope@cpu --quiet
 contains "$T/err" "has no run 'nope@cpu'" "unknown run message"
-expect_rc 2 "locate without --pair" -- "$BIN" locate "$T/SC"
-"$BIN" quantize --format q8_0 "$MODEL" "$T/other.gguf" >/dev/null 2>&1 # a loadable model with another SHA-256
+expect_rc 2 "locate without --pair" -- "$ASAN" locate "$T/SC"
+cp "$MODEL" "$T/other.gguf"; printf '\x5a' | dd of="$T/other.gguf" bs=1 seek=$(( $(stat -c %s "$MODEL") - 100 )) conv=notrunc 2>/dev/null
 expect_rc 2 "locate with another model" -- "$BIN" locate "$T/SC" --pair q4_1@cpu,q4_1@cpu:control-ulp --model "$T/other.gguf" --quiet
 contains "$T/err" "is not the model" "another model message"
 expect_rc 0 "locate --help" -- "$BIN" locate --help
