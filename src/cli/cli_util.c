@@ -38,3 +38,26 @@ const char *ra_cli_value(int argc, char **argv, int *i)
 bool ra_cli_is_help(const char *arg) { return !strcmp(arg, "--help") || !strcmp(arg, "-h"); }
 
 bool ra_cli_progress(void) { return isatty(STDERR_FILENO); }
+
+ra_status ra_cli_format_and_two(int argc, char **argv, const char *cmd, const char **format, const char *pos[2],
+                                int *npos, bool *help)
+{
+    *npos = 0;
+    *help = false;
+    for (int i = 1; i < argc; i++) {
+        if (ra_cli_is_help(argv[i])) {
+            *help = true;
+            return RA_OK;
+        }
+        if (!strcmp(argv[i], "--format")) {
+            if (!(*format = ra_cli_value(argc, argv, &i))) return RA_ERR_USAGE;
+        } else if (argv[i][0] == '-') {
+            return ra_fail(RA_ERR_USAGE, "unknown option '%s' (see %s --help)", argv[i], cmd);
+        } else if (*npos < 2) {
+            pos[(*npos)++] = argv[i];
+        } else {
+            return ra_fail(RA_ERR_USAGE, "too many arguments (see %s --help)", cmd);
+        }
+    }
+    return RA_OK;
+}

@@ -17,6 +17,11 @@ ra_status ra_cli_u32(const char *opt, const char *val, uint32_t lo, uint32_t hi,
 /* For "--opt VALUE": returns the value and advances *i, or NULL with an error recorded. */
 const char *ra_cli_value(int argc, char **argv, int *i);
 bool ra_cli_is_help(const char *arg);
+/* Parses `CMD [--format F] A B` (export-hf, quantize to GGUF): *help set on
+ * --help/-h (print the usage then); else up to two positionals in pos, their
+ * count in *npos (the caller says what it needs). */
+ra_status ra_cli_format_and_two(int argc, char **argv, const char *cmd, const char **format, const char *pos[2],
+                                int *npos, bool *help);
 /* Progress lines (with \r) go to stderr only when it is a terminal. */
 bool ra_cli_progress(void);
 

@@ -67,14 +67,11 @@ int ra_cmd_quantize_gguf(int argc, char **argv)
 {
     const char *format = NULL, *pos[2] = {0};
     int npos = 0;
-    ra_status s = RA_OK;
-    for (int i = 1; i < argc && s == RA_OK; i++) {
-        if (ra_cli_is_help(argv[i])) { fputs(usage, stdout); return RA_EXIT_OK; }
-        if (!strcmp(argv[i], "--format")) {
-            if (!(format = ra_cli_value(argc, argv, &i))) s = RA_ERR_USAGE;
-        } else if (argv[i][0] == '-') s = ra_fail(RA_ERR_USAGE, "unknown option '%s' (see quantize --help)", argv[i]);
-        else if (npos < 2) pos[npos++] = argv[i];
-        else s = ra_fail(RA_ERR_USAGE, "too many arguments (see quantize --help)");
+    bool help;
+    ra_status s = ra_cli_format_and_two(argc, argv, "quantize", &format, pos, &npos, &help);
+    if (help) {
+        fputs(usage, stdout);
+        return RA_EXIT_OK;
     }
     if (s == RA_OK && (npos != 2 || !format))
         s = ra_fail(RA_ERR_USAGE, "quantize needs --format, MODEL and OUT (see quantize --help)");

@@ -3,15 +3,7 @@
 # Usage: run.sh BIN ASAN_BIN MODEL [TOKENIZER_TEST]  (the last: build/e2e/test_tokenizer_model)
 set -uo pipefail
 BIN=$1; ASAN=$2; MODEL=$3; TOKTEST=${4:-}
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()   { pass=$((pass+1)); }
-bad()  { fail=$((fail+1)); echo "FAIL: $*"; }
-expect_rc() { # expect_rc WANT DESC -- cmd...
-  local want=$1 desc=$2; shift 3
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ $rc -eq "$want" ]; then ok; else bad "$desc: exit $rc, want $want"; sed 's/^/    /' "$T/err" | head -5; fi
-}
+. "$(dirname "$0")/lib.sh"
 contains() { if grep -q -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(basename "$1")"; sed 's/^/    /' "$1" | head -8; fi; }
 
 # --- usage and help ---

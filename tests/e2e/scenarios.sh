@@ -4,15 +4,7 @@
 # Usage: scenarios.sh BIN ASAN_BIN MODEL (check and locate's input handling runs under ASan)
 set -uo pipefail
 BIN=$1; ASAN=$2; MODEL=$3
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()   { pass=$((pass+1)); }
-bad()  { fail=$((fail+1)); echo "FAIL: $*"; }
-expect_rc() { # expect_rc WANT DESC -- cmd...
-  local want=$1 desc=$2; shift 3
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ $rc -eq "$want" ]; then ok; else bad "$desc: exit $rc, want $want"; sed 's/^/    /' "$T/err" | head -5; fi
-}
+. "$(dirname "$0")/lib.sh"
 contains() { if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(basename "$1")"; sed 's/^/    /' "$1" | head -12; fi; }
 xml_ok() { python3 -c 'import sys, xml.dom.minidom as m; d = m.parse(sys.argv[1]); print(len(d.getElementsByTagName("testcase")), len(d.getElementsByTagName("failure")))' "$1"; }
 head -2 data/prompts.jsonl >"$T/p.jsonl"
