@@ -87,7 +87,7 @@ static void print_e2e(const cJSON *e)
         const char *what = cJSON_GetObjectItem(r, "what")->valuestring;
         const char *kernel = cJSON_GetObjectItem(r, "kernel")->valuestring;
         if (!strcmp(what, "load_seconds")) {
-            printf("  %-16s %-22s %6s %11.2fs\n", kernel, "load (to GPU)", "", num(r, "seconds"));
+            printf("  %-16s %-22s %6s %11.2fs\n", kernel, "load (engine open)", "", num(r, "seconds"));
             continue;
         }
         char label[40];
