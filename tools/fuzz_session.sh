@@ -6,11 +6,14 @@
 # into tests/fuzz/corpus/NAME here. Build the fuzzers here (clang; `make
 # build/fuzz/fuzz_X`), carry them and build/lib (libcjson) to the machine.
 # usage: fuzz_session.sh FUZZ_DIR SECONDS CORES [NAME=WEIGHT ...]
+# (with weights summing to CORES, each weight is that target's core count)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DIR=$1; SECS=$2; CORES=$3; shift 3
 OUT=${OUT:-/tmp/fuzz-out}; mkdir -p "$OUT"
 W=/tmp/fuzz-work; rm -rf "$W"; mkdir -p "$W"
+# harnesses that write files put them under $TMPDIR: a tmpfs keeps them off the disk
+[ -w /dev/shm ] && export TMPDIR=/dev/shm
 export LD_LIBRARY_PATH="$PWD/build/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 declare -A weight
 for b in "$DIR"/fuzz_*; do weight[$(basename "$b")]=1; done

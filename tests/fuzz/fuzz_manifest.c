@@ -9,8 +9,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char dir[] = "/tmp/ra-fuzz-bundle-XXXXXX", path[96]; /* mkdtemp fills in the Xs */
-    if (!path[0]) {
+    static char dir[200], path[240];
+    if (!path[0]) { /* under $TMPDIR: a tmpfs there keeps the fuzzer off the disk */
+        const char *t = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/ra-fuzz-bundle-XXXXXX", t && *t ? t : "/tmp"); /* mkdtemp fills in the Xs */
         if (!mkdtemp(dir)) abort();
         snprintf(path, sizeof path, "%s/manifest.json", dir);
     }

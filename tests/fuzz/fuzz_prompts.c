@@ -38,9 +38,11 @@ static ra_tokenizer *toy_tokenizer(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static ra_tokenizer *tok;
-    static char path[] = "/tmp/ra-fuzz-prompts-XXXXXX"; /* mkstemp fills in the Xs */
+    static char path[200];
     if (!tok) {
         tok = toy_tokenizer();
+        const char *t = getenv("TMPDIR"); /* a tmpfs there keeps the fuzzer off the disk */
+        snprintf(path, sizeof path, "%s/ra-fuzz-prompts-XXXXXX", t && *t ? t : "/tmp"); /* mkstemp fills in the Xs */
         int fd = mkstemp(path);
         if (fd < 0) abort();
         close(fd);

@@ -35,7 +35,7 @@
 #define O_RAW 152
 #define O_CONTENT 192
 
-static char path[] = "/tmp/fuzz_trace-XXXXXX", wpath[80]; /* mkstemp fills in the Xs */
+static char path[200], wpath[240];
 static volatile float fsink; /* every value read goes through it */
 static int fd = -1;
 
@@ -47,6 +47,8 @@ static void cleanup(void)
 
 static void setup(void)
 {
+    const char *t = getenv("TMPDIR"); /* a tmpfs there keeps the fuzzer off the disk */
+    snprintf(path, sizeof path, "%s/fuzz_trace-XXXXXX", t && *t ? t : "/tmp"); /* mkstemp fills in the Xs */
     fd = mkstemp(path);
     if (fd < 0) { perror("mkstemp"); abort(); }
     snprintf(wpath, sizeof wpath, "%s.w", path);
