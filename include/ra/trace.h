@@ -76,6 +76,12 @@ void ra_trace_writer_abort(ra_trace_writer *w);
  * what the reader would; the reader refuses it with RA_ERR_UNSUPPORTED before
  * decompressing anything. */
 #define RA_TRACE_MAX_RAW ((uint64_t)2 << 30)
+/* A vocabulary as large as the model loaders take (GGUF, config.json), and
+ * the top-k `run --top-k` allows; reader and writer hold every header to
+ * them, so a header read cannot ask for gigabytes of top-k buffers when its
+ * meta is written again (the fuzzer found a 224-byte one that did). */
+#define RA_TRACE_MAX_VOCAB (1u << 24)
+#define RA_TRACE_MAX_TOP_K 1000u
 #define RA_TRACE_RATIO_FLOOR ((uint64_t)1 << 20)
 #define RA_TRACE_MAX_RATIO 64
 #define RA_TRACE_MAX_FILE ((size_t)RA_TRACE_MAX_RAW + ((size_t)1 << 20)) /* compressed, with room for zstd's overhead */

@@ -163,10 +163,11 @@ ra_status ra_trace_writer_open(const char *path, const ra_trace_meta *meta, ra_t
     if (!str_field_ok(meta->format, sizeof meta->format) || !str_field_ok(meta->kernel, sizeof meta->kernel) ||
         !str_field_ok(meta->mode, sizeof meta->mode))
         return ra_fail(RA_ERR_USAGE, "%s: trace meta strings must be NUL-terminated", path);
-    if (meta->n_vocab == 0 || meta->n_vocab > INT32_MAX)
-        return ra_fail(RA_ERR_USAGE, "%s: n_vocab %u out of range", path, meta->n_vocab);
-    if (meta->top_k > meta->n_vocab)
-        return ra_fail(RA_ERR_USAGE, "%s: top_k %u exceeds n_vocab %u", path, meta->top_k, meta->n_vocab);
+    if (meta->n_vocab == 0 || meta->n_vocab > RA_TRACE_MAX_VOCAB)
+        return ra_fail(RA_ERR_USAGE, "%s: n_vocab %u out of range 1..%u", path, meta->n_vocab, RA_TRACE_MAX_VOCAB);
+    if (meta->top_k > meta->n_vocab || meta->top_k > RA_TRACE_MAX_TOP_K)
+        return ra_fail(RA_ERR_USAGE, "%s: top_k %u exceeds n_vocab %u or %u", path, meta->top_k, meta->n_vocab,
+                       RA_TRACE_MAX_TOP_K);
     ra_trace_writer *w;
     RA_TRY(ra_calloc(&w, 1, sizeof *w));
     /* Zero the string tails so the file has one canonical byte form. */
@@ -573,8 +574,11 @@ static ra_status read_header(const char *path, const uint8_t *h, size_t file_len
     m->repeat = ra_le32(h + OFF_REPEAT);
     m->n_vocab = ra_le32(h + OFF_N_VOCAB);
     m->top_k = ra_le32(h + OFF_TOP_K);
-    if (m->n_vocab == 0 || m->n_vocab > INT32_MAX) return ra_fail(RA_ERR_FORMAT, "%s: n_vocab %u out of range", path, m->n_vocab);
-    if (m->top_k > m->n_vocab) return ra_fail(RA_ERR_FORMAT, "%s: top_k %u exceeds n_vocab %u", path, m->top_k, m->n_vocab);
+    if (m->n_vocab == 0 || m->n_vocab > RA_TRACE_MAX_VOCAB)
+        return ra_fail(RA_ERR_FORMAT, "%s: n_vocab %u out of range 1..%u", path, m->n_vocab, RA_TRACE_MAX_VOCAB);
+    if (m->top_k > m->n_vocab || m->top_k > RA_TRACE_MAX_TOP_K)
+        return ra_fail(RA_ERR_FORMAT, "%s: top_k %u exceeds n_vocab %u or %u", path, m->top_k, m->n_vocab,
+                       RA_TRACE_MAX_TOP_K);
     if (ra_le32(h + OFF_FLAGS) || ra_le32(h + OFF_RESERVED))
         return ra_fail(RA_ERR_FORMAT, "%s: unknown header flags (version 1 has none)", path);
     uint64_t seqs = ra_le32(h + OFF_N_SEQS);

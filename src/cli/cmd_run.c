@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "ra/audit.h"
 #include "ra/textset.h"
+#include "ra/trace.h"
 #include "ra/util.h"
 
 static const char usage[] =
@@ -116,7 +117,7 @@ int ra_cmd_run(int argc, char **argv)
         else if (!strcmp(a, "--prompts")) o.prompts_path = v;
         else if (!strcmp(a, "--max-new-tokens")) s = ra_cli_u32(a, v, 1, 100000, &o.max_new_tokens);
         else if (!strcmp(a, "--repeats")) s = ra_cli_u32(a, v, 1, 1000, &o.repeats);
-        else if (!strcmp(a, "--top-k")) s = ra_cli_u32(a, v, 1, 1000, &o.top_k);
+        else if (!strcmp(a, "--top-k")) s = ra_cli_u32(a, v, 1, RA_TRACE_MAX_TOP_K, &o.top_k);
         else if (!strcmp(a, "--threads")) s = ra_cli_u32(a, v, 1, 256, &o.threads);
         else if (!strcmp(a, "--processes")) s = ra_cli_u32(a, v, 1, 100, &o.processes);
         else if (!strcmp(a, "--batch-max")) s = ra_cli_u32(a, v, 1, 64, &o.batch_max);

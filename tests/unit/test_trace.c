@@ -455,6 +455,10 @@ static void test_writer_refuses(void)
     CHECK(w == NULL);
     m = test_meta(0, 0);
     CHECK_STATUS(ra_trace_writer_open(p, &m, &w), RA_ERR_USAGE); /* n_vocab 0 */
+    m = test_meta(RA_TRACE_MAX_VOCAB + 1, 2);
+    CHECK_STATUS(ra_trace_writer_open(p, &m, &w), RA_ERR_USAGE); /* vocabulary over the limit */
+    m = test_meta(RA_TRACE_MAX_VOCAB, RA_TRACE_MAX_TOP_K + 1);
+    CHECK_STATUS(ra_trace_writer_open(p, &m, &w), RA_ERR_USAGE); /* top_k over the limit */
     m = test_meta(4, 2);
     memset(m.mode, 'x', sizeof m.mode);
     CHECK_STATUS(ra_trace_writer_open(p, &m, &w), RA_ERR_USAGE); /* string without its NUL */
@@ -595,6 +599,39 @@ static void expect_bad_at(int line, blob x, const char *want, ra_status want_s)
 #define expect_bad(x, want) expect_bad_at(__LINE__, x, want, RA_ERR_FORMAT)
 /* Over the size limits of trace.h: refused before decompressing. */
 #define expect_limit(x, want) expect_bad_at(__LINE__, x, want, RA_ERR_UNSUPPORTED)
+
+/* A trace of no sequences has no payload that bounds n_vocab and top_k: the
+ * header alone must (a 224-byte file with top_k ~5e8 once made the fuzzer's
+ * rewrite of it allocate gigabytes). */
+static void test_header_limits(void)
+{
+    char p[256];
+    path_in(p, sizeof p, "empty.ratrace");
+    ra_trace_meta m = test_meta(4, 2);
+    ra_trace_writer *w;
+    uint8_t digest[32];
+    CHECK_OK(ra_trace_writer_open(p, &m, &w));
+    CHECK_OK(ra_trace_writer_finish(w, digest));
+    uint8_t *f = NULL;
+    size_t len = 0;
+    CHECK_OK(ra_read_file(p, &f, &len));
+    CHECK(unlink(p) == 0);
+    if (!f) return;
+    blob x = copy_of(f, len);
+    ra_put_le32(x.b + O_N_VOCAB, RA_TRACE_MAX_VOCAB); ra_put_le32(x.b + O_TOP_K, RA_TRACE_MAX_TOP_K); rehash(x.b, len);
+    put_file(p, x.b, x.len);
+    ra_trace *t = NULL;
+    CHECK_OK(ra_trace_read(p, &t)); /* at the limits: reads */
+    ra_trace_free(t);
+    CHECK(unlink(p) == 0);
+    free(x.b);
+    x = copy_of(f, len); ra_put_le32(x.b + O_N_VOCAB, RA_TRACE_MAX_VOCAB + 1); rehash(x.b, len); expect_bad(x, "n_vocab");
+    x = copy_of(f, len); ra_put_le32(x.b + O_N_VOCAB, 0x1e011104u); ra_put_le32(x.b + O_TOP_K, 0x1e011104u);
+    rehash(x.b, len); expect_bad(x, "n_vocab");
+    x = copy_of(f, len); ra_put_le32(x.b + O_N_VOCAB, RA_TRACE_MAX_VOCAB); ra_put_le32(x.b + O_TOP_K, RA_TRACE_MAX_TOP_K + 1);
+    rehash(x.b, len); expect_bad(x, "top_k");
+    free(f);
+}
 
 static void test_malformed(void)
 {
@@ -782,6 +819,7 @@ int main(void)
     test_topk();
     test_roundtrip();
     test_writer_refuses();
+    test_header_limits();
     test_malformed();
     CHECK(dir_entries() == 0);
     CHECK_OK(ra_remove_tree(dir));
