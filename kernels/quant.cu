@@ -13,7 +13,15 @@
  * kernel (combine), so a token's result depends on N, K and its own row
  * only. The `atomic` variant adds the slice sums into y with floating-point
  * atomics instead, in whatever order the blocks finish, as split-K kernels
- * in the field do: the audit measures what that costs in bits. */
+ * in the field do: the audit measures what that costs in bits.
+ *
+ * GPTQ and AWQ have kernels of their own (qgemm_gptq, qgemm_awq) that read
+ * whole rows of packed words with every lane of a warp on its own word (the
+ * generic kernel has 8 lanes share an AWQ word): a GPTQ thread takes 4
+ * features with one 16-byte load, an AWQ thread the 8 features of a word;
+ * the warps of a block share one slice, warp w taking every G_WARPS-th (or
+ * A_WARPS-th) word of it, and their sums are added in warp order. Slices are
+ * longer (fewer slice sums to store). */
 #include <cuda_fp16.h>
 
 #include "common.cuh"
@@ -25,13 +33,15 @@
  * sum, as the CPU reference does (formats/fp8.c). Internal to this file. */
 #define Q_FP8_W8A8 100
 
+#define GPTQ_TARGET_BLOCKS 528 /* qgemm_gptq and qgemm_awq: 132 SMs x 4 blocks */
+
 /* Blocks a product aims for, by layout (measured on the H100, docs/gpu.md):
- * where a warp's 32 features sit side by side in memory (GPTQ, AWQ, and FP8's
+ * where a warp's 32 features sit side by side in memory (FP8's
  * wide rows) short slices and many blocks keep more loads in flight; the
  * packed K-major layouts prefer longer slices. */
 static int target_blocks(int kind)
 {
-    return kind == RA_Q_GPTQ || kind == RA_Q_AWQ || kind == RA_Q_FP8 || kind == Q_FP8_W8A8 ? 4224 : 1056;
+    return kind == RA_Q_FP8 || kind == Q_FP8_W8A8 ? 4224 : 1056;
 }
 
 /* ---- element decoders (the CPU's expressions, minifloat.c) ----------------- */
@@ -192,6 +202,176 @@ static __global__ void __launch_bounds__(Q_THREADS) qgemm(ra_qgemm_args a, int s
     }
 }
 
+/* ---- GPTQ: 4 features a thread, 8 warps a slice --------------------------- */
+
+#define G_WARPS 8
+#define G_FEAT 128 /* features a block: 32 lanes x 4 */
+#define G_TILE 1024 /* columns of x staged at a time (= G_WARPS x G_FEAT: the sums reuse the space) */
+
+template <int MT>
+static __global__ void __launch_bounds__(G_WARPS * RA_WARP) qgemm_gptq(ra_qgemm_args a, int slice_len)
+{
+    /* x's tile (MT x G_TILE), then the warps' sums (G_WARPS x MT x G_FEAT): the same size */
+    __shared__ float sm[MT * G_TILE];
+    const ra_qweight &w = a.w;
+    const int lane = threadIdx.x % RA_WARP, warp = threadIdx.x / RA_WARP;
+    const int n0 = blockIdx.x * G_FEAT + 4 * lane, s = blockIdx.y, N = w.n, K = w.k;
+    const bool live = n0 < N; /* N is a multiple of 8, so 4 features are all in or all out */
+    const int k_begin = s * slice_len, k_end = min(K, k_begin + slice_len);
+    for (int t0 = 0; t0 < a.m; t0 += MT) {
+        const int nt = min(MT, a.m - t0);
+        float acc[MT][4];
+#pragma unroll
+        for (int t = 0; t < MT; t++)
+#pragma unroll
+            for (int f = 0; f < 4; f++) acc[t][f] = 0.0f;
+        for (int kt = k_begin; kt < k_end; kt += G_TILE) {
+            const int len = min(G_TILE, k_end - kt);
+            __syncthreads();
+            for (int i = threadIdx.x; i < MT * G_TILE; i += G_WARPS * RA_WARP) {
+                const int t = i / G_TILE, c = i % G_TILE;
+                sm[i] = t < nt && c < len ? a.x[(size_t)(t0 + t) * K + kt + c] : 0.0f;
+            }
+            __syncthreads();
+            if (!live) continue;
+#pragma unroll 4
+            for (int c = 8 * warp; c < len; c += 8 * G_WARPS) {
+                const int k0 = kt + c;
+                const uint4 q = __ldg((const uint4 *)&w.qweight[(size_t)(k0 / 8) * N + n0]);
+                const uint32_t qf[4] = {q.x, q.y, q.z, q.w};
+                float wv[4][8];
+                if (!w.g_idx) { /* groups are multiples of 8 columns: one zero and scale for the 8 */
+                    const int g = k0 / w.group;
+                    const uint32_t zw = __ldg(&w.qzeros[(size_t)g * (N / 8) + n0 / 8]) >> (4 * (n0 % 8));
+#pragma unroll
+                    for (int f = 0; f < 4; f++) {
+                        const int z = (int)((zw >> (4 * f)) & 15) + (int)w.zero_offset;
+                        const float sc = scale16(w, (size_t)g * N + n0 + f);
+#pragma unroll
+                        for (int j = 0; j < 8; j++) wv[f][j] = (float)((int)((qf[f] >> (4 * j)) & 15) - z) * sc;
+                    }
+                } else { /* act-order: g_idx looked up per column */
+#pragma unroll
+                    for (int j = 0; j < 8; j++) {
+                        const int g = w.g_idx[k0 + j];
+                        const uint32_t zw = __ldg(&w.qzeros[(size_t)g * (N / 8) + n0 / 8]) >> (4 * (n0 % 8));
+#pragma unroll
+                        for (int f = 0; f < 4; f++) {
+                            const int z = (int)((zw >> (4 * f)) & 15) + (int)w.zero_offset;
+                            wv[f][j] = (float)((int)((qf[f] >> (4 * j)) & 15) - z) * scale16(w, (size_t)g * N + n0 + f);
+                        }
+                    }
+                }
+#pragma unroll
+                for (int t = 0; t < MT; t++)
+#pragma unroll
+                    for (int f = 0; f < 4; f++)
+#pragma unroll
+                        for (int j = 0; j < 8; j++) acc[t][f] = __fmaf_rn(wv[f][j], sm[t * G_TILE + c + j], acc[t][f]);
+            }
+        }
+        __syncthreads(); /* x's tile is read: its space takes the warps' sums */
+        if (live)
+#pragma unroll
+            for (int t = 0; t < MT; t++)
+#pragma unroll
+                for (int f = 0; f < 4; f++) sm[(warp * MT + t) * G_FEAT + 4 * lane + f] = acc[t][f];
+        __syncthreads();
+        /* added in warp order, one feature a thread (the first 4 warps) */
+        const int i = threadIdx.x, n = blockIdx.x * G_FEAT + i;
+        if (i < G_FEAT && n < N)
+            for (int t = 0; t < nt; t++) {
+                float v = sm[t * G_FEAT + i];
+                for (int u = 1; u < G_WARPS; u++) v += sm[(u * MT + t) * G_FEAT + i];
+                const size_t at = (size_t)(t0 + t) * a.ldy + n;
+                if (a.atomic) atomicAdd(&a.y[at], v);
+                else if (gridDim.y == 1) a.y[at] = a.epilogue == RA_EPI_ADD ? a.y[at] + v : v;
+                else a.ws[((size_t)s * a.m + t0 + t) * N + n] = v;
+            }
+    }
+}
+
+/* ---- AWQ: 8 features a thread, 4 warps a slice ---------------------------- */
+
+#define A_WARPS 4
+#define A_FEAT 256 /* features a block: 32 lanes x the 8 of one word */
+
+/* A word holds 8 features of one column k, so a lane takes one word column
+ * (8 features) and warp w the columns w, w + 4, ... of each tile; the warps'
+ * sums are added in warp order. x's tile (MT x G_TILE) and the sums
+ * (A_WARPS x MT x A_FEAT) share the space. */
+template <int MT>
+static __global__ void __launch_bounds__(A_WARPS * RA_WARP) qgemm_awq(ra_qgemm_args a, int slice_len)
+{
+    __shared__ float sm[MT * G_TILE];
+    const ra_qweight &w = a.w;
+    const int lane = threadIdx.x % RA_WARP, warp = threadIdx.x / RA_WARP;
+    const int col = blockIdx.x * RA_WARP + lane, s = blockIdx.y, N = w.n, K = w.k, words = N / 8;
+    const bool live = col < words;
+    const int k_begin = s * slice_len, k_end = min(K, k_begin + slice_len);
+    for (int t0 = 0; t0 < a.m; t0 += MT) {
+        const int nt = min(MT, a.m - t0);
+        float acc[MT][8];
+#pragma unroll
+        for (int t = 0; t < MT; t++)
+#pragma unroll
+            for (int j = 0; j < 8; j++) acc[t][j] = 0.0f;
+        int g_have = -1;
+        int z[8];
+        float sc[8];
+        for (int kt = k_begin; kt < k_end; kt += G_TILE) {
+            const int len = min(G_TILE, k_end - kt);
+            __syncthreads();
+            for (int i = threadIdx.x; i < MT * G_TILE; i += A_WARPS * RA_WARP) {
+                const int t = i / G_TILE, c = i % G_TILE;
+                sm[i] = t < nt && c < len ? a.x[(size_t)(t0 + t) * K + kt + c] : 0.0f;
+            }
+            __syncthreads();
+            if (!live) continue;
+#pragma unroll 8
+            for (int c = warp; c < len; c += A_WARPS) {
+                const int k = kt + c, g = k / w.group;
+                if (g != g_have) { /* the group's zero points and scales of the 8 features */
+                    g_have = g;
+                    const uint32_t zw = __ldg(&w.qzeros[(size_t)g * words + col]);
+#pragma unroll
+                    for (int j = 0; j < 8; j++) {
+                        z[j] = (int)((zw >> (4 * awq_field(j))) & 15);
+                        sc[j] = scale16(w, (size_t)g * N + 8 * col + j);
+                    }
+                }
+                const uint32_t q = __ldg(&w.qweight[(size_t)k * words + col]);
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    const float wv = (float)((int)((q >> (4 * awq_field(j))) & 15) - z[j]) * sc[j];
+#pragma unroll
+                    for (int t = 0; t < MT; t++) acc[t][j] = __fmaf_rn(wv, sm[t * G_TILE + c], acc[t][j]);
+                }
+            }
+        }
+        __syncthreads(); /* x's tile is read: its space takes the warps' sums */
+        if (live)
+#pragma unroll
+            for (int t = 0; t < MT; t++)
+#pragma unroll
+                for (int j = 0; j < 8; j++) sm[(warp * MT + t) * A_FEAT + 8 * lane + j] = acc[t][j];
+        __syncthreads();
+        /* added in warp order, 2 features a thread */
+        for (int i = threadIdx.x; i < A_FEAT; i += A_WARPS * RA_WARP) {
+            const int n = blockIdx.x * A_FEAT + i;
+            if (n >= N) continue;
+            for (int t = 0; t < nt; t++) {
+                float v = sm[t * A_FEAT + i];
+                for (int u = 1; u < A_WARPS; u++) v += sm[(u * MT + t) * A_FEAT + i];
+                const size_t at = (size_t)(t0 + t) * a.ldy + n;
+                if (a.atomic) atomicAdd(&a.y[at], v);
+                else if (gridDim.y == 1) a.y[at] = a.epilogue == RA_EPI_ADD ? a.y[at] + v : v;
+                else a.ws[((size_t)s * a.m + t0 + t) * N + n] = v;
+            }
+        }
+    }
+}
+
 /* y = sum of the slices in slice order (+ y for ADD). */
 static __global__ void combine(ra_qgemm_args a, int slices)
 {
@@ -207,6 +387,28 @@ static __global__ void combine(ra_qgemm_args a, int slices)
 template <int KIND>
 static cudaError_t launch_kind(const ra_qgemm_args &a, int mt, dim3 grid, int len, cudaStream_t stream)
 {
+    if (KIND == RA_Q_GPTQ) {
+        grid.x = (a.w.n + G_FEAT - 1) / G_FEAT;
+        const int threads = G_WARPS * RA_WARP;
+        switch (mt) {
+        case 1: qgemm_gptq<1><<<grid, threads, 0, stream>>>(a, len); break;
+        case 2: qgemm_gptq<2><<<grid, threads, 0, stream>>>(a, len); break;
+        case 4: qgemm_gptq<4><<<grid, threads, 0, stream>>>(a, len); break;
+        default: qgemm_gptq<8><<<grid, threads, 0, stream>>>(a, len); break;
+        }
+        return cudaGetLastError();
+    }
+    if (KIND == RA_Q_AWQ) {
+        grid.x = (a.w.n + A_FEAT - 1) / A_FEAT;
+        const int threads = A_WARPS * RA_WARP;
+        switch (mt) {
+        case 1: qgemm_awq<1><<<grid, threads, 0, stream>>>(a, len); break;
+        case 2: qgemm_awq<2><<<grid, threads, 0, stream>>>(a, len); break;
+        case 4: qgemm_awq<4><<<grid, threads, 0, stream>>>(a, len); break;
+        default: qgemm_awq<8><<<grid, threads, 0, stream>>>(a, len); break;
+        }
+        return cudaGetLastError();
+    }
     switch (mt) {
     case 1: qgemm<KIND, 1><<<grid, Q_THREADS, 0, stream>>>(a, len); break;
     case 2: qgemm<KIND, 2><<<grid, Q_THREADS, 0, stream>>>(a, len); break;
@@ -218,6 +420,14 @@ static cudaError_t launch_kind(const ra_qgemm_args &a, int mt, dim3 grid, int le
 
 static int slice_len(int kind, int n, int k)
 {
+    if (kind == RA_Q_GPTQ || kind == RA_Q_AWQ) { /* about 4 blocks an SM, slices of at least 512 columns */
+        const int feat = kind == RA_Q_GPTQ ? G_FEAT : A_FEAT, blocks_n = (n + feat - 1) / feat;
+        int s = (GPTQ_TARGET_BLOCKS + blocks_n - 1) / blocks_n;
+        const int max_s = k / 512 > 1 ? k / 512 : 1;
+        s = s < max_s ? s : max_s;
+        const int len = (k + s - 1) / s;
+        return (len + 8 * G_WARPS - 1) / (8 * G_WARPS) * (8 * G_WARPS); /* whole rounds of the 8 warps */
+    }
     const int blocks_n = (n + Q_THREADS - 1) / Q_THREADS;
     int s = (target_blocks(kind) + blocks_n - 1) / blocks_n;
     const int max_s = k / Q_TILE > 1 ? k / Q_TILE : 1; /* at least a tile a slice */
