@@ -63,6 +63,7 @@ part2)
 stage)  # only the first half of the model to /tmp, for a part2 or qaudit call right after
   mkdir -p /tmp/ra-model && cp .dev/mA/part_aa /tmp/ra-model/ && ls -l /tmp/ra-model ;;
 qaudit)  # (after part1 or stage) the quantized formats end to end: GPU vs CPU, repeats and batch compositions
+        # QFORMATS: formats run as @ra and @atomic; QEXTRA: more format@kernel rows; QBENCH: kernels to bench at the model's shapes
   cat /tmp/ra-model/part_aa .dev/mB/part_a* >"$MODEL"
   want=$(cut -d' ' -f1 data/model.sha256); got=$(sha256sum "$MODEL" | cut -d' ' -f1)
   [ "$want" = "$got" ] || { echo "model SHA-256 $got, want $want"; exit 1; }
@@ -71,6 +72,7 @@ qaudit)  # (after part1 or stage) the quantized formats end to end: GPU vs CPU, 
   F=${QFORMATS:-gptq,gptq-act,awq,w4a16,fp8,nvfp4,mxfp4}
   G=bf16@ra; C=bf16@cpu
   for f in ${F//,/ }; do G="$G,$f@ra,$f@atomic"; C="$C,$f@cpu"; done
+  G="$G${QEXTRA:+,$QEXTRA}"  # other format@kernel rows (fp8-w8a8@cublaslt, ...)
   export RA_CACHE=/tmp/ra-cache
   { time build/repro-audit run --model "$MODEL" --formats "$C" --repeats 1 --cache-dir /tmp/ra-cache \
       --out /tmp/qcpu; } >"$OUT/qcpu.log" 2>&1; echo "cpu run exit $?"; grep -v "^  " "$OUT/qcpu.log" | tail -5
@@ -80,7 +82,11 @@ qaudit)  # (after part1 or stage) the quantized formats end to end: GPU vs CPU, 
   build/repro-audit compare /tmp/qgpu /tmp/qcpu >"$OUT/qgpu-vs-cpu.txt" 2>&1; echo "compare gpu+cpu exit $?"
   build/repro-audit verify /tmp/qgpu >/dev/null 2>&1; echo "verify gpu exit $?"
   cp /tmp/qgpu/report.md "$OUT/qgpu-report.md" 2>/dev/null; cp /tmp/qgpu/manifest.json "$OUT/qgpu-manifest.json" 2>/dev/null
-  head -60 "$OUT/qgpu-compare.txt" ;;
+  head -60 "$OUT/qgpu-compare.txt"
+  if [ -n "${QBENCH:-}" ]; then  # the quantized kernels at the model's own shapes (synthetic weights)
+    timeout 200 build/repro-audit bench --model "$MODEL" --no-e2e --kernels "$QBENCH" --m 1,16,64 --runs 10 --quiet 2>&1 |
+      grep -E "model|kernel|copy" | tee "$OUT/qbench-model.log"
+  fi ;;
 quant)  # the quantized kernels alone (no model needed): tests, memcheck, bench
   ldd build/repro-audit | grep -E "not found" && echo "MISSING LIBRARIES"
   timeout 200 build/gpu/test_qkernels 2>&1 | tee "$OUT/qkernels.log" | tail -20
