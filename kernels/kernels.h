@@ -172,6 +172,7 @@ typedef struct {
  * order, or atomically when a->atomic. */
 cudaError_t ra_k_qgemm(const ra_qgemm_args *a, cudaStream_t stream);
 int ra_qgemm_slices(ra_qkind kind, int n, int k);
+int ra_qgemm_slices_atomic(ra_qkind kind, int n, int k, int act); /* the @atomic variant's (at least 8) */
 size_t ra_qgemm_workspace(ra_qkind kind, int n, int k, int max_m);
 /* FP8 activation quantization as the CPU does it (formats/fp8.c): per token
  * (act TOKEN) or per 128 columns (GROUP), s = amax / 448, codes e4m3(x / s)

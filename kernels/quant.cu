@@ -21,7 +21,8 @@
  * features with one 16-byte load, an AWQ thread the 8 features of a word;
  * the warps of a block share one slice, warp w taking every G_WARPS-th (or
  * A_WARPS-th) word of it, and their sums are added in warp order. Slices are
- * longer (fewer slice sums to store). */
+ * longer (fewer slice sums to store). The K-major layouts (W4A16, FP8,
+ * NVFP4, MXFP4) run a warp a feature (qgemm_rows). */
 #include <cuda_fp16.h>
 
 #include "common.cuh"
@@ -372,6 +373,62 @@ static __global__ void __launch_bounds__(A_WARPS * RA_WARP) qgemm_awq(ra_qgemm_a
     }
 }
 
+/* ---- K-major layouts: a warp a feature ------------------------------------- */
+
+/* W4A16, FP8 (weight-only), NVFP4 and MXFP4 keep a feature's K columns
+ * together, so a warp takes one feature and its lanes take 8-column units
+ * side by side (lane l: units l, l + 32, ... of the slice), each a chain of
+ * fmaf in that order; the lanes' sums meet in a fixed butterfly (warp_sum).
+ * Loads are coalesced (a warp reads 32 consecutive units of one row). */
+#define R_WARPS 8
+#define R_TARGET_WARPS 4224 /* 132 SMs x 32 warps */
+
+/* The K-major layouts run a warp a feature where x's rows are 16-byte
+ * aligned (K a multiple of 4: float4 loads); W8A8 keeps the generic kernel
+ * (its scaled segments follow one chain a feature). */
+static __host__ __device__ bool rows_kernel(int kind, int k)
+{
+    return (kind == RA_Q_W4A16 || kind == RA_Q_FP8 || kind == RA_Q_NVFP4 || kind == RA_Q_MXFP4) && k % 4 == 0;
+}
+
+
+template <int KIND, int MT>
+static __global__ void __launch_bounds__(R_WARPS * RA_WARP) qgemm_rows(ra_qgemm_args a, int slice_len)
+{
+    const ra_qweight &w = a.w;
+    const int lane = threadIdx.x % RA_WARP, n = blockIdx.x * R_WARPS + threadIdx.x / RA_WARP, s = blockIdx.y, K = w.k;
+    if (n >= w.n) return;
+    const int k_begin = s * slice_len, k_end = min(K, k_begin + slice_len);
+    for (int t0 = 0; t0 < a.m; t0 += MT) {
+        const int nt = min(MT, a.m - t0);
+        float acc[MT];
+#pragma unroll
+        for (int t = 0; t < MT; t++) acc[t] = 0.0f;
+#pragma unroll 4
+        for (int k0 = k_begin + 8 * lane; k0 < k_end; k0 += 8 * RA_WARP) {
+            float wv[8];
+            decode8<KIND>(w, n, k0, wv);
+#pragma unroll
+            for (int t = 0; t < MT; t++) {
+                const float4 *xp = (const float4 *)(a.x + (size_t)(t0 + (t < nt ? t : 0)) * K + k0);
+                const float4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
+                const float xv[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+#pragma unroll
+                for (int j = 0; j < 8; j++) acc[t] = __fmaf_rn(wv[j], xv[j], acc[t]);
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < MT; t++) acc[t] = warp_sum(acc[t]);
+        if (lane == 0)
+            for (int t = 0; t < nt; t++) {
+                const size_t at = (size_t)(t0 + t) * a.ldy + n;
+                if (a.atomic) atomicAdd(&a.y[at], acc[t]);
+                else if (gridDim.y == 1) a.y[at] = a.epilogue == RA_EPI_ADD ? a.y[at] + acc[t] : acc[t];
+                else a.ws[((size_t)s * a.m + t0 + t) * w.n + n] = acc[t];
+            }
+    }
+}
+
 /* y = sum of the slices in slice order (+ y for ADD). */
 static __global__ void combine(ra_qgemm_args a, int slices)
 {
@@ -398,6 +455,17 @@ static cudaError_t launch_kind(const ra_qgemm_args &a, int mt, dim3 grid, int le
         }
         return cudaGetLastError();
     }
+    if (rows_kernel(KIND, a.w.k)) {
+        grid.x = (a.w.n + R_WARPS - 1) / R_WARPS;
+        const int threads = R_WARPS * RA_WARP;
+        switch (mt) {
+        case 1: qgemm_rows<KIND, 1><<<grid, threads, 0, stream>>>(a, len); break;
+        case 2: qgemm_rows<KIND, 2><<<grid, threads, 0, stream>>>(a, len); break;
+        case 4: qgemm_rows<KIND, 4><<<grid, threads, 0, stream>>>(a, len); break;
+        default: qgemm_rows<KIND, 8><<<grid, threads, 0, stream>>>(a, len); break;
+        }
+        return cudaGetLastError();
+    }
     if (KIND == RA_Q_AWQ) {
         grid.x = (a.w.n + A_FEAT - 1) / A_FEAT;
         const int threads = A_WARPS * RA_WARP;
@@ -420,6 +488,13 @@ static cudaError_t launch_kind(const ra_qgemm_args &a, int mt, dim3 grid, int le
 
 static int slice_len(int kind, int n, int k)
 {
+    if (rows_kernel(kind, k)) { /* slices only where there are too few features to fill the GPU */
+        int s = (R_TARGET_WARPS + n - 1) / n;
+        const int max_s = k / 1024 > 1 ? k / 1024 : 1; /* at least 4 units a lane */
+        s = s < max_s ? s : max_s;
+        const int len = (k + s - 1) / s;
+        return (len + 8 * RA_WARP - 1) / (8 * RA_WARP) * (8 * RA_WARP); /* whole rounds of the 32 lanes */
+    }
     if (kind == RA_Q_GPTQ || kind == RA_Q_AWQ) { /* about 4 blocks an SM, slices of at least 512 columns */
         const int feat = kind == RA_Q_GPTQ ? G_FEAT : A_FEAT, blocks_n = (n + feat - 1) / feat;
         int s = (GPTQ_TARGET_BLOCKS + blocks_n - 1) / blocks_n;
@@ -434,6 +509,24 @@ static int slice_len(int kind, int n, int k)
     s = s < max_s ? s : max_s;
     const int len = (k + s - 1) / s;
     return (len + Q_TILE - 1) / Q_TILE * Q_TILE;
+}
+
+/* @atomic splits K at least 8 ways, as the field's split-K kernels do
+ * (AutoAWQ's GEMM: 8), so the sums it adds in finishing order are there even
+ * where @ra needs one slice; W8A8 keeps @ra's slices (its scaled segments). */
+static int atomic_slice_len(int kind, int n, int k, int act)
+{
+    const int len = slice_len(kind, n, k);
+    if (act) return len;
+    const int unit = kind == RA_Q_GPTQ ? 8 * G_WARPS : rows_kernel(kind, k) ? 8 * RA_WARP : 8;
+    const int len8 = ((k + 7) / 8 + unit - 1) / unit * unit;
+    return len8 < len ? len8 : len;
+}
+
+extern "C" int ra_qgemm_slices_atomic(ra_qkind kind, int n, int k, int act)
+{
+    const int len = atomic_slice_len(kind, n, k, act);
+    return (k + len - 1) / len;
 }
 
 extern "C" int ra_qgemm_slices(ra_qkind kind, int n, int k)
@@ -460,7 +553,8 @@ extern "C" cudaError_t ra_k_qgemm(const ra_qgemm_args *args, cudaStream_t stream
     if ((w.kind == RA_Q_NVFP4 && w.k % 16) || (w.kind == RA_Q_MXFP4 && w.k % 32)) return cudaErrorInvalidValue;
     if (w.kind <= RA_Q_W4A16 && !w.g_idx && (w.group <= 0 || w.group % 8)) return cudaErrorInvalidValue;
     if (w.act && (w.kind != RA_Q_FP8 || !a->xscale || w.seg <= 0 || w.seg % 8)) return cudaErrorInvalidValue;
-    const int len = slice_len(w.kind, w.n, w.k), slices = (w.k + len - 1) / len;
+    const int len = a->atomic ? atomic_slice_len(w.kind, w.n, w.k, w.act) : slice_len(w.kind, w.n, w.k);
+    const int slices = (w.k + len - 1) / len;
     if (slices > 1 && !a->atomic && !a->ws) return cudaErrorInvalidValue;
     if (a->ldy < w.n) return cudaErrorInvalidValue;
     if (a->atomic && a->epilogue == RA_EPI_STORE) {

@@ -187,9 +187,10 @@ static void test_case(const qcase *c)
     }
     CHECK_MSG(batch_bad == 0, "%s@ra %ux%u: %llu of %llu batched rows differ from the row alone", c->row, N, K,
               (unsigned long long)batch_bad, (unsigned long long)batch_checked);
-    printf("  %-12s N=%-4u K=%-5u group %-4d slices %d  %s  err ra %.2g atomic %.2g  "
+    printf("  %-12s N=%-4u K=%-5u group %-4d slices %d (atomic %d)  %s  err ra %.2g atomic %.2g  "
            "batched rows %llu same  atomic: %llu/%d repeats differ (%llu values)\n",
            c->row, N, K, qf.group_size, ra_qgemm_slices(d.w.kind, (int)N, (int)K),
+           ra_qgemm_slices_atomic(d.w.kind, (int)N, (int)K, (int)d.w.act),
            w8a8 ? "activations exact" : "decode exact", worst[0], worst[1],
            (unsigned long long)batch_checked, (unsigned long long)at_runs_diff, REPEATS, (unsigned long long)at_vals_diff);
 

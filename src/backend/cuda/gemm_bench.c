@@ -235,7 +235,9 @@ static ra_status bench_qkernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s
         float med = 0, mn = 0;
         st = time_launches(s, launch_qgemm, &g, o->runs, &med, &mn);
         if (st != RA_OK) break;
-        add_result(o, results, kernel, sh, g.m, ra_qgemm_slices(g.w[0].kind, (int)sh->n, (int)sh->k), med, mn, wbytes, copy_gbps);
+        const int slices = atomic ? ra_qgemm_slices_atomic(g.w[0].kind, (int)sh->n, (int)sh->k, (int)g.w[0].act)
+                                  : ra_qgemm_slices(g.w[0].kind, (int)sh->n, (int)sh->k);
+        add_result(o, results, kernel, sh, g.m, slices, med, mn, wbytes, copy_gbps);
     }
     for (size_t i = 0; g.bufs && i < 5 * (size_t)g.n_copies; i++) cudaFree(g.bufs[i]);
     free(g.bufs);
