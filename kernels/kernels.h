@@ -163,7 +163,8 @@ typedef struct {
     int m, ldy;
     ra_epilogue epilogue; /* STORE or ADD */
     const float *xscale; /* W8A8: M x groups activation scales (ra_k_fp8_quantize_act) */
-    float *ws;       /* ra_qgemm_workspace(n, k, m) floats (not needed when atomic) */
+    float *ws;       /* ra_qgemm_workspace(n, k, m) floats, zeroed once when allocated (counters the
+                        kernels put back); not needed when atomic */
     int atomic;      /* add slice sums with floating-point atomics, in no fixed order */
 } ra_qgemm_args;
 

@@ -34,7 +34,6 @@
  * sum, as the CPU reference does (formats/fp8.c). Internal to this file. */
 #define Q_FP8_W8A8 100
 
-#define GPTQ_TARGET_BLOCKS 528 /* qgemm_gptq and qgemm_awq: 132 SMs x 4 blocks */
 
 /* Blocks a product aims for, by layout (measured on the H100, docs/gpu.md):
  * where a warp's 32 features sit side by side in memory (FP8's
@@ -44,6 +43,16 @@ static int target_blocks(int kind)
 {
     return kind == RA_Q_FP8 || kind == Q_FP8_W8A8 ? 4224 : 1056;
 }
+
+/* The workspace (ra_qgemm_workspace): a counter a block column (qgemm_gptq,
+ * _awq, _rows; they start at zero, as ra_cuda_alloc leaves them, and the last
+ * block of a column puts its counter back), then the slice sums (S x M x N). */
+__host__ __device__ inline size_t ws_counters(int n) { return ((size_t)n / 8 + 4) / 4 * 4; }
+
+/* (float)(q - z) for a 4-bit code q, exactly and without a conversion
+ * instruction: 2^23 + q has q in its low mantissa bits; zm is 2^23 + z. */
+__device__ __forceinline__ float code_minus(uint32_t q, float zm) { return __uint_as_float(0x4B000000u | q) - zm; }
+#define ZM(z) (8388608.0f + (float)(z))
 
 /* ---- element decoders (the CPU's expressions, minifloat.c) ----------------- */
 
@@ -116,9 +125,9 @@ __device__ __forceinline__ void decode8(const ra_qweight &w, int n, int k0, floa
         if (!w.g_idx) {
             const int g = k0 / w.group;
             const int z = w.qzeros ? (int)((__ldg(&w.qzeros[(size_t)(n / 8) * G + g]) >> (4 * (n % 8))) & 15) : 8;
-            const float sc = scale16(w, (size_t)n * G + g);
+            const float sc = scale16(w, (size_t)n * G + g), zm = ZM(z);
 #pragma unroll
-            for (int j = 0; j < 8; j++) out[j] = (float)((int)((word >> (4 * j)) & 15) - z) * sc;
+            for (int j = 0; j < 8; j++) out[j] = code_minus((word >> (4 * j)) & 15, zm) * sc;
             return;
         }
 #pragma unroll
@@ -198,9 +207,47 @@ static __global__ void __launch_bounds__(Q_THREADS) qgemm(ra_qgemm_args a, int s
             const size_t at = (size_t)(t0 + t) * a.ldy + n;
             if (a.atomic) atomicAdd(&a.y[at], acc[t]);
             else if (gridDim.y == 1) a.y[at] = a.epilogue == RA_EPI_ADD ? a.y[at] + acc[t] : acc[t];
-            else a.ws[((size_t)s * a.m + t0 + t) * w.n + n] = acc[t];
+            else a.ws[ws_counters(w.n) + ((size_t)s * a.m + t0 + t) * w.n + n] = acc[t];
         }
     }
+}
+
+/* ---- results: one slice, atomics, or slice sums added by the last block ---- */
+
+/* Stores v, the sum of token t (row t of y) at feature n over slice s. */
+__device__ __forceinline__ void put_result(const ra_qgemm_args &a, int s, int t, int n, float v)
+{
+    const size_t at = (size_t)t * a.ldy + n;
+    if (a.atomic) atomicAdd(&a.y[at], v);
+    else if (gridDim.y == 1) a.y[at] = a.epilogue == RA_EPI_ADD ? a.y[at] + v : v;
+    else a.ws[ws_counters(a.w.n) + ((size_t)s * a.m + t) * a.w.n + n] = v;
+}
+
+/* With S > 1 slices (and no atomics), after every block has put its sums:
+ * the last block of column blockIdx.x to finish adds the S slice sums of its
+ * features [n0, n1) in slice order, for every token. Who is last varies; the
+ * order of the additions does not. Called by every thread of the block. */
+__device__ void finish_slices(const ra_qgemm_args &a, int n0, int n1)
+{
+    __shared__ int last;
+    if (a.atomic || gridDim.y == 1) return;
+    unsigned *counter = (unsigned *)a.ws + blockIdx.x;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == gridDim.y - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const int N = a.w.n, nf = min(n1, N) - n0;
+    const float *part = a.ws + ws_counters(N);
+    for (int i = threadIdx.x; i < nf * a.m; i += blockDim.x) {
+        const int t = i / nf, n = n0 + i % nf;
+        float v = __ldcg(part + (size_t)t * N + n);
+        for (int s = 1; s < (int)gridDim.y; s++) v += __ldcg(part + ((size_t)s * a.m + t) * N + n);
+        float *y = a.y + (size_t)t * a.ldy + n;
+        *y = a.epilogue == RA_EPI_ADD ? *y + v : v;
+    }
+    if (threadIdx.x == 0) *counter = 0;
 }
 
 /* ---- GPTQ: 4 features a thread, 8 warps a slice --------------------------- */
@@ -246,10 +293,10 @@ static __global__ void __launch_bounds__(G_WARPS * RA_WARP) qgemm_gptq(ra_qgemm_
                     const uint32_t zw = __ldg(&w.qzeros[(size_t)g * (N / 8) + n0 / 8]) >> (4 * (n0 % 8));
 #pragma unroll
                     for (int f = 0; f < 4; f++) {
-                        const int z = (int)((zw >> (4 * f)) & 15) + (int)w.zero_offset;
+                        const float zm = ZM(((zw >> (4 * f)) & 15) + w.zero_offset);
                         const float sc = scale16(w, (size_t)g * N + n0 + f);
 #pragma unroll
-                        for (int j = 0; j < 8; j++) wv[f][j] = (float)((int)((qf[f] >> (4 * j)) & 15) - z) * sc;
+                        for (int j = 0; j < 8; j++) wv[f][j] = code_minus((qf[f] >> (4 * j)) & 15, zm) * sc;
                     }
                 } else { /* act-order: g_idx looked up per column */
 #pragma unroll
@@ -284,12 +331,10 @@ static __global__ void __launch_bounds__(G_WARPS * RA_WARP) qgemm_gptq(ra_qgemm_
             for (int t = 0; t < nt; t++) {
                 float v = sm[t * G_FEAT + i];
                 for (int u = 1; u < G_WARPS; u++) v += sm[(u * MT + t) * G_FEAT + i];
-                const size_t at = (size_t)(t0 + t) * a.ldy + n;
-                if (a.atomic) atomicAdd(&a.y[at], v);
-                else if (gridDim.y == 1) a.y[at] = a.epilogue == RA_EPI_ADD ? a.y[at] + v : v;
-                else a.ws[((size_t)s * a.m + t0 + t) * N + n] = v;
+                put_result(a, s, t0 + t, n, v);
             }
     }
+    finish_slices(a, blockIdx.x * G_FEAT, (blockIdx.x + 1) * G_FEAT);
 }
 
 /* ---- AWQ: 8 features a thread, 4 warps a slice ---------------------------- */
@@ -318,8 +363,7 @@ static __global__ void __launch_bounds__(A_WARPS * RA_WARP) qgemm_awq(ra_qgemm_a
 #pragma unroll
             for (int j = 0; j < 8; j++) acc[t][j] = 0.0f;
         int g_have = -1;
-        int z[8];
-        float sc[8];
+        float zm[8], sc[8];
         for (int kt = k_begin; kt < k_end; kt += G_TILE) {
             const int len = min(G_TILE, k_end - kt);
             __syncthreads();
@@ -337,14 +381,14 @@ static __global__ void __launch_bounds__(A_WARPS * RA_WARP) qgemm_awq(ra_qgemm_a
                     const uint32_t zw = __ldg(&w.qzeros[(size_t)g * words + col]);
 #pragma unroll
                     for (int j = 0; j < 8; j++) {
-                        z[j] = (int)((zw >> (4 * awq_field(j))) & 15);
+                        zm[j] = ZM((zw >> (4 * awq_field(j))) & 15);
                         sc[j] = scale16(w, (size_t)g * N + 8 * col + j);
                     }
                 }
                 const uint32_t q = __ldg(&w.qweight[(size_t)k * words + col]);
 #pragma unroll
                 for (int j = 0; j < 8; j++) {
-                    const float wv = (float)((int)((q >> (4 * awq_field(j))) & 15) - z[j]) * sc[j];
+                    const float wv = code_minus((q >> (4 * awq_field(j))) & 15, zm[j]) * sc[j];
 #pragma unroll
                     for (int t = 0; t < MT; t++) acc[t][j] = __fmaf_rn(wv, sm[t * G_TILE + c], acc[t][j]);
                 }
@@ -364,13 +408,11 @@ static __global__ void __launch_bounds__(A_WARPS * RA_WARP) qgemm_awq(ra_qgemm_a
             for (int t = 0; t < nt; t++) {
                 float v = sm[t * A_FEAT + i];
                 for (int u = 1; u < A_WARPS; u++) v += sm[(u * MT + t) * A_FEAT + i];
-                const size_t at = (size_t)(t0 + t) * a.ldy + n;
-                if (a.atomic) atomicAdd(&a.y[at], v);
-                else if (gridDim.y == 1) a.y[at] = a.epilogue == RA_EPI_ADD ? a.y[at] + v : v;
-                else a.ws[((size_t)s * a.m + t0 + t) * N + n] = v;
+                put_result(a, s, t0 + t, n, v);
             }
         }
     }
+    finish_slices(a, blockIdx.x * A_FEAT, (blockIdx.x + 1) * A_FEAT);
 }
 
 /* ---- K-major layouts: a warp a feature ------------------------------------- */
@@ -397,9 +439,8 @@ static __global__ void __launch_bounds__(R_WARPS * RA_WARP) qgemm_rows(ra_qgemm_
 {
     const ra_qweight &w = a.w;
     const int lane = threadIdx.x % RA_WARP, n = blockIdx.x * R_WARPS + threadIdx.x / RA_WARP, s = blockIdx.y, K = w.k;
-    if (n >= w.n) return;
     const int k_begin = s * slice_len, k_end = min(K, k_begin + slice_len);
-    for (int t0 = 0; t0 < a.m; t0 += MT) {
+    for (int t0 = 0; t0 < a.m && n < w.n; t0 += MT) {
         const int nt = min(MT, a.m - t0);
         float acc[MT];
 #pragma unroll
@@ -420,22 +461,19 @@ static __global__ void __launch_bounds__(R_WARPS * RA_WARP) qgemm_rows(ra_qgemm_
 #pragma unroll
         for (int t = 0; t < MT; t++) acc[t] = warp_sum(acc[t]);
         if (lane == 0)
-            for (int t = 0; t < nt; t++) {
-                const size_t at = (size_t)(t0 + t) * a.ldy + n;
-                if (a.atomic) atomicAdd(&a.y[at], acc[t]);
-                else if (gridDim.y == 1) a.y[at] = a.epilogue == RA_EPI_ADD ? a.y[at] + acc[t] : acc[t];
-                else a.ws[((size_t)s * a.m + t0 + t) * w.n + n] = acc[t];
-            }
+            for (int t = 0; t < nt; t++) put_result(a, s, t0 + t, n, acc[t]);
     }
+    finish_slices(a, blockIdx.x * R_WARPS, (blockIdx.x + 1) * R_WARPS);
 }
 
 /* y = sum of the slices in slice order (+ y for ADD). */
 static __global__ void combine(ra_qgemm_args a, int slices)
 {
     const size_t mn = (size_t)a.m * a.w.n;
+    const float *part = a.ws + ws_counters(a.w.n);
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < mn; i += (size_t)gridDim.x * blockDim.x) {
-        float v = a.ws[i];
-        for (int s = 1; s < slices; s++) v += a.ws[(size_t)s * mn + i];
+        float v = part[i];
+        for (int s = 1; s < slices; s++) v += part[(size_t)s * mn + i];
         float *y = a.y + (i / a.w.n) * a.ldy + i % a.w.n;
         *y = a.epilogue == RA_EPI_ADD ? *y + v : v;
     }
@@ -495,10 +533,11 @@ static int slice_len(int kind, int n, int k)
         const int len = (k + s - 1) / s;
         return (len + 8 * RA_WARP - 1) / (8 * RA_WARP) * (8 * RA_WARP); /* whole rounds of the 32 lanes */
     }
-    if (kind == RA_Q_GPTQ || kind == RA_Q_AWQ) { /* about 4 blocks an SM, slices of at least 512 columns */
-        const int feat = kind == RA_Q_GPTQ ? G_FEAT : A_FEAT, blocks_n = (n + feat - 1) / feat;
-        int s = (GPTQ_TARGET_BLOCKS + blocks_n - 1) / blocks_n;
-        const int max_s = k / 512 > 1 ? k / 512 : 1;
+    if (kind == RA_Q_GPTQ || kind == RA_Q_AWQ) { /* 4 blocks of 8 warps an SM (GPTQ), 8 of 4 (AWQ) */
+        const bool gptq = kind == RA_Q_GPTQ;
+        const int feat = gptq ? G_FEAT : A_FEAT, blocks_n = (n + feat - 1) / feat, min_len = gptq ? 256 : 128;
+        int s = ((gptq ? 528 : 1056) + blocks_n - 1) / blocks_n;
+        const int max_s = k / min_len > 1 ? k / min_len : 1;
         s = s < max_s ? s : max_s;
         const int len = (k + s - 1) / s;
         return (len + 8 * G_WARPS - 1) / (8 * G_WARPS) * (8 * G_WARPS); /* whole rounds of the 8 warps */
@@ -538,7 +577,7 @@ extern "C" int ra_qgemm_slices(ra_qkind kind, int n, int k)
 extern "C" size_t ra_qgemm_workspace(ra_qkind kind, int n, int k, int max_m)
 {
     const int s = ra_qgemm_slices(kind, n, k);
-    return s > 1 ? (size_t)s * max_m * n : 0;
+    return s > 1 ? ws_counters(n) + (size_t)s * max_m * n : 0;
 }
 
 extern "C" cudaError_t ra_k_qgemm(const ra_qgemm_args *args, cudaStream_t stream)
@@ -578,7 +617,8 @@ extern "C" cudaError_t ra_k_qgemm(const ra_qgemm_args *args, cudaStream_t stream
     default: return cudaErrorInvalidValue;
     }
     if (e != cudaSuccess) return e;
-    if (slices > 1 && !a->atomic) {
+    const bool own_sums = w.kind == RA_Q_GPTQ || w.kind == RA_Q_AWQ || (rows_kernel(w.kind, w.k) && !w.act);
+    if (slices > 1 && !a->atomic && !own_sums) { /* the first kernel's slices: added by a second one */
         const size_t mn = (size_t)a->m * w.n;
         const int blocks = (int)((mn + 255) / 256 < 1024 ? (mn + 255) / 256 : 1024);
         combine<<<blocks, 256, 0, stream>>>(*a, slices);

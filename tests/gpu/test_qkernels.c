@@ -86,6 +86,7 @@ static void test_case(const qcase *c)
     CUDA_OK(cudaMalloc((void **)&L.dx, (size_t)MAX_M * K * sizeof(float)));
     CUDA_OK(cudaMalloc((void **)&L.dy, L.mn_bytes));
     if (ws) CUDA_OK(cudaMalloc((void **)&L.a.ws, ws * sizeof(float)));
+    if (ws) CUDA_OK(cudaMemset(L.a.ws, 0, ws * sizeof(float))); /* its counters start at zero (kernels.h) */
     L.a.x = L.dx, L.a.y = L.dy;
     const bool w8a8 = d.w.act != RA_QACT_NONE;
     const uint32_t groups = d.w.act == RA_QACT_GROUP ? (K + 127) / 128 : 1;

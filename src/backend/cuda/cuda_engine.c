@@ -98,7 +98,9 @@ ra_status ra_cuda_alloc(void *out_ptr, size_t n, size_t sz, const char *what)
     if (sz && n > SIZE_MAX / sz) return ra_fail(RA_ERR_NOMEM, "CUDA: %s: %zu x %zu bytes overflows", what, n, sz);
     const size_t bytes = n * sz;
     cudaError_t e = cudaMalloc(out, bytes ? bytes : 1);
+    if (e == cudaSuccess) e = cudaMemset(*out, 0, bytes ? bytes : 1); /* zeroed: workspaces' counters rely on it */
     if (e != cudaSuccess) {
+        cudaFree(*out);
         *out = NULL;
         return ra_fail(RA_ERR_DEVICE, "CUDA: allocating %zu bytes for %s: %s", n * sz, what, cudaGetErrorString(e));
     }
