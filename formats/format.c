@@ -18,8 +18,8 @@ static const ra_kernel kernels[] = {
      "blocks with fp16 scales, fused multiply-adds, ggml's expf), in portable C; any thread count"},
     {"ra", RA_BACKEND_CUDA, true,
      "our CUDA kernels: f32 FMA dot products, bf16 tensor-core MMA with float32 accumulation, quantized weights "
-     "decoded in registers from their checkpoint's packing (kernels/quant.cu); K slices reduced in fixed order, no "
-     "atomics; batch-invariant by construction"},
+     "decoded in registers from their checkpoint's packing (kernels/quant.cu), Marlin's tile layout on f16/bf16 "
+     "tensor cores (kernels/marlin.cu); K slices reduced in fixed order, no atomics; batch-invariant by construction"},
     {"atomic", RA_BACKEND_CUDA, false,
      "the quantized formats' CUDA kernel with its K slices added by floating-point atomics, in the order the blocks "
      "finish, as split-K INT4 kernels in the field do (AutoAWQ, AutoGPTQ, Marlin's atomic-add mode)"},
@@ -50,8 +50,7 @@ static const ra_format formats[] = {
              "activations into the matrix products", RA_DERIVE_BF16, {"cpu", "ra", "cublas", "cublas-bi", NULL}, NULL},
     /* Checkpoint formats: the decoder blocks' linear layers quantized (RTN from the bf16 weights unless the row
      * says GPTQ), embeddings, norms and lm_head in bf16 as their checkpoints keep them (docs/formats.md). */
-#define Q(...) RA_DERIVE_QUANT, {"cpu", NULL}, &(const ra_qformat){__VA_ARGS__}
-    /* weight-only rows: the CUDA kernels too */
+    /* every row: the CPU reference and the CUDA kernels */
 #define QG(...) RA_DERIVE_QUANT, {"cpu", "ra", "atomic", NULL}, &(const ra_qformat){__VA_ARGS__}
 #define INT4(fam, how, sym_, act) QG(.family = fam, .method = how, .bits = 4, .group_size = 128, .sym = sym_, .act_order = act)
 #define FP8(scheme, act) QG(.family = RA_QF_FP8, .bits = 8, .fp8_scheme = scheme, .fp8_act = act)
@@ -67,7 +66,7 @@ static const ra_format formats[] = {
     {"w4a16", "compressed-tensors pack-quantized W4A16: 4-bit, group 128, symmetric, bf16 scales",
      INT4(RA_QF_W4A16, RA_QMETHOD_RTN, true, false)},
     {"marlin", "GPTQ 4-bit group 128 symmetric, repacked into Marlin's tile layout; Marlin's reduction order",
-     Q(.family = RA_QF_MARLIN, .method = RA_QMETHOD_RTN, .bits = 4, .group_size = 128, .sym = true)},
+     QG(.family = RA_QF_MARLIN, .method = RA_QMETHOD_RTN, .bits = 4, .group_size = 128, .sym = true)},
     {"fp8", "compressed-tensors float-quantized E4M3, per-channel bf16 scales, weight-only",
      QG(.family = RA_QF_FP8, .bits = 8, .fp8_scheme = RA_FP8_CHANNEL, .fp8_act = RA_FP8_ACT_NONE)},
     {"fp8-block", "FP8 E4M3, 128x128 block scales, activations quantized per 128-group (FP8_BLOCK, DeepSeek)",
@@ -81,7 +80,6 @@ static const ra_format formats[] = {
 #undef FP8
 #undef INT4
 #undef QG
-#undef Q
 };
 
 size_t ra_format_count(void) { return sizeof formats / sizeof formats[0]; }

@@ -135,8 +135,13 @@ cudaError_t ra_k_fill_random(ra_dtype dtype, void *p, size_t n, uint32_t seed, c
  *         scale of (n, k) at [n / block_rows][k / block_cols];
  *  NVFP4  codes [N][K/2] E2M1 (even k low nibble), bscales E4M3 [N][K/16],
  *         global_scale; MXFP4 the same with E8M0 bscales [N][K/32].
+ *  MARLIN qweight [K/16][2N] in the tensor-core tile layout, scales16
+ *         [G][N] permuted, qzeros [G][N/8] or NULL (8), perm [K] (Marlin row k
+ *         is source column perm[k]) and g_idx [K] in Marlin's row order, or
+ *         NULL (include/ra/marlin.h); N % 64 == 0, K % 16 == 0, groups of a
+ *         multiple of 16 rows, contiguous in Marlin's order.
  * 16-bit scales are f16 or (scale_bf16) bf16. N and K multiples of 8. */
-typedef enum { RA_Q_GPTQ = 0, RA_Q_AWQ, RA_Q_W4A16, RA_Q_FP8, RA_Q_NVFP4, RA_Q_MXFP4 } ra_qkind;
+typedef enum { RA_Q_GPTQ = 0, RA_Q_AWQ, RA_Q_W4A16, RA_Q_FP8, RA_Q_NVFP4, RA_Q_MXFP4, RA_Q_MARLIN } ra_qkind;
 /* FP8 activations: none (weight-only), per token, per 128-column group. */
 typedef enum { RA_QACT_NONE = 0, RA_QACT_TOKEN = 1, RA_QACT_GROUP = 2 } ra_qact;
 
@@ -148,6 +153,7 @@ typedef struct {
     int scale_bf16;
     unsigned zero_offset;
     const int32_t *g_idx;
+    const int32_t *perm; /* Marlin act-order: the source column of each row */
     const uint8_t *codes, *bscales;
     const float *fscales;
     int block_rows, block_cols, scale_cols;

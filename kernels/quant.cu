@@ -26,6 +26,7 @@
 #include <cuda_fp16.h>
 
 #include "common.cuh"
+#include "qslices.cuh"
 
 #define Q_THREADS 128
 #define Q_TILE 256    /* columns of x staged in shared memory */
@@ -43,11 +44,6 @@ static int target_blocks(int kind)
 {
     return kind == RA_Q_FP8 || kind == Q_FP8_W8A8 ? 4224 : 1056;
 }
-
-/* The workspace (ra_qgemm_workspace): a counter a block column (qgemm_gptq,
- * _awq, _rows; they start at zero, as ra_cuda_alloc leaves them, and the last
- * block of a column puts its counter back), then the slice sums (S x M x N). */
-__host__ __device__ inline size_t ws_counters(int n) { return ((size_t)n / 8 + 4) / 4 * 4; }
 
 /* (float)(q - z) for a 4-bit code q, exactly and without a conversion
  * instruction: 2^23 + q has q in its low mantissa bits; zm is 2^23 + z. */
@@ -210,44 +206,6 @@ static __global__ void __launch_bounds__(Q_THREADS) qgemm(ra_qgemm_args a, int s
             else a.ws[ws_counters(w.n) + ((size_t)s * a.m + t0 + t) * w.n + n] = acc[t];
         }
     }
-}
-
-/* ---- results: one slice, atomics, or slice sums added by the last block ---- */
-
-/* Stores v, the sum of token t (row t of y) at feature n over slice s. */
-__device__ __forceinline__ void put_result(const ra_qgemm_args &a, int s, int t, int n, float v)
-{
-    const size_t at = (size_t)t * a.ldy + n;
-    if (a.atomic) atomicAdd(&a.y[at], v);
-    else if (gridDim.y == 1) a.y[at] = a.epilogue == RA_EPI_ADD ? a.y[at] + v : v;
-    else a.ws[ws_counters(a.w.n) + ((size_t)s * a.m + t) * a.w.n + n] = v;
-}
-
-/* With S > 1 slices (and no atomics), after every block has put its sums:
- * the last block of column blockIdx.x to finish adds the S slice sums of its
- * features [n0, n1) in slice order, for every token. Who is last varies; the
- * order of the additions does not. Called by every thread of the block. */
-__device__ void finish_slices(const ra_qgemm_args &a, int n0, int n1)
-{
-    __shared__ int last;
-    if (a.atomic || gridDim.y == 1) return;
-    unsigned *counter = (unsigned *)a.ws + blockIdx.x;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == gridDim.y - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    const int N = a.w.n, nf = min(n1, N) - n0;
-    const float *part = a.ws + ws_counters(N);
-    for (int i = threadIdx.x; i < nf * a.m; i += blockDim.x) {
-        const int t = i / nf, n = n0 + i % nf;
-        float v = __ldcg(part + (size_t)t * N + n);
-        for (int s = 1; s < (int)gridDim.y; s++) v += __ldcg(part + ((size_t)s * a.m + t) * N + n);
-        float *y = a.y + (size_t)t * a.ldy + n;
-        *y = a.epilogue == RA_EPI_ADD ? *y + v : v;
-    }
-    if (threadIdx.x == 0) *counter = 0;
 }
 
 /* ---- GPTQ: 4 features a thread, 8 warps a slice --------------------------- */
@@ -526,6 +484,13 @@ static cudaError_t launch_kind(const ra_qgemm_args &a, int mt, dim3 grid, int le
 
 static int slice_len(int kind, int n, int k)
 {
+    if (kind == RA_Q_MARLIN) { /* 64 columns a block; about 4 blocks an SM, slices of at least 256 rows */
+        const int blocks_n = n / 64, max_s = k / 256 > 1 ? k / 256 : 1;
+        int s = (528 + blocks_n - 1) / blocks_n;
+        s = s < max_s ? s : max_s;
+        const int len = (k + s - 1) / s;
+        return (len + 63) / 64 * 64;
+    }
     if (rows_kernel(kind, k)) { /* slices only where there are too few features to fill the GPU */
         int s = (R_TARGET_WARPS + n - 1) / n;
         const int max_s = k / 1024 > 1 ? k / 1024 : 1; /* at least 4 units a lane */
@@ -557,7 +522,7 @@ static int atomic_slice_len(int kind, int n, int k, int act)
 {
     const int len = slice_len(kind, n, k);
     if (act) return len;
-    const int unit = kind == RA_Q_GPTQ ? 8 * G_WARPS : rows_kernel(kind, k) ? 8 * RA_WARP : 8;
+    const int unit = kind == RA_Q_GPTQ || kind == RA_Q_MARLIN ? 64 : rows_kernel(kind, k) ? 8 * RA_WARP : 8;
     const int len8 = ((k + 7) / 8 + unit - 1) / unit * unit;
     return len8 < len ? len8 : len;
 }
@@ -591,6 +556,8 @@ extern "C" cudaError_t ra_k_qgemm(const ra_qgemm_args *args, cudaStream_t stream
         return cudaErrorInvalidValue;
     if ((w.kind == RA_Q_NVFP4 && w.k % 16) || (w.kind == RA_Q_MXFP4 && w.k % 32)) return cudaErrorInvalidValue;
     if (w.kind <= RA_Q_W4A16 && !w.g_idx && (w.group <= 0 || w.group % 8)) return cudaErrorInvalidValue;
+    if (w.kind == RA_Q_MARLIN && (w.n % 64 || w.k % 16 || w.group <= 0 || w.k % w.group || (w.group % 16 && w.group != w.k)))
+        return cudaErrorInvalidValue;
     if (w.act && (w.kind != RA_Q_FP8 || !a->xscale || w.seg <= 0 || w.seg % 8)) return cudaErrorInvalidValue;
     const int len = a->atomic ? atomic_slice_len(w.kind, w.n, w.k, w.act) : slice_len(w.kind, w.n, w.k);
     const int slices = (w.k + len - 1) / len;
@@ -614,10 +581,12 @@ extern "C" cudaError_t ra_k_qgemm(const ra_qgemm_args *args, cudaStream_t stream
         break;
     case RA_Q_NVFP4: e = launch_kind<RA_Q_NVFP4>(*a, mt, grid, len, stream); break;
     case RA_Q_MXFP4: e = launch_kind<RA_Q_MXFP4>(*a, mt, grid, len, stream); break;
+    case RA_Q_MARLIN: e = marlin_launch(*a, len, stream); break;
     default: return cudaErrorInvalidValue;
     }
     if (e != cudaSuccess) return e;
-    const bool own_sums = w.kind == RA_Q_GPTQ || w.kind == RA_Q_AWQ || (rows_kernel(w.kind, w.k) && !w.act);
+    const bool own_sums =
+        w.kind == RA_Q_GPTQ || w.kind == RA_Q_AWQ || w.kind == RA_Q_MARLIN || (rows_kernel(w.kind, w.k) && !w.act);
     if (slices > 1 && !a->atomic && !own_sums) { /* the first kernel's slices: added by a second one */
         const size_t mn = (size_t)a->m * w.n;
         const int blocks = (int)((mn + 255) / 256 < 1024 ? (mn + 255) / 256 : 1024);

@@ -29,10 +29,14 @@
 #define REPEATS 10
 
 
+/* Marlin layers repacked from other sources than the row's own (GPTQ symmetric, f16 scales). */
+typedef enum { FROM_ROW = 0, MARLIN_ACT, MARLIN_FROM_AWQ, MARLIN_FROM_W4A16 } qsource;
+
 typedef struct {
     const char *row; /* the format's row in the traits table */
     uint32_t n, k;
-    int32_t group;   /* 0: the row's own */
+    int32_t group;   /* 0: the row's own; -1: one group a row */
+    qsource from;    /* Marlin: act-order, zero points (AWQ) or bf16 scales (W4A16) */
 } qcase;
 
 typedef struct {
@@ -66,6 +70,7 @@ static void test_case(const qcase *c)
     float *w = malloc((size_t)N * K * sizeof *w), *deq = malloc((size_t)N * K * sizeof *deq);
     for (size_t i = 0; i < (size_t)N * K; i++) w[i] = 0.05f * frand();
     int32_t *perm = NULL;
+    if (c->from == MARLIN_ACT) qf.act_order = true;
     if (qf.act_order) { /* a shuffled column order: g_idx is not monotone */
         perm = malloc(K * sizeof *perm);
         for (uint32_t i = 0; i < K; i++) perm[i] = (int32_t)i;
@@ -77,7 +82,15 @@ static void test_case(const qcase *c)
     }
     ra_qlayer q = {0};
     ra_cuda_qlayer d = {0};
-    CHECK_OK(ra_qformat_quantize(&qf, w, N, K, perm, &q));
+    if (c->from == MARLIN_FROM_AWQ || c->from == MARLIN_FROM_W4A16) { /* quantized by the source, then repacked */
+        ra_qformat src = *ra_format_find(c->from == MARLIN_FROM_AWQ ? "awq" : "w4a16")->quant;
+        src.group_size = qf.group_size;
+        ra_qlayer s0 = {0};
+        CHECK_OK(ra_qformat_quantize(&src, w, N, K, NULL, &s0));
+        CHECK_OK(ra_qformat_from_intq(&qf, &s0.u.intq, &q));
+    } else {
+        CHECK_OK(ra_qformat_quantize(&qf, w, N, K, perm, &q));
+    }
     for (uint32_t r = 0; r < N; r++) CHECK_OK(ra_qlayer_row_f32(&q, r, deq + (size_t)r * K));
     CHECK_OK(ra_cuda_qlayer_upload(&qf, &q, &d));
 
@@ -133,6 +146,8 @@ static void test_case(const qcase *c)
         ra_pool_free(pool);
         free(codes), free(xs), free(xq), free(gxs);
     }
+    /* Marlin rounds the activations to its operands' type (f16: 2^-11 relative, bf16: 2^-8); the rest is float32 */
+    const double tol = d.w.kind != RA_Q_MARLIN ? 1e-5 : (d.w.scale_bf16 ? 0x1p-8 : 0x1p-11) + 1e-5;
     double worst[2] = {0, 0};
     for (int atomic = 0; atomic < 2; atomic++) {
         run(&L, x, MAX_M, atomic, y);
@@ -147,7 +162,7 @@ static void test_case(const qcase *c)
                 const double e = fabs(y[(size_t)t * N + n] - ref) / (mag > 0 ? mag : 1);
                 worst[atomic] = e > worst[atomic] || isnan(e) ? e : worst[atomic];
             }
-        CHECK_MSG(worst[atomic] <= 1e-5, "%s@%s %ux%u: error %.3g of sum |w x|", c->row, atomic ? "atomic" : "ra", N, K,
+        CHECK_MSG(worst[atomic] <= tol, "%s@%s %ux%u: error %.3g of sum |w x|", c->row, atomic ? "atomic" : "ra", N, K,
                   worst[atomic]);
     }
 
@@ -209,12 +224,15 @@ int main(void)
         return 2;
     }
     static const qcase cases[] = {
-        {"gptq", 200, 640, 128},     {"gptq", 72, 2048, 32},     {"gptq-act", 136, 384, 64},
-        {"gptq-act", 264, 1152, 128}, {"awq", 264, 640, 128},    {"awq", 72, 320, 32},
-        {"w4a16", 200, 512, 64},     {"w4a16", 96, 1024, 128},  {"fp8", 200, 1000, 0},
-        {"fp8-block", 304, 1000, 0}, {"nvfp4", 200, 640, 0},    {"mxfp4", 72, 352, 0},
-        {"mxfp4", 584, 4096, 0},      {"fp8-w8a8", 200, 1000, 0}, {"fp8-w8a8", 96, 4096, 0},
-        {"fp8-block", 136, 1000, 0},
+        {"gptq", 200, 640, 128, FROM_ROW},     {"gptq", 72, 2048, 32, FROM_ROW},     {"gptq-act", 136, 384, 64, FROM_ROW},
+        {"gptq-act", 264, 1152, 128, FROM_ROW}, {"awq", 264, 640, 128, FROM_ROW},    {"awq", 72, 320, 32, FROM_ROW},
+        {"w4a16", 200, 512, 64, FROM_ROW},     {"w4a16", 96, 1024, 128, FROM_ROW},  {"fp8", 200, 1000, 0, FROM_ROW},
+        {"fp8-block", 304, 1000, 0, FROM_ROW}, {"nvfp4", 200, 640, 0, FROM_ROW},    {"mxfp4", 72, 352, 0, FROM_ROW},
+        {"mxfp4", 584, 4096, 0, FROM_ROW},      {"fp8-w8a8", 200, 1000, 0, FROM_ROW}, {"fp8-w8a8", 96, 4096, 0, FROM_ROW},
+        {"fp8-block", 136, 1000, 0, FROM_ROW},
+        {"marlin", 192, 640, 128, FROM_ROW},   {"marlin", 64, 1056, 32, FROM_ROW},   {"marlin", 128, 1024, -1, FROM_ROW},
+        {"marlin", 128, 512, 64, MARLIN_ACT}, {"marlin", 256, 384, 128, MARLIN_FROM_AWQ},
+        {"marlin", 320, 832, 64, MARLIN_FROM_W4A16},
     };
     printf("quantized kernels (@ra fixed order, @atomic split-K with float atomics):\n");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_case(&cases[i]);

@@ -643,7 +643,7 @@ ra_status ra_cuda_engine_open(ra_model *m, const ra_kernel *k, const ra_engine_o
         const ra_qlayer *q0 = m->layers[0].wq.q;
         if (strcmp(k->name, "ra") && strcmp(k->name, "atomic"))
             return ra_fail(RA_ERR_UNSUPPORTED, "format %s runs on the kernels ra and atomic, not %s", m->format->name, k->name);
-        if (!qf || qf->family == RA_QF_MARLIN || !q0)
+        if (!qf || !q0)
             return ra_fail(RA_ERR_UNSUPPORTED, "format %s has no CUDA kernel yet", m->format->name);
         if (m->embed.type != RA_W_BF16 && m->embed.type != RA_W_F32)
             return ra_fail(RA_ERR_UNSUPPORTED, "format %s: embeddings of type %s", m->format->name, ra_wtype_name(m->embed.type));

@@ -195,7 +195,16 @@ static ra_status make_qweight(cudaStream_t s, const ra_qformat *f, uint32_t n, u
         RA_TRY(rand_buf(s, (size_t)n * k / (f->family == RA_QF_NVFP4 ? 16 : 32), 0x38, 0, &buf[1], bytes));
         w->codes = buf[0], w->bscales = buf[1];
         return RA_OK;
-    case RA_QF_MARLIN: break;
+    case RA_QF_MARLIN: { /* GPTQ symmetric in the tile layout; groups that divide K (the layout needs it) */
+        uint32_t g = G;
+        while (g > 16 && k % g) g /= 2;
+        if (n % 64 || k % 16 || k % g) return ra_fail(RA_ERR_USAGE, "bench: marlin needs N %% 64, K %% 16 (%u x %u)", n, k);
+        w->kind = RA_Q_MARLIN, w->group = (int)g;
+        RA_TRY(rand_buf(s, (size_t)n * k / 2, -1, seed, &buf[0], bytes));
+        RA_TRY(rand_buf(s, (size_t)(k / g) * n * 2, 0x2c, 0, &buf[1], bytes));
+        w->qweight = buf[0], w->scales16 = buf[1];
+        return RA_OK;
+    }
     }
     return ra_fail(RA_ERR_USAGE, "bench: no GPU kernel for %s layers yet", ra_qfamily_name(f->family));
 }

@@ -9,14 +9,21 @@
 #include "qlinear.h"
 #include "ra/util.h"
 
+/* Uploads n elements of size sz at host into d->buf[slot]. */
+static ra_status put_raw(ra_cuda_qlayer *d, int slot, const void *host, size_t n, size_t sz, const char *what)
+{
+    RA_TRY(ra_cuda_alloc(&d->buf[slot], n, sz, what));
+    CU_TRY(cudaMemcpy(d->buf[slot], host, n * sz, cudaMemcpyHostToDevice), what);
+    d->bytes += n * sz;
+    return RA_OK;
+}
+
 /* Uploads tensor `suffix` of t into d->buf[slot]; *dev gets the pointer. */
 static ra_status put(ra_cuda_qlayer *d, int slot, const ra_qtensors *t, const char *suffix, const void **dev)
 {
     const ra_qtensor *x = ra_qtensors_find(t, suffix);
     if (!x) return ra_fail(RA_ERR_INTERNAL, "quantized layer: tensor %s missing", suffix);
-    RA_TRY(ra_cuda_alloc(&d->buf[slot], x->nbytes, 1, suffix));
-    CU_TRY(cudaMemcpy(d->buf[slot], x->data, x->nbytes, cudaMemcpyHostToDevice), suffix);
-    d->bytes += x->nbytes;
+    RA_TRY(put_raw(d, slot, x->data, x->nbytes, 1, suffix));
     *dev = d->buf[slot];
     return RA_OK;
 }
@@ -80,10 +87,43 @@ static ra_status upload_fp4(const ra_qformat *f, const ra_qlayer *q, const ra_qt
     return put(d, 1, t, ".weight_scale", (const void **)&w->bscales);
 }
 
+/* Marlin: the repacked layer as it is in memory (vLLM's layout after its
+ * repack at load), for kernels/marlin.cu. */
+static ra_status upload_marlin(const ra_marlin *m, ra_cuda_qlayer *d)
+{
+    ra_qweight *w = &d->w;
+    if (m->rows % 64 || m->cols % 16)
+        return ra_fail(RA_ERR_UNSUPPORTED, "marlin@ra needs N %% 64 == 0 and K %% 16 == 0 (%u x %u)", m->rows, m->cols);
+    for (uint32_t k = 0; m->g_idx && k < m->cols; k++) /* a 16-row tile never straddles two groups */
+        if (m->g_idx[k] != m->g_idx[k - k % 16])
+            return ra_fail(RA_ERR_UNSUPPORTED, "marlin@ra needs act-order groups of a multiple of 16 rows");
+    w->kind = RA_Q_MARLIN;
+    w->n = (int)m->rows, w->k = (int)m->cols;
+    w->group = (int)m->group_size;
+    w->scale_bf16 = m->scale_dtype == RA_SCALE_BF16;
+    const size_t K = m->cols, N = m->rows;
+    RA_TRY(put_raw(d, 0, m->qweight, K / 16 * 2 * N, 4, "marlin qweight"));
+    w->qweight = d->buf[0];
+    RA_TRY(put_raw(d, 1, m->scales, (size_t)m->n_groups * N, 2, "marlin scales"));
+    w->scales16 = d->buf[1];
+    if (m->zeros) RA_TRY(put_raw(d, 2, m->zeros, (size_t)m->n_groups * N / 8, 4, "marlin zeros"));
+    w->qzeros = d->buf[2];
+    if (m->g_idx) RA_TRY(put_raw(d, 3, m->g_idx, K, 4, "marlin g_idx"));
+    w->g_idx = d->buf[3];
+    if (m->perm) RA_TRY(put_raw(d, 4, m->perm, K, 4, "marlin perm"));
+    w->perm = d->buf[4];
+    return RA_OK;
+}
+
 ra_status ra_cuda_qlayer_upload(const ra_qformat *f, const ra_qlayer *q, ra_cuda_qlayer *out)
 {
     memset(out, 0, sizeof *out);
-    if (f->family == RA_QF_MARLIN) return ra_fail(RA_ERR_UNSUPPORTED, "marlin layers need the tensor-core kernel");
+    if (f->family == RA_QF_MARLIN) {
+        if (q->kind != RA_QL_MARLIN) return ra_fail(RA_ERR_INTERNAL, "marlin row without a Marlin layer");
+        ra_status s = upload_marlin(&q->u.marlin, out);
+        if (s != RA_OK) ra_cuda_qlayer_free(out);
+        return s;
+    }
     out->w.n = (int)ra_qlayer_rows(q);
     out->w.k = (int)ra_qlayer_cols(q);
     if (out->w.n % 8 || out->w.k % 8)

@@ -14,7 +14,7 @@ typedef struct {
 } ra_cuda_qlayer;
 
 /* Packs q as its checkpoint stores it (ra_qformat_pack) and uploads the
- * tensors. Marlin's tile layout has its own kernel (not this one). */
+ * tensors; Marlin's repacked layer as it is in memory (kernels/marlin.cu). */
 ra_status ra_cuda_qlayer_upload(const ra_qformat *f, const ra_qlayer *q, ra_cuda_qlayer *out);
 void ra_cuda_qlayer_free(ra_cuda_qlayer *d);
 
