@@ -19,7 +19,7 @@ static const ra_kernel kernels[] = {
     {"ra", RA_BACKEND_CUDA, true,
      "our CUDA kernels: f32 FMA dot products, bf16 tensor-core MMA with float32 accumulation, quantized weights "
      "decoded in registers from their checkpoint's packing (kernels/quant.cu), Marlin's tile layout on f16/bf16 "
-     "tensor cores (kernels/marlin.cu); K slices reduced in fixed order, no atomics; batch-invariant by construction"},
+     "tensor cores (kernels/marlin.cu), FP8 W8A8 on the FP8 tensor cores (kernels/fp8_mma.cu); K slices reduced in fixed order, no atomics; batch-invariant by construction"},
     {"atomic", RA_BACKEND_CUDA, false,
      "the quantized formats' CUDA kernel with its K slices added by floating-point atomics, in the order the blocks "
      "finish, as split-K INT4 kernels in the field do (AutoAWQ, AutoGPTQ, Marlin's atomic-add mode)"},

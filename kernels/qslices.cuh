@@ -1,4 +1,4 @@
-/* How the quantized products (quant.cu, marlin.cu) cut K into slices and add
+/* How the quantized products (quant.cu, marlin.cu, fp8_mma.cu) cut K into slices and add
  * the slices' sums. Internal to kernels/. */
 #ifndef RA_QSLICES_CUH
 #define RA_QSLICES_CUH
@@ -51,5 +51,8 @@ __device__ inline void finish_slices(const ra_qgemm_args &a, int n0, int n1)
 /* Marlin's tile layout on the tensor cores (marlin.cu): y = x . W^T with K
  * in slices of len columns (a multiple of 64). */
 cudaError_t marlin_launch(const ra_qgemm_args &a, int len, cudaStream_t stream);
+/* FP8 W8A8 on the tensor cores (fp8_mma.cu), where the device has them (sm_89+). */
+bool fp8_mma_supported(void);
+cudaError_t fp8_mma_launch(const ra_qgemm_args &a, int len, cudaStream_t stream);
 
 #endif

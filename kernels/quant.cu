@@ -568,6 +568,7 @@ extern "C" cudaError_t ra_k_qgemm(const ra_qgemm_args *args, cudaStream_t stream
         if (e != cudaSuccess) return e;
     }
     const dim3 grid((w.n + Q_THREADS - 1) / Q_THREADS, slices);
+    const bool mma8 = w.kind == RA_Q_FP8 && w.act && fp8_mma_supported(); /* W8A8 on the FP8 tensor cores */
     /* Tokens a pass takes: fewer than 8 only when the batch is smaller, and a
      * token's sums are the same chain of fmaf whatever the pass holds. */
     const int mt = a->m >= 8 ? 8 : a->m >= 4 ? 4 : a->m >= 2 ? 2 : 1;
@@ -577,7 +578,9 @@ extern "C" cudaError_t ra_k_qgemm(const ra_qgemm_args *args, cudaStream_t stream
     case RA_Q_AWQ: e = launch_kind<RA_Q_AWQ>(*a, mt, grid, len, stream); break;
     case RA_Q_W4A16: e = launch_kind<RA_Q_W4A16>(*a, mt, grid, len, stream); break;
     case RA_Q_FP8:
-        e = w.act ? launch_kind<Q_FP8_W8A8>(*a, mt, grid, len, stream) : launch_kind<RA_Q_FP8>(*a, mt, grid, len, stream);
+        e = mma8    ? fp8_mma_launch(*a, len, stream)
+            : w.act ? launch_kind<Q_FP8_W8A8>(*a, mt, grid, len, stream)
+                    : launch_kind<RA_Q_FP8>(*a, mt, grid, len, stream);
         break;
     case RA_Q_NVFP4: e = launch_kind<RA_Q_NVFP4>(*a, mt, grid, len, stream); break;
     case RA_Q_MXFP4: e = launch_kind<RA_Q_MXFP4>(*a, mt, grid, len, stream); break;
@@ -585,8 +588,8 @@ extern "C" cudaError_t ra_k_qgemm(const ra_qgemm_args *args, cudaStream_t stream
     default: return cudaErrorInvalidValue;
     }
     if (e != cudaSuccess) return e;
-    const bool own_sums =
-        w.kind == RA_Q_GPTQ || w.kind == RA_Q_AWQ || w.kind == RA_Q_MARLIN || (rows_kernel(w.kind, w.k) && !w.act);
+    const bool own_sums = w.kind == RA_Q_GPTQ || w.kind == RA_Q_AWQ || w.kind == RA_Q_MARLIN || mma8 ||
+                          (rows_kernel(w.kind, w.k) && !w.act);
     if (slices > 1 && !a->atomic && !own_sums) { /* the first kernel's slices: added by a second one */
         const size_t mn = (size_t)a->m * w.n;
         const int blocks = (int)((mn + 255) / 256 < 1024 ? (mn + 255) / 256 : 1024);

@@ -123,15 +123,21 @@ typedef struct {
     void **bufs;              /* 5 per copy */
     uint32_t n_copies;
     float *x, *y, *ws;
+    float *xq, *xscale; /* W8A8: the activations quantized, as the engine does before each product */
     int atomic;
     uint32_t m;
 } qgemm_ctx;
 
+/* One product; for W8A8 the activations' quantization is timed with it. */
 static ra_status launch_qgemm(void *ctx, uint32_t i)
 {
     qgemm_ctx *g = ctx;
     ra_qgemm_args a = {.w = g->w[i % g->n_copies], .x = g->x, .y = g->y, .m = (int)g->m, .epilogue = RA_EPI_STORE,
                        .ws = g->ws, .atomic = g->atomic};
+    if (a.w.act) {
+        RA_TRY(ra_cuda_check(ra_k_fp8_quantize_act(g->x, g->xq, g->xscale, a.m, a.w.k, a.w.act, g->s), "FP8 activations"));
+        a.x = g->xq, a.xscale = g->xscale;
+    }
     return ra_cuda_check(ra_k_qgemm(&a, g->s), "quantized product");
 }
 
@@ -181,6 +187,8 @@ static ra_status make_qweight(cudaStream_t s, const ra_qformat *f, uint32_t n, u
         w->kind = RA_Q_FP8;
         w->block_rows = block ? RA_FP8_BLOCK_SIZE : 1, w->block_cols = block ? RA_FP8_BLOCK_SIZE : (int)k;
         w->scale_cols = block ? (int)((k + 127) / 128) : 1;
+        w->act = f->fp8_act == RA_FP8_ACT_TOKEN ? RA_QACT_TOKEN : f->fp8_act == RA_FP8_ACT_GROUP ? RA_QACT_GROUP : RA_QACT_NONE;
+        w->seg = f->fp8_act == RA_FP8_ACT_GROUP || block ? RA_FP8_BLOCK_SIZE : (int)k; /* as qlinear.c */
         const size_t ns = block ? (size_t)((n + 127) / 128) * w->scale_cols : n;
         RA_TRY(rand_buf(s, (size_t)n * k, -1, seed, &buf[0], bytes));
         RA_TRY(rand_buf(s, ns * 4, 0x3c, 0, &buf[1], bytes));
@@ -237,6 +245,8 @@ static ra_status bench_qkernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s
     if (st == RA_OK) st = ra_cuda_alloc(&g.x, (size_t)max_m * sh->k, sizeof(float), "benchmark activations");
     if (st == RA_OK) st = ra_cuda_check(ra_k_fill_random(RA_DT_F32, g.x, (size_t)max_m * sh->k, 7777, s), "fill");
     if (st == RA_OK) st = ra_cuda_alloc(&g.y, (size_t)max_m * sh->n, sizeof(float), "benchmark outputs");
+    if (st == RA_OK && g.w[0].act) st = ra_cuda_alloc(&g.xq, (size_t)max_m * sh->k, sizeof(float), "FP8 activations");
+    if (st == RA_OK && g.w[0].act) st = ra_cuda_alloc(&g.xscale, (size_t)max_m * ((sh->k + 127) / 128), sizeof(float), "scales");
     const size_t ws = st == RA_OK ? ra_qgemm_workspace(g.w[0].kind, (int)sh->n, (int)sh->k, (int)max_m) : 0;
     if (st == RA_OK && ws) st = ra_cuda_alloc(&g.ws, ws, sizeof(float), "slice sums");
     for (size_t i = 0; st == RA_OK && i < o->n_ms; i++) {
@@ -254,6 +264,8 @@ static ra_status bench_qkernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s
     cudaFree(g.x);
     cudaFree(g.y);
     cudaFree(g.ws);
+    cudaFree(g.xq);
+    cudaFree(g.xscale);
     return st;
 }
 
