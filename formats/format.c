@@ -26,6 +26,10 @@ static const ra_kernel kernels[] = {
     {"cublas", RA_BACKEND_CUDA, false, "cuBLAS GEMM (bf16 in, float32 out) with its default heuristics: the field's kernel"},
     {"cublas-bi", RA_BACKEND_CUDA, false,
      "cuBLASLt with one algorithm chosen per weight shape and kept for every batch size, split-K off"},
+    {"cublaslt", RA_BACKEND_CUDA, false,
+     "cuBLASLt's FP8 GEMM (E4M3 x E4M3, float32 out) on activations quantized as the CPU does, the scales applied by "
+     "cuBLASLt (per token x per channel, or 128 / 128x128 blocks), its heuristic's algorithm per shape and batch size: "
+     "the field's FP8 path"},
 };
 
 const ra_kernel *ra_kernel_find(const char *name)
@@ -53,7 +57,9 @@ static const ra_format formats[] = {
     /* every row: the CPU reference and the CUDA kernels */
 #define QG(...) RA_DERIVE_QUANT, {"cpu", "ra", "atomic", NULL}, &(const ra_qformat){__VA_ARGS__}
 #define INT4(fam, how, sym_, act) QG(.family = fam, .method = how, .bits = 4, .group_size = 128, .sym = sym_, .act_order = act)
-#define FP8(scheme, act) QG(.family = RA_QF_FP8, .bits = 8, .fp8_scheme = scheme, .fp8_act = act)
+#define FP8(scheme, act)                                                                                              \
+    RA_DERIVE_QUANT, {"cpu", "ra", "atomic", "cublaslt", NULL},                                                        \
+        &(const ra_qformat){.family = RA_QF_FP8, .bits = 8, .fp8_scheme = scheme, .fp8_act = act}
     {"awq", "AutoAWQ GEMM, 4-bit, group 128, zero points, f16 scales", INT4(RA_QF_AWQ, RA_QMETHOD_RTN, false, false)},
     {"awq-cal", "AutoAWQ GEMM as above, calibrated: per-channel activation-aware scales folded into the norms and "
                 "up_proj, weights clipped per group (src/quant/awq_calib.c)", INT4(RA_QF_AWQ, RA_QMETHOD_AWQ, false, false)},

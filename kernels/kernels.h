@@ -185,6 +185,10 @@ size_t ra_qgemm_workspace(ra_qkind kind, int n, int k, int max_m);
  * (act TOKEN) or per 128 columns (GROUP), s = amax / 448, codes e4m3(x / s)
  * saturated; xq gets the codes decoded (M x K), xscale the scales (M x groups). */
 cudaError_t ra_k_fp8_quantize_act(const float *x, float *xq, float *xscale, int m, int k, int act, cudaStream_t stream);
+/* The E4M3 codes of n decoded values (exact: they are E4M3 values), for cuBLASLt. */
+cudaError_t ra_k_fp8_encode(const float *xq, uint8_t *codes, size_t n, cudaStream_t stream);
+/* Per-group activation scales M x groups, transposed to groups x M (cuBLASLt's 128-block layout). */
+cudaError_t ra_k_fp8_scales_by_group(const float *xscale, float *out, int m, int groups, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

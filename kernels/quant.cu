@@ -644,6 +644,33 @@ static __global__ void fp8_act(const float *x, float *xq, float *xscale, int k, 
     for (int i = k0 + threadIdx.x; i < k1; i += blockDim.x) xq[(size_t)t * k + i] = e4m3_to_f32(f32_to_e4m3_sat(v[i] / sc));
 }
 
+static __global__ void fp8_encode(const float *xq, uint8_t *codes, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        codes[i] = (uint8_t)f32_to_e4m3_sat(xq[i]);
+}
+
+extern "C" cudaError_t ra_k_fp8_encode(const float *xq, uint8_t *codes, size_t n, cudaStream_t stream)
+{
+    if (n == 0) return cudaSuccess;
+    const size_t blocks = (n + 255) / 256 < 1024 ? (n + 255) / 256 : 1024;
+    fp8_encode<<<(unsigned)blocks, 256, 0, stream>>>(xq, codes, n);
+    return cudaGetLastError();
+}
+
+static __global__ void scales_by_group(const float *xscale, float *out, int m, int groups)
+{
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < m * groups) out[(size_t)(i % groups) * m + i / groups] = xscale[i];
+}
+
+extern "C" cudaError_t ra_k_fp8_scales_by_group(const float *xscale, float *out, int m, int groups, cudaStream_t stream)
+{
+    if (m <= 0 || groups <= 0) return cudaSuccess;
+    scales_by_group<<<(m * groups + 255) / 256, 256, 0, stream>>>(xscale, out, m, groups);
+    return cudaGetLastError();
+}
+
 extern "C" cudaError_t ra_k_fp8_quantize_act(const float *x, float *xq, float *xscale, int m, int k, int act,
                                              cudaStream_t stream)
 {

@@ -23,6 +23,7 @@
 
 #include "../backend.h"
 #include "blas.h"
+#include "blas_fp8.h"
 #include "cuda_util.h"
 #include "kernels.h"
 #include "qlinear.h"
@@ -58,6 +59,7 @@ typedef struct {
     size_t esize;                 /* bytes per weight / activation element */
     cudaStream_t stream;
     ra_blas *blas;                /* NULL for our own kernels */
+    ra_blas_fp8 *lt8;             /* FP8 W8A8 on cuBLASLt (kernel "cublaslt"), else NULL */
     bool graphs_on;
     bool quant;                   /* linear layers in a quantized format (ra_k_qgemm) */
     bool atomic;                  /* ...added across K slices with float atomics (kernel "atomic") */
@@ -85,6 +87,8 @@ typedef struct {
     float *gemm_ws;               /* split-K partial sums of our bf16 products */
     float *qgemm_ws;              /* slice sums of the quantized products, for rows_cap rows */
     float *xq, *xscale;           /* FP8 W8A8: the activations' decoded codes and scales */
+    uint8_t *x8;                  /* ... and their E4M3 codes, for cuBLASLt */
+    float *xscale_g;              /* ... and per-group scales group-major, for cuBLASLt */
     unsigned *gemm_counters;
     bool fused_rope;              /* RoPE and the KV store in the q/k/v product's epilogue */
 
@@ -158,7 +162,10 @@ static void free_rows(cuda_engine *e)
     cudaFree(e->qgemm_ws);
     cudaFree(e->xq);
     cudaFree(e->xscale);
-    e->qgemm_ws = e->xq = e->xscale = NULL;
+    cudaFree(e->x8);
+    cudaFree(e->xscale_g);
+    e->qgemm_ws = e->xq = e->xscale = e->xscale_g = NULL;
+    e->x8 = NULL;
     cudaFree(e->d_in);
     cudaFree(e->d_argmax);
     cudaFreeHost(e->h_in);
@@ -199,6 +206,8 @@ static ra_status ensure_rows(cuda_engine *e, uint32_t n, uint32_t want)
             const size_t k = c->ffn_dim > wide ? c->ffn_dim : wide;
             RA_TRY(ra_cuda_alloc(&e->xq, rows, k * sizeof(float), "FP8 activations"));
             RA_TRY(ra_cuda_alloc(&e->xscale, rows, (k + 127) / 128 * sizeof(float), "FP8 activation scales"));
+            if (e->lt8) RA_TRY(ra_cuda_alloc(&e->x8, rows, k, "FP8 activation codes"));
+            if (e->lt8) RA_TRY(ra_cuda_alloc(&e->xscale_g, rows, (k + 127) / 128 * sizeof(float), "FP8 scales"));
         }
     }
     RA_TRY(ra_cuda_alloc(&e->logits, wants, (size_t)c->n_vocab * sizeof(float), "logits"));
@@ -378,6 +387,13 @@ static ra_status qgemm(cuda_engine *e, const ra_cuda_qlayer *q, const float *x, 
         CU_TRY(ra_k_fp8_quantize_act(x, e->xq, e->xscale, m, q->w.k, q->w.act, e->stream), "FP8 activations");
         a.x = e->xq;
         a.xscale = e->xscale;
+    }
+    if (e->lt8) { /* the field's FP8 GEMM: cuBLASLt with its own scaling */
+        const bool block = q->w.block_rows > 1;
+        CU_TRY(ra_k_fp8_encode(e->xq, e->x8, (size_t)m * q->w.k, e->stream), "FP8 activation codes");
+        if (block) CU_TRY(ra_k_fp8_scales_by_group(e->xscale, e->xscale_g, m, (q->w.k + 127) / 128, e->stream), "scales");
+        return ra_blas_fp8_gemm(e->lt8, q->w.codes, q->w.fscales, e->x8, block ? e->xscale_g : e->xscale, y, m, q->w.n,
+                                q->w.k, ldy, block, epi == RA_EPI_ADD);
     }
     return ra_cuda_check(ra_k_qgemm(&a, e->stream), "quantized matrix product");
 }
@@ -586,6 +602,7 @@ static void cu_describe(const void *impl, void *json_object)
     snprintf(buf, sizeof buf, "%d.%d", rt / 1000, rt % 1000 / 10);
     cJSON_AddStringToObject(o, "cuda_runtime", buf);
     ra_blas_describe(e->blas, o);
+    ra_blas_fp8_describe(e->lt8, o);
     cJSON_AddStringToObject(o, "kernel", e->kernel->name);
     cJSON_AddStringToObject(o, "kernels_build", RA_KERNELS_BUILD);
     cJSON_AddStringToObject(o, "nvcc_flags", RA_NVCC_FLAGS);
@@ -593,7 +610,9 @@ static void cu_describe(const void *impl, void *json_object)
     cJSON_AddBoolToObject(o, "rope_in_qkv_epilogue", e->fused_rope);
     if (e->quant) {
         cJSON_AddStringToObject(o, "quantized_layers", ra_qfamily_name(e->m->format->quant->family));
-        cJSON_AddStringToObject(o, "slice_sums", e->atomic ? "float atomics, in the order blocks finish" : "slice order");
+        cJSON_AddStringToObject(o, "slice_sums", e->lt8      ? "cuBLASLt's"
+                                                 : e->atomic ? "float atomics, in the order blocks finish"
+                                                             : "slice order");
     }
 }
 
@@ -625,6 +644,7 @@ static void cu_close(void *impl)
     free(e->cap);
     free(e->start);
     ra_blas_close(e->blas);
+    ra_blas_fp8_close(e->lt8);
     cudaFree(e->gemm_ws);
     cudaFree(e->gemm_counters);
     if (e->stream) cudaStreamDestroy(e->stream);
@@ -641,8 +661,10 @@ ra_status ra_cuda_engine_open(ra_model *m, const ra_kernel *k, const ra_engine_o
     if (quant) {
         const ra_qformat *qf = m->format->quant;
         const ra_qlayer *q0 = m->layers[0].wq.q;
-        if (strcmp(k->name, "ra") && strcmp(k->name, "atomic"))
-            return ra_fail(RA_ERR_UNSUPPORTED, "format %s runs on the kernels ra and atomic, not %s", m->format->name, k->name);
+        const bool w8a8 = qf && qf->family == RA_QF_FP8 && qf->fp8_act != RA_FP8_ACT_NONE;
+        if (strcmp(k->name, "ra") && strcmp(k->name, "atomic") && (!w8a8 || strcmp(k->name, "cublaslt")))
+            return ra_fail(RA_ERR_UNSUPPORTED, "format %s runs on the kernels ra, atomic%s, not %s", m->format->name,
+                           w8a8 ? " and cublaslt" : "", k->name);
         if (!qf || !q0)
             return ra_fail(RA_ERR_UNSUPPORTED, "format %s has no CUDA kernel yet", m->format->name);
         if (m->embed.type != RA_W_BF16 && m->embed.type != RA_W_F32)
@@ -670,6 +692,7 @@ ra_status ra_cuda_engine_open(ra_model *m, const ra_kernel *k, const ra_engine_o
     e->graphs_on = !opts->no_graphs;
     ra_status s = ra_cuda_check(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking), "creating a stream");
     if (s == RA_OK && !quant && strcmp(k->name, "ra")) s = ra_blas_open(e->stream, !strcmp(k->name, "cublas-bi"), &e->blas);
+    if (s == RA_OK && quant && !strcmp(k->name, "cublaslt")) s = ra_blas_fp8_open(e->stream, &e->lt8);
     if (s == RA_OK) s = upload_model(e, m);
     if (s == RA_OK && !e->blas) s = alloc_gemm_workspace(e);
     e->fused_rope = !e->blas && !quant && ra_gemm_fuses_rope(e->dt, (int)c->head_dim);

@@ -12,6 +12,7 @@
 
 #include "../backend.h"
 #include "blas.h"
+#include "blas_fp8.h"
 #include "cuda_util.h"
 #include "kernels.h"
 #include "ra/format.h"
@@ -115,7 +116,7 @@ static void add_result(const ra_gemm_bench_opts *o, cJSON *results, const char *
     if (o->progress) fprintf(stderr, "  %-16s %-18s M=%-4u %9.2f us  %7.1f GB/s\n", kernel, sh->name, m, med, gbps);
 }
 
-/* ---- quantized kernels: FORMAT@ra and FORMAT@atomic (kernels/quant.cu) ---- */
+/* ---- quantized kernels: FORMAT@ra, FORMAT@atomic (kernels/), FORMAT@cublaslt (W8A8) ---- */
 
 typedef struct {
     cudaStream_t s;
@@ -124,6 +125,9 @@ typedef struct {
     uint32_t n_copies;
     float *x, *y, *ws;
     float *xq, *xscale; /* W8A8: the activations quantized, as the engine does before each product */
+    uint8_t *x8;        /* ... and their codes, for cuBLASLt */
+    float *xscale_g;    /* ... and the per-group scales group-major */
+    ra_blas_fp8 *lt;    /* FORMAT@cublaslt */
     int atomic;
     uint32_t m;
 } qgemm_ctx;
@@ -137,6 +141,13 @@ static ra_status launch_qgemm(void *ctx, uint32_t i)
     if (a.w.act) {
         RA_TRY(ra_cuda_check(ra_k_fp8_quantize_act(g->x, g->xq, g->xscale, a.m, a.w.k, a.w.act, g->s), "FP8 activations"));
         a.x = g->xq, a.xscale = g->xscale;
+    }
+    if (g->lt) {
+        const bool block = a.w.block_rows > 1;
+        RA_TRY(ra_cuda_check(ra_k_fp8_encode(g->xq, g->x8, (size_t)a.m * a.w.k, g->s), "FP8 codes"));
+        if (block) RA_TRY(ra_cuda_check(ra_k_fp8_scales_by_group(g->xscale, g->xscale_g, a.m, (a.w.k + 127) / 128, g->s), "scales"));
+        return ra_blas_fp8_gemm(g->lt, a.w.codes, a.w.fscales, g->x8, block ? g->xscale_g : g->xscale, g->y, a.m, a.w.n,
+                                a.w.k, a.w.n, block, false);
     }
     return ra_cuda_check(ra_k_qgemm(&a, g->s), "quantized product");
 }
@@ -218,9 +229,10 @@ static ra_status make_qweight(cudaStream_t s, const ra_qformat *f, uint32_t n, u
 }
 
 static ra_status bench_qkernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s, size_t l2, const char *kernel,
-                                     const ra_qformat *f, int atomic, const ra_bench_shape *sh, double copy_gbps,
+                                     const ra_qformat *f, int mode, const ra_bench_shape *sh, double copy_gbps,
                                      cJSON *results)
 {
+    const bool atomic = mode == 1, lt = mode == 2; /* @ra, @atomic, @cublaslt */
     qgemm_ctx g = {.s = s, .atomic = atomic};
     uint32_t max_m = 1;
     for (size_t i = 0; i < o->n_ms; i++) max_m = o->ms[i] > max_m ? o->ms[i] : max_m;
@@ -247,14 +259,22 @@ static ra_status bench_qkernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s
     if (st == RA_OK) st = ra_cuda_alloc(&g.y, (size_t)max_m * sh->n, sizeof(float), "benchmark outputs");
     if (st == RA_OK && g.w[0].act) st = ra_cuda_alloc(&g.xq, (size_t)max_m * sh->k, sizeof(float), "FP8 activations");
     if (st == RA_OK && g.w[0].act) st = ra_cuda_alloc(&g.xscale, (size_t)max_m * ((sh->k + 127) / 128), sizeof(float), "scales");
+    if (st == RA_OK && lt) st = ra_cuda_alloc(&g.x8, (size_t)max_m * sh->k, 1, "FP8 codes");
+    if (st == RA_OK && lt) st = ra_cuda_alloc(&g.xscale_g, (size_t)max_m * ((sh->k + 127) / 128), sizeof(float), "scales");
+    if (st == RA_OK && lt) st = ra_blas_fp8_open(s, &g.lt);
     const size_t ws = st == RA_OK ? ra_qgemm_workspace(g.w[0].kind, (int)sh->n, (int)sh->k, (int)max_m) : 0;
     if (st == RA_OK && ws) st = ra_cuda_alloc(&g.ws, ws, sizeof(float), "slice sums");
     for (size_t i = 0; st == RA_OK && i < o->n_ms; i++) {
         g.m = o->ms[i];
         float med = 0, mn = 0;
         st = time_launches(s, launch_qgemm, &g, o->runs, &med, &mn);
+        if (st == RA_ERR_UNSUPPORTED && lt) { /* cuBLASLt offers no algorithm here: say so, go on */
+            fprintf(stderr, "bench: %s, %s at M = %u: %s\n", kernel, sh->name, g.m, ra_errmsg());
+            st = RA_OK;
+            continue;
+        }
         if (st != RA_OK) break;
-        const int slices = atomic ? ra_qgemm_slices_atomic(g.w[0].kind, (int)sh->n, (int)sh->k, (int)g.w[0].act)
+        const int slices = lt ? 1 : atomic ? ra_qgemm_slices_atomic(g.w[0].kind, (int)sh->n, (int)sh->k, (int)g.w[0].act)
                                   : ra_qgemm_slices(g.w[0].kind, (int)sh->n, (int)sh->k);
         add_result(o, results, kernel, sh, g.m, slices, med, mn, wbytes, copy_gbps);
     }
@@ -266,6 +286,9 @@ static ra_status bench_qkernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s
     cudaFree(g.ws);
     cudaFree(g.xq);
     cudaFree(g.xscale);
+    cudaFree(g.x8);
+    cudaFree(g.xscale_g);
+    ra_blas_fp8_close(g.lt);
     return st;
 }
 
@@ -291,9 +314,12 @@ static ra_status bench_kernel_shape(const ra_gemm_bench_opts *o, cudaStream_t s,
         row[at - kernel] = 0;
         const ra_format *qf = ra_format_find(row);
         if (qf && qf->quant) {
-            if (strcmp(at + 1, "ra") && strcmp(at + 1, "atomic"))
-                return ra_fail(RA_ERR_USAGE, "bench: %s kernels are @ra and @atomic, not %s", row, kernel);
-            return bench_qkernel_shape(o, s, l2, kernel, qf->quant, !strcmp(at + 1, "atomic"), sh, copy_gbps, results);
+            const bool w8a8 = qf->quant->family == RA_QF_FP8 && qf->quant->fp8_act != RA_FP8_ACT_NONE;
+            const int mode = !strcmp(at + 1, "ra") ? 0 : !strcmp(at + 1, "atomic") ? 1 : w8a8 && !strcmp(at + 1, "cublaslt") ? 2 : -1;
+            if (mode < 0)
+                return ra_fail(RA_ERR_USAGE, "bench: %s kernels are @ra, @atomic%s, not %s", row, w8a8 ? ", @cublaslt" : "",
+                               kernel);
+            return bench_qkernel_shape(o, s, l2, kernel, qf->quant, mode, sh, copy_gbps, results);
         }
     }
     const bool f32 = !strncmp(kernel, "f32@", 4);
