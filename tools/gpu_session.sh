@@ -67,8 +67,12 @@ qaudit)  # (after part1 or stage) the quantized formats end to end: GPU vs CPU, 
   cat /tmp/ra-model/part_aa .dev/mB/part_a* >"$MODEL"
   want=$(cut -d' ' -f1 data/model.sha256); got=$(sha256sum "$MODEL" | cut -d' ' -f1)
   [ "$want" = "$got" ] || { echo "model SHA-256 $got, want $want"; exit 1; }
-  timeout 120 build/gpu/test_kernels >"$OUT/kernels.log" 2>&1; echo "test_kernels exit $?: $(tail -1 "$OUT/kernels.log")"
-  timeout 120 build/gpu/test_engine "$MODEL" >"$OUT/engine.log" 2>&1; echo "test_engine exit $?: $(tail -1 "$OUT/engine.log")"
+  if [ -x build/gpu/test_kernels ]; then  # (carried when the call's 64 MiB allow)
+    timeout 120 build/gpu/test_kernels >"$OUT/kernels.log" 2>&1; echo "test_kernels exit $?: $(tail -1 "$OUT/kernels.log")"
+  fi
+  if [ -x build/gpu/test_engine ]; then
+    timeout 120 build/gpu/test_engine "$MODEL" >"$OUT/engine.log" 2>&1; echo "test_engine exit $?: $(tail -1 "$OUT/engine.log")"
+  fi
   F=${QFORMATS:-gptq,gptq-act,awq,w4a16,fp8,nvfp4,mxfp4}
   G=bf16@ra; C=bf16@cpu
   for f in ${F//,/ }; do G="$G,$f@ra,$f@atomic"; C="$C,$f@cpu"; done
