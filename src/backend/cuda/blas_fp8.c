@@ -121,9 +121,10 @@ static ra_status algo_for(ra_blas_fp8 *b, cublasLtMatmulDesc_t desc, const layou
     if (s == RA_OK)
         s = lt_check(cublasLtMatmulAlgoGetHeuristic(b->lt, desc, l->a, l->x, l->y, l->y, pref, 1, &res, &found),
                      "algorithm heuristic");
+    if (s == RA_ERR_UNSUPPORTED) found = 0, s = RA_OK; /* "not supported": no algorithm, said below */
     if (s == RA_OK && found < 1)
-        s = ra_fail(RA_ERR_UNSUPPORTED, "cuBLASLt has no FP8 algorithm for %d x %d at m = %d (%s scales)", n, k, m,
-                    block ? "128-block" : "outer-vector");
+        s = ra_fail(RA_ERR_UNSUPPORTED, "cuBLASLt %zu offers no FP8 algorithm for %d x %d at m = %d (%s scales)",
+                    cublasLtGetVersion(), n, k, m, block ? "128-block" : "outer-vector");
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
     RA_TRY(s);
     fp8_algo *a = &b->algos[b->n_algos++];
