@@ -57,7 +57,7 @@ __device__ __forceinline__ void load_x8(const ra_qgemm_args &a, int t, int k, fl
 
 static __global__ void __launch_bounds__(F_WARPS * RA_WARP) fp8_gemm(ra_qgemm_args a, int slice_len)
 {
-    __shared__ float red[F_WARPS][16][F_COLS + 1];
+    __shared__ float red[F_WARPS][16][F_COLS + 1]; /* put_warp_sums */
     const ra_qweight &w = a.w;
     const int lane = threadIdx.x % RA_WARP, warp = threadIdx.x / RA_WARP, gid = lane / 4, q = lane % 4;
     const int N = w.n, K = w.k, n0 = blockIdx.x * F_COLS, s = blockIdx.y;
@@ -104,23 +104,7 @@ static __global__ void __launch_bounds__(F_WARPS * RA_WARP) fp8_gemm(ra_qgemm_ar
                 }
             }
         }
-        /* the warps' sums, added in warp order */
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            red[warp][gid][8 * j + 2 * q] = acc[j][0];
-            red[warp][gid][8 * j + 2 * q + 1] = acc[j][1];
-            red[warp][gid + 8][8 * j + 2 * q] = acc[j][2];
-            red[warp][gid + 8][8 * j + 2 * q + 1] = acc[j][3];
-        }
-        __syncthreads();
-        for (int e = threadIdx.x; e < 16 * F_COLS; e += F_WARPS * RA_WARP) {
-            const int r = e / F_COLS, c = e % F_COLS;
-            if (m0 + r >= a.m || n0 + c >= N) continue;
-            float v = red[0][r][c];
-            for (int u = 1; u < F_WARPS; u++) v += red[u][r][c];
-            put_result(a, s, m0 + r, n0 + c, v);
-        }
-        __syncthreads();
+        put_warp_sums<F_WARPS>(a, red, acc, m0, n0, s);
     }
     finish_slices(a, n0, n0 + F_COLS);
 }

@@ -99,6 +99,22 @@ __device__ __forceinline__ float scale_of(const ra_qweight &w, int n_groups, int
     return w.scale_bf16 ? bf16_to_f32(s) : __half2float(__ushort_as_half(s));
 }
 
+/* acc += part x the scale of group g (C columns c0 + 8j, + 1), part zeroed:
+ * a finished group's float32 partial sums, scaled. */
+__device__ __forceinline__ void add_scaled(const ra_qweight &w, int groups, int g, int c0, float part[8][4], float acc[8][4])
+{
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        const float s0 = scale_of(w, groups, g, c0 + 8 * j), s1 = scale_of(w, groups, g, c0 + 8 * j + 1);
+        acc[j][0] = __fmaf_rn(part[j][0], s0, acc[j][0]);
+        acc[j][1] = __fmaf_rn(part[j][1], s1, acc[j][1]);
+        acc[j][2] = __fmaf_rn(part[j][2], s0, acc[j][2]);
+        acc[j][3] = __fmaf_rn(part[j][3], s1, acc[j][3]);
+#pragma unroll
+        for (int e = 0; e < 4; e++) part[j][e] = 0.0f;
+    }
+}
+
 __device__ __forceinline__ float x_at(const ra_qgemm_args &a, int t, int k)
 {
     if (t >= a.m) return 0.0f;
@@ -109,7 +125,7 @@ template <bool BF16>
 static __global__ void __launch_bounds__(M_WARPS * RA_WARP) marlin_gemm(ra_qgemm_args a, int slice_len)
 {
     __shared__ uint4 stage[M_WARPS][M_STAGES][RA_WARP];
-    __shared__ float red[M_WARPS][16][M_COLS + 1];
+    __shared__ float red[M_WARPS][16][M_COLS + 1]; /* put_warp_sums */
     const ra_qweight &w = a.w;
     const int lane = threadIdx.x % RA_WARP, warp = threadIdx.x / RA_WARP, gid = lane / 4, q = lane % 4;
     const int N = w.n, K = w.k, nt = blockIdx.x, n0 = nt * M_COLS, s = blockIdx.y;
@@ -140,18 +156,7 @@ static __global__ void __launch_bounds__(M_WARPS * RA_WARP) marlin_gemm(ra_qgemm
             cp_async_commit();
             const int g = w.g_idx ? w.g_idx[16 * kt] : 16 * kt / w.group;
             if (g != g_cur) {
-                if (g_cur >= 0) /* the finished group's partial, scaled (C columns 8j + 2q, + 1) */
-#pragma unroll
-                    for (int j = 0; j < 8; j++) {
-                        const float s0 = scale_of(w, groups, g_cur, n0 + 8 * j + 2 * q);
-                        const float s1 = scale_of(w, groups, g_cur, n0 + 8 * j + 2 * q + 1);
-                        acc[j][0] = __fmaf_rn(part[j][0], s0, acc[j][0]);
-                        acc[j][1] = __fmaf_rn(part[j][1], s1, acc[j][1]);
-                        acc[j][2] = __fmaf_rn(part[j][2], s0, acc[j][2]);
-                        acc[j][3] = __fmaf_rn(part[j][3], s1, acc[j][3]);
-#pragma unroll
-                        for (int e = 0; e < 4; e++) part[j][e] = 0.0f;
-                    }
+                if (g_cur >= 0) add_scaled(w, groups, g_cur, n0 + 2 * q, part, acc);
                 g_cur = g;
 #pragma unroll
                 for (int j = 0; j < 8; j++) {
@@ -178,34 +183,9 @@ static __global__ void __launch_bounds__(M_WARPS * RA_WARP) marlin_gemm(ra_qgemm
                                    code_pair<BF16>(words[sub], 2 * h + 1, zb[j]));
                 }
         }
-        if (g_cur >= 0)
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                const float s0 = scale_of(w, groups, g_cur, n0 + 8 * j + 2 * q);
-                const float s1 = scale_of(w, groups, g_cur, n0 + 8 * j + 2 * q + 1);
-                acc[j][0] = __fmaf_rn(part[j][0], s0, acc[j][0]);
-                acc[j][1] = __fmaf_rn(part[j][1], s1, acc[j][1]);
-                acc[j][2] = __fmaf_rn(part[j][2], s0, acc[j][2]);
-                acc[j][3] = __fmaf_rn(part[j][3], s1, acc[j][3]);
-            }
+        if (g_cur >= 0) add_scaled(w, groups, g_cur, n0 + 2 * q, part, acc);
         cp_async_wait<0>();
-        /* the warps' sums, added in warp order */
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            red[warp][gid][8 * j + 2 * q] = acc[j][0];
-            red[warp][gid][8 * j + 2 * q + 1] = acc[j][1];
-            red[warp][gid + 8][8 * j + 2 * q] = acc[j][2];
-            red[warp][gid + 8][8 * j + 2 * q + 1] = acc[j][3];
-        }
-        __syncthreads();
-        for (int e = threadIdx.x; e < 16 * M_COLS; e += M_WARPS * RA_WARP) {
-            const int r = e / M_COLS, c = e % M_COLS;
-            if (m0 + r >= a.m) continue;
-            float v = red[0][r][c];
-            for (int u = 1; u < M_WARPS; u++) v += red[u][r][c];
-            put_result(a, s, m0 + r, n0 + c, v);
-        }
-        __syncthreads();
+        put_warp_sums<M_WARPS>(a, red, acc, m0, n0, s);
     }
     finish_slices(a, n0, n0 + M_COLS);
 }

@@ -48,6 +48,33 @@ __device__ inline void finish_slices(const ra_qgemm_args &a, int n0, int n1)
     if (threadIdx.x == 0) *counter = 0;
 }
 
+/* The tensor-core kernels' block result (marlin.cu, fp8_mma.cu): each of the
+ * WARPS warps holds the m16 x n64 C fragments acc[8][4] of its part of the
+ * slice (n8 tile j: rows gid, gid + 8, columns 8j + 2q, + 1); they meet in
+ * red and are added in warp order, then put (put_result). */
+template <int WARPS>
+__device__ inline void put_warp_sums(const ra_qgemm_args &a, float (*red)[16][65], const float acc[8][4], int m0, int n0,
+                                     int s)
+{
+    const int lane = threadIdx.x % RA_WARP, warp = threadIdx.x / RA_WARP, gid = lane / 4, q = lane % 4;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        red[warp][gid][8 * j + 2 * q] = acc[j][0];
+        red[warp][gid][8 * j + 2 * q + 1] = acc[j][1];
+        red[warp][gid + 8][8 * j + 2 * q] = acc[j][2];
+        red[warp][gid + 8][8 * j + 2 * q + 1] = acc[j][3];
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < 16 * 64; e += WARPS * RA_WARP) {
+        const int r = e / 64, c = e % 64;
+        if (m0 + r >= a.m || n0 + c >= a.w.n) continue;
+        float v = red[0][r][c];
+        for (int u = 1; u < WARPS; u++) v += red[u][r][c];
+        put_result(a, s, m0 + r, n0 + c, v);
+    }
+    __syncthreads();
+}
+
 /* Marlin's tile layout on the tensor cores (marlin.cu): y = x . W^T with K
  * in slices of len columns (a multiple of 64). */
 cudaError_t marlin_launch(const ra_qgemm_args &a, int len, cudaStream_t stream);

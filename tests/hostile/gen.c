@@ -169,10 +169,11 @@ static int cmd_bundle(const char *dir, int argc, char **argv)
     return 0;
 }
 
-/* One sequence, 3 steps, all full, n_vocab 2^28: raw = 44 + 3*41 + 3 GiB of zeros. */
+/* One sequence, 16 steps a GiB, all full, n_vocab 2^24 (the largest a header
+ * may say): raw = 44 + 41 a step + GIB GiB of zeros. */
 static int cmd_bomb(const char *path, unsigned gib)
 {
-    const uint64_t nv = (uint64_t)1 << 28, steps = gib ? gib : 1;
+    const uint64_t nv = (uint64_t)1 << 24, steps = 16 * (uint64_t)(gib ? gib : 1);
     const uint64_t raw = 44 + steps * 41 + steps * 4 * nv;
     uint8_t hdr[224] = "RATRACE";
     ra_put_le32(hdr + 8, 1);

@@ -80,26 +80,25 @@ void ra_blas_close(ra_blas *b)
     free(b);
 }
 
-typedef struct {
-    cublasLtMatrixLayout_t a, x, y;
-} layouts;
-
-static void layouts_free(layouts *l)
+void ra_lt_layouts_free(ra_lt_layouts *l)
 {
     if (l->a) cublasLtMatrixLayoutDestroy(l->a);
     if (l->x) cublasLtMatrixLayoutDestroy(l->x);
     if (l->y) cublasLtMatrixLayoutDestroy(l->y);
 }
 
-static ra_status layouts_make(int m, int n, int k, layouts *l)
+ra_status ra_lt_layouts_make(int type, int m, int n, int k, int ldy, ra_lt_layouts *l)
 {
     memset(l, 0, sizeof *l);
-    ra_status s = blas_check(cublasLtMatrixLayoutCreate(&l->a, CUDA_R_16BF, k, n, k), "layout w");
-    if (s == RA_OK) s = blas_check(cublasLtMatrixLayoutCreate(&l->x, CUDA_R_16BF, k, m, k), "layout x");
-    if (s == RA_OK) s = blas_check(cublasLtMatrixLayoutCreate(&l->y, CUDA_R_32F, n, m, n), "layout y");
-    if (s != RA_OK) layouts_free(l);
+    const cudaDataType_t t = (cudaDataType_t)type;
+    ra_status s = blas_check(cublasLtMatrixLayoutCreate(&l->a, t, k, n, k), "layout w");
+    if (s == RA_OK) s = blas_check(cublasLtMatrixLayoutCreate(&l->x, t, k, m, k), "layout x");
+    if (s == RA_OK) s = blas_check(cublasLtMatrixLayoutCreate(&l->y, CUDA_R_32F, n, m, ldy), "layout y");
+    if (s != RA_OK) ra_lt_layouts_free(l);
     return s;
 }
+
+static ra_status layouts_make(int m, int n, int k, ra_lt_layouts *l) { return ra_lt_layouts_make(CUDA_R_16BF, m, n, k, n, l); }
 
 /* The one algorithm of a weight shape: the heuristic's first choice at
  * M = BLAS_HEURISTIC_M, with split-K forced off, checked to run at M = 1. */
@@ -112,7 +111,7 @@ static ra_status shape_algo_for(ra_blas *b, int n, int k, const cublasLtMatmulAl
         }
     if (b->n_shapes == BLAS_MAX_SHAPES) return ra_fail(RA_ERR_INTERNAL, "cuBLASLt: more than %d weight shapes", BLAS_MAX_SHAPES);
     cublasLtMatmulPreference_t pref = NULL;
-    layouts l;
+    ra_lt_layouts l;
     RA_TRY(layouts_make(BLAS_HEURISTIC_M, n, k, &l));
     size_t ws = BLAS_WORKSPACE;
     cublasLtMatmulHeuristicResult_t res;
@@ -139,14 +138,14 @@ static ra_status shape_algo_for(ra_blas *b, int n, int k, const cublasLtMatmulAl
                 cublasLtMatmulAlgoConfigSetAttribute(&sa->algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &none, sizeof none),
                 "reduction scheme");
     }
-    layouts_free(&l);
+    ra_lt_layouts_free(&l);
     for (int m = 1; s == RA_OK && m <= BLAS_HEURISTIC_M; m += BLAS_HEURISTIC_M - 1) {
         cublasLtMatmulHeuristicResult_t chk;
         if ((s = layouts_make(m, n, k, &l)) != RA_OK) break;
         s = blas_check(cublasLtMatmulAlgoCheck(b->lt, b->desc, l.a, l.x, l.y, l.y, &sa->algo, &chk), "algorithm check");
         if (s == RA_OK && chk.workspaceSize > BLAS_WORKSPACE)
             s = ra_fail(RA_ERR_DEVICE, "cuBLASLt algorithm for %d x %d wants %zu bytes of workspace", n, k, chk.workspaceSize);
-        layouts_free(&l);
+        ra_lt_layouts_free(&l);
     }
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
     if (s != RA_OK) return s;
@@ -165,12 +164,12 @@ ra_status ra_blas_gemm(ra_blas *b, const uint16_t *w, const uint16_t *x, float *
                           "cublasGemmEx");
     const cublasLtMatmulAlgo_t *algo = NULL;
     RA_TRY(shape_algo_for(b, n, k, &algo));
-    layouts l;
+    ra_lt_layouts l;
     RA_TRY(layouts_make(m, n, k, &l));
     ra_status s = blas_check(cublasLtMatmul(b->lt, b->desc, &one, w, l.a, x, l.x, &beta, y, l.y, y, l.y, algo, b->workspace,
                                             BLAS_WORKSPACE, b->stream),
                              "cublasLtMatmul");
-    layouts_free(&l);
+    ra_lt_layouts_free(&l);
     return s;
 }
 
@@ -193,19 +192,25 @@ void ra_blas_describe(const ra_blas *b, void *json_object)
     cJSON *arr = cJSON_AddArrayToObject(o, "cublaslt_algorithms");
     for (int i = 0; i < b->n_shapes; i++) {
         const shape_algo *sa = &b->shapes[i];
-        int id = 0, tile = 0, stages = 0, splitk = 0;
-        size_t got;
-        cublasLtMatmulAlgoConfigGetAttribute(&sa->algo, CUBLASLT_ALGO_CONFIG_ID, &id, sizeof id, &got);
-        cublasLtMatmulAlgoConfigGetAttribute(&sa->algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &got);
-        cublasLtMatmulAlgoConfigGetAttribute(&sa->algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof stages, &got);
-        cublasLtMatmulAlgoConfigGetAttribute(&sa->algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof splitk, &got);
         cJSON *a = cJSON_CreateObject();
         cJSON_AddNumberToObject(a, "n", sa->n);
         cJSON_AddNumberToObject(a, "k", sa->k);
-        cJSON_AddNumberToObject(a, "algo_id", id);
-        cJSON_AddNumberToObject(a, "tile_id", tile);
-        cJSON_AddNumberToObject(a, "stages_id", stages);
-        cJSON_AddNumberToObject(a, "split_k", splitk);
+        ra_blas_algo_describe(&sa->algo, a);
         cJSON_AddItemToArray(arr, a);
     }
+}
+
+void ra_blas_algo_describe(const void *algo, void *json_object)
+{
+    const cublasLtMatmulAlgo_t *al = algo;
+    int id = 0, tile = 0, stages = 0, splitk = 0;
+    size_t got;
+    cublasLtMatmulAlgoConfigGetAttribute(al, CUBLASLT_ALGO_CONFIG_ID, &id, sizeof id, &got);
+    cublasLtMatmulAlgoConfigGetAttribute(al, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &got);
+    cublasLtMatmulAlgoConfigGetAttribute(al, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof stages, &got);
+    cublasLtMatmulAlgoConfigGetAttribute(al, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof splitk, &got);
+    cJSON_AddNumberToObject(json_object, "algo_id", id);
+    cJSON_AddNumberToObject(json_object, "tile_id", tile);
+    cJSON_AddNumberToObject(json_object, "stages_id", stages);
+    cJSON_AddNumberToObject(json_object, "split_k", splitk);
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
 #include "ra/status.h"
@@ -25,5 +26,15 @@ ra_status ra_blas_gemm(ra_blas *b, const uint16_t *w, const uint16_t *x, float *
 /* Library versions, CUBLAS_WORKSPACE_CONFIG and, for fixed_algo, each shape's
  * algorithm, into a cJSON object (void*). */
 void ra_blas_describe(const ra_blas *b, void *json_object);
+/* cuBLASLt layouts of y (n x m, row stride ldy, float32) = op_T(w: k x n) .
+ * x (k x m), w and x of cudaDataType_t type (blas_fp8.c shares them). */
+typedef struct {
+    cublasLtMatrixLayout_t a, x, y;
+} ra_lt_layouts;
+ra_status ra_lt_layouts_make(int type, int m, int n, int k, int ldy, ra_lt_layouts *l);
+void ra_lt_layouts_free(ra_lt_layouts *l);
+
+/* A cuBLASLt algorithm's id, tile, stages and split-K into a cJSON object. */
+void ra_blas_algo_describe(const void *cublaslt_algo, void *json_object);
 
 #endif

@@ -3,6 +3,7 @@
  * k x m, ld k): the "TN" layout FP8 needs. A is w, B is x, so A's scales
  * are the weights' and B's the activations'. */
 #include "blas_fp8.h"
+#include "blas.h"
 
 #include <cjson/cJSON.h>
 #include <cublasLt.h>
@@ -77,29 +78,8 @@ void ra_blas_fp8_close(ra_blas_fp8 *b)
     free(b);
 }
 
-typedef struct {
-    cublasLtMatrixLayout_t a, x, y;
-} layouts;
-
-static void layouts_free(layouts *l)
-{
-    if (l->a) cublasLtMatrixLayoutDestroy(l->a);
-    if (l->x) cublasLtMatrixLayoutDestroy(l->x);
-    if (l->y) cublasLtMatrixLayoutDestroy(l->y);
-}
-
-static ra_status layouts_make(int m, int n, int k, int ldy, layouts *l)
-{
-    memset(l, 0, sizeof *l);
-    ra_status s = lt_check(cublasLtMatrixLayoutCreate(&l->a, CUDA_R_8F_E4M3, k, n, k), "layout w");
-    if (s == RA_OK) s = lt_check(cublasLtMatrixLayoutCreate(&l->x, CUDA_R_8F_E4M3, k, m, k), "layout x");
-    if (s == RA_OK) s = lt_check(cublasLtMatrixLayoutCreate(&l->y, CUDA_R_32F, n, m, ldy), "layout y");
-    if (s != RA_OK) layouts_free(l);
-    return s;
-}
-
 /* The heuristic's first choice for (m, n, k), asked once. */
-static ra_status algo_for(ra_blas_fp8 *b, cublasLtMatmulDesc_t desc, const layouts *l, int m, int n, int k, bool block,
+static ra_status algo_for(ra_blas_fp8 *b, cublasLtMatmulDesc_t desc, const ra_lt_layouts *l, int m, int n, int k, bool block,
                           const cublasLtMatmulAlgo_t **out)
 {
     for (int i = 0; i < b->n_algos; i++) {
@@ -143,8 +123,8 @@ ra_status ra_blas_fp8_gemm(ra_blas_fp8 *b, const uint8_t *w8, const float *wscal
                     "A scales"));
     RA_TRY(lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &xscale, sizeof xscale),
                     "B scales"));
-    layouts l;
-    RA_TRY(layouts_make(m, n, k, ldy, &l));
+    ra_lt_layouts l;
+    RA_TRY(ra_lt_layouts_make(CUDA_R_8F_E4M3, m, n, k, ldy, &l));
     const cublasLtMatmulAlgo_t *algo = NULL;
     ra_status s = algo_for(b, desc, &l, m, n, k, block, &algo);
     const float one = 1.f, beta = accumulate ? 1.f : 0.f;
@@ -152,7 +132,7 @@ ra_status ra_blas_fp8_gemm(ra_blas_fp8 *b, const uint8_t *w8, const float *wscal
         s = lt_check(cublasLtMatmul(b->lt, desc, &one, w8, l.a, x8, l.x, &beta, y, l.y, y, l.y, algo, b->workspace,
                                     FP8_WORKSPACE, b->stream),
                      "cublasLtMatmul");
-    layouts_free(&l);
+    ra_lt_layouts_free(&l);
     return s;
 }
 
@@ -164,21 +144,12 @@ void ra_blas_fp8_describe(const ra_blas_fp8 *b, void *json_object)
     cJSON *arr = cJSON_AddArrayToObject(o, "cublaslt_fp8_algorithms");
     for (int i = 0; i < b->n_algos; i++) {
         const fp8_algo *a = &b->algos[i];
-        int id = 0, tile = 0, stages = 0, splitk = 0;
-        size_t got;
-        cublasLtMatmulAlgoConfigGetAttribute(&a->algo, CUBLASLT_ALGO_CONFIG_ID, &id, sizeof id, &got);
-        cublasLtMatmulAlgoConfigGetAttribute(&a->algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &got);
-        cublasLtMatmulAlgoConfigGetAttribute(&a->algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof stages, &got);
-        cublasLtMatmulAlgoConfigGetAttribute(&a->algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof splitk, &got);
         cJSON *j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "m", a->m);
         cJSON_AddNumberToObject(j, "n", a->n);
         cJSON_AddNumberToObject(j, "k", a->k);
         cJSON_AddBoolToObject(j, "block_scales", a->block);
-        cJSON_AddNumberToObject(j, "algo_id", id);
-        cJSON_AddNumberToObject(j, "tile_id", tile);
-        cJSON_AddNumberToObject(j, "stages_id", stages);
-        cJSON_AddNumberToObject(j, "split_k", splitk);
+        ra_blas_algo_describe(&a->algo, j);
         cJSON_AddItemToArray(arr, j);
     }
 }
